@@ -1,0 +1,67 @@
+# TA-aws-iot-defender: build, test, demo, benchmark. Everything runs on loopback; nothing here reaches AWS or Splunk.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_INFRA := .venv-infra
+PY := $(VENV)/bin/python
+PY_INFRA := $(VENV_INFRA)/bin/python
+VERSION := $(shell cat VERSION)
+APP := TA-aws-iot-defender
+OUTPUT := output/$(APP)
+TARBALL := dist/$(APP)-$(VERSION).tar.gz
+PIP_VERSION := 26.3
+
+.PHONY: all venv build package appinspect lint test unit integration infra-test demo bench clean
+
+all: test
+
+$(VENV)/.installed: requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check pip==$(PIP_VERSION)
+	$(VENV)/bin/pip install -q -r requirements/dev.txt
+	touch $@
+
+$(VENV_INFRA)/.installed: requirements/infra.txt
+	$(PYTHON) -m venv $(VENV_INFRA)
+	$(VENV_INFRA)/bin/pip install -q --disable-pip-version-check pip==$(PIP_VERSION)
+	$(VENV_INFRA)/bin/pip install -q -r requirements/infra.txt
+	touch $@
+
+venv: $(VENV)/.installed $(VENV_INFRA)/.installed
+
+# ucc-gen build: generated add-on in output/, package/ copied over it, lib/ vendored for Splunk's Python.
+build: $(VENV)/.installed
+	$(PY) scripts/build.py --version $(VERSION)
+
+package: build
+	$(PY) scripts/package.py --version $(VERSION)
+
+appinspect: package
+	$(PY) scripts/appinspect.py $(TARBALL)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit tests/harness -q
+
+integration: build
+	$(PY) -m pytest tests/integration -q
+
+infra-test: $(VENV)/.installed $(VENV_INFRA)/.installed
+	$(PY) -m pytest tests/infra -q
+
+# The README's test command: lint, every test suite, and the package + AppInspect check.
+test: lint build $(VENV_INFRA)/.installed
+	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory appinspect
+
+demo: build
+	$(PY) -m tests.harness.demo
+
+bench: build
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf output dist build .pytest_cache
