@@ -1,0 +1,443 @@
+"""AWS account layer: boto3 sessions and clients built from an account configuration.
+
+- Credentials: access keys, or the host's default credential chain, optionally with an IAM role assumed on top.
+  Assumed-role credentials are ``RefreshableCredentials`` that renew themselves before they expire, so a long
+  run never dies on an expired token; a token the service rejects early is refreshed once and the call retried.
+- Retries: botocore's own ``standard``/``adaptive`` modes with a configurable attempt cap.
+- Proxy and timeouts from the add-on settings; the user agent carries ``TA-aws-iot-defender/<version>``.
+- Endpoints: nothing is hard-coded; botocore's own ``AWS_ENDPOINT_URL`` points every client at a local
+  endpoint in tests.
+- Secrets never appear in ``repr()``, exceptions or log lines made here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from urllib.parse import quote
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ProxyConnectionError,
+)
+
+from . import USER_AGENT_EXTRA
+
+PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
+CREDENTIAL_SOURCES = ("access_key", "default_chain")
+RETRY_MODES = ("standard", "adaptive")
+DEFAULT_SESSION_NAME = "splunk-ta-aws-iot-defender"
+
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov|aws-cn):iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}$")
+SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+
+# Error codes that mean "these temporary credentials are no longer good": refresh and retry once.
+EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
+)
+
+
+class ConfigError(ValueError):
+    """The account or settings are not usable. The message is safe to show (it never holds a secret)."""
+
+
+class AccountValidationError(Exception):
+    """AWS refused the configured credentials. The message says why, and never holds a secret."""
+
+    def __init__(self, message: str, code: Optional[str] = None):
+        super().__init__(message)
+        self.code = code
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One configured AWS account. Secret fields are excluded from ``repr`` and comparisons."""
+
+    name: str
+    credential_source: str = "access_key"
+    access_key_id: Optional[str] = None
+    secret_access_key: Optional[str] = field(default=None, repr=False, compare=False)
+    role_arn: Optional[str] = None
+    external_id: Optional[str] = field(default=None, repr=False, compare=False)
+    role_session_name: str = DEFAULT_SESSION_NAME
+    partition: str = "aws"
+    default_region: str = "us-east-1"
+
+    @classmethod
+    def from_conf(cls, name: str, conf: Mapping[str, Any]) -> Account:
+        """Build from the account stanza as solnlib returns it (secrets already decrypted)."""
+
+        def text(key: str) -> Optional[str]:
+            value = conf.get(key)
+            value = str(value).strip() if value is not None else ""
+            return value or None
+
+        account = cls(
+            name=name,
+            credential_source=text("credential_source") or "access_key",
+            access_key_id=text("aws_access_key_id"),
+            secret_access_key=text("aws_secret_access_key"),
+            role_arn=text("role_arn"),
+            external_id=text("external_id"),
+            role_session_name=text("role_session_name") or DEFAULT_SESSION_NAME,
+            partition=text("partition") or "aws",
+            default_region=text("default_region") or "us-east-1",
+        )
+        account.check()
+        return account
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the first unusable field."""
+        where = f"account '{self.name}'"
+        if self.credential_source not in CREDENTIAL_SOURCES:
+            raise ConfigError(f"{where}: credential source must be one of {', '.join(CREDENTIAL_SOURCES)}")
+        if self.credential_source == "access_key":
+            if not self.access_key_id or not self.secret_access_key:
+                raise ConfigError(f"{where}: access key ID and secret access key are both required")
+            if not ACCESS_KEY_RE.match(self.access_key_id):
+                raise ConfigError(f"{where}: the access key ID is not 16-128 upper-case letters and digits")
+        if self.partition not in PARTITIONS:
+            raise ConfigError(f"{where}: partition must be one of {', '.join(PARTITIONS)}")
+        if not REGION_RE.match(self.default_region):
+            raise ConfigError(f"{where}: '{self.default_region}' is not an AWS region name")
+        if self.role_arn:
+            match = ROLE_ARN_RE.match(self.role_arn)
+            if not match:
+                raise ConfigError(f"{where}: role ARN '{self.role_arn}' is not an IAM role ARN")
+            if match.group(1) != self.partition:
+                raise ConfigError(
+                    f"{where}: role ARN is in partition '{match.group(1)}' but the account is '{self.partition}'"
+                )
+        if not SESSION_NAME_RE.match(self.role_session_name):
+            raise ConfigError(f"{where}: role session name must be 2-64 characters of [\\w+=,.@-]")
+
+    def secrets(self) -> List[str]:
+        """The secret values of this account, for log scrubbing and leak tests."""
+        return [s for s in (self.secret_access_key, self.external_id) if s]
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Add-on wide AWS API behaviour (Configuration > AWS API and Proxy tabs)."""
+
+    retry_mode: str = "adaptive"
+    max_attempts: int = 8
+    timeout_seconds: int = 30
+    proxy_url: Optional[str] = field(default=None, repr=False)
+    max_pool_connections: int = 10
+
+    @classmethod
+    def from_conf(
+        cls, advanced: Optional[Mapping[str, Any]] = None, proxy: Optional[Mapping[str, Any]] = None
+    ) -> ClientSettings:
+        advanced = advanced or {}
+        try:
+            max_attempts = int(advanced.get("max_attempts") or 8)
+            timeout = int(advanced.get("timeout_seconds") or 30)
+        except (TypeError, ValueError):
+            raise ConfigError("max attempts and timeout must be whole numbers") from None
+        settings = cls(
+            retry_mode=str(advanced.get("retry_mode") or "adaptive"),
+            max_attempts=max_attempts,
+            timeout_seconds=timeout,
+            proxy_url=proxy_url_from_conf(proxy or {}),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.retry_mode not in RETRY_MODES:
+            raise ConfigError(f"retry mode must be one of {', '.join(RETRY_MODES)}")
+        if not 1 <= self.max_attempts <= 20:
+            raise ConfigError("max attempts must be between 1 and 20")
+        if not 1 <= self.timeout_seconds <= 300:
+            raise ConfigError("timeout must be between 1 and 300 seconds")
+
+    def botocore_config(self) -> Config:
+        options: Dict[str, Any] = {
+            "retries": {"mode": self.retry_mode, "max_attempts": self.max_attempts},
+            "user_agent_extra": USER_AGENT_EXTRA,
+            "connect_timeout": self.timeout_seconds,
+            "read_timeout": self.timeout_seconds,
+            "max_pool_connections": self.max_pool_connections,
+        }
+        if self.proxy_url:
+            options["proxies"] = {"http": self.proxy_url, "https": self.proxy_url}
+        return Config(**options)
+
+
+def proxy_url_from_conf(proxy: Mapping[str, Any]) -> Optional[str]:
+    """The proxy URL from UCC's proxy tab fields, or None when the proxy is off."""
+    if not _truthy(proxy.get("proxy_enabled", "0")):
+        return None
+    host = str(proxy.get("proxy_url") or "").strip()
+    port = str(proxy.get("proxy_port") or "").strip()
+    kind = str(proxy.get("proxy_type") or "http").strip().lower()
+    if not host or not port.isdigit():
+        raise ConfigError("the proxy is enabled but its host or port is missing")
+    if kind != "http":
+        raise ConfigError(f"proxy type '{kind}' is not supported by the AWS SDK; use an HTTP proxy")
+    credentials = ""
+    user = str(proxy.get("proxy_username") or "")
+    if user:
+        credentials = quote(user, safe="") + ":" + quote(str(proxy.get("proxy_password") or ""), safe="") + "@"
+    return f"http://{credentials}{host}:{port}"
+
+
+def redact(text: str, secrets: List[Optional[str]]) -> str:
+    """Replace every secret (and URL userinfo) in ``text`` so it can be logged or shown."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return re.sub(r"(https?://)[^/@\s]+@", r"\1********@", text)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of an exception, or its class name for non-AWS failures."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "ClientError")
+    return type(exc).__name__
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message") or exc)
+    return str(exc)
+
+
+def is_throttling(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and error_code(exc) in THROTTLING_CODES
+
+
+# ------------------------------------------------------------------------------------ sessions
+
+
+def _lifetime_timeouts(expiry: _dt.datetime) -> Tuple[int, int]:
+    """Advisory/mandatory refresh lead times scaled to the token's lifetime.
+
+    botocore's defaults (15/10 minutes) assume hour-long tokens; with shorter tokens they would refresh on every
+    call. A quarter (advisory) and a sixth (mandatory) of the lifetime keep refreshes rare and always early.
+    """
+    lifetime = max(1.0, (expiry - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+    return int(min(15 * 60, max(1, lifetime / 4))), int(min(10 * 60, max(1, lifetime / 6)))
+
+
+class AwsSession:
+    """A boto3 session for one account, with clients cached per (service, region)."""
+
+    def __init__(
+        self,
+        account: Account,
+        settings: Optional[ClientSettings] = None,
+        *,
+        base_session_factory: Callable[..., boto3.Session] = boto3.Session,
+    ):
+        self.account = account
+        self.settings = settings or ClientSettings()
+        self._config = self.settings.botocore_config()
+        self._lock = threading.Lock()
+        self._clients: Dict[Tuple[str, str], Any] = {}
+        if account.credential_source == "access_key":
+            base = base_session_factory(
+                aws_access_key_id=account.access_key_id,
+                aws_secret_access_key=account.secret_access_key,
+                region_name=account.default_region,
+            )
+        else:
+            base = base_session_factory(region_name=account.default_region)
+        self._base = base
+        self.assume_role_calls = 0
+        if account.role_arn:
+            self.credentials: Optional[RefreshableCredentials] = self._role_credentials()
+            botocore_session = botocore.session.get_session()
+            botocore_session._credentials = self.credentials  # boto3 offers no public setter for this
+            self.session = boto3.Session(botocore_session=botocore_session, region_name=account.default_region)
+        else:
+            self.credentials = None
+            self.session = base
+
+    def _assume_role(self) -> Dict[str, Any]:
+        sts = self._base.client("sts", region_name=self.account.default_region, config=self._config)
+        params: Dict[str, Any] = {
+            "RoleArn": self.account.role_arn,
+            "RoleSessionName": self.account.role_session_name,
+        }
+        if self.account.external_id:
+            params["ExternalId"] = self.account.external_id
+        response = sts.assume_role(**params)
+        self.assume_role_calls += 1
+        creds = response["Credentials"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    def _role_credentials(self) -> RefreshableCredentials:
+        metadata = self._assume_role()
+        advisory, mandatory = _lifetime_timeouts(_dt.datetime.fromisoformat(metadata["expiry_time"]))
+        return RefreshableCredentials.create_from_metadata(
+            metadata,
+            refresh_using=self._assume_role,
+            method="assume-role",
+            advisory_timeout=advisory,
+            mandatory_timeout=mandatory,
+        )
+
+    def client(self, service: str, region: Optional[str] = None) -> Any:
+        region = region or self.account.default_region
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(service, region_name=region, config=self._config)
+            return self._clients[key]
+
+    def refresh_credentials(self) -> bool:
+        """Force new temporary credentials now (after the service said the current ones expired).
+
+        Returns False when the credentials are not refreshable (static keys): then retrying is pointless.
+        """
+        if self.credentials is None:
+            return False
+        self.credentials._protected_refresh(is_mandatory=True)  # botocore has no public "refresh now"
+        return True
+
+    def call(self, client: Any, operation: str, **params: Any) -> Dict[str, Any]:
+        """Call one API operation; on an expired-token answer refresh the credentials and retry once."""
+        method = getattr(client, operation)
+        try:
+            return method(**params)
+        except ClientError as exc:
+            if error_code(exc) in EXPIRED_TOKEN_CODES and self.refresh_credentials():
+                return method(**params)
+            raise
+
+    def paginate(
+        self,
+        client: Any,
+        operation: str,
+        *,
+        result_key: str,
+        starting_token: Optional[str] = None,
+        page_size: Optional[int] = None,
+        **params: Any,
+    ) -> Iterator[Tuple[List[Any], Optional[str]]]:
+        """Yield ``(items, next_token)`` per page with botocore's paginator.
+
+        ``next_token`` is where a later call resumes after this page (None on the last page), so a caller can
+        checkpoint between pages. Expired credentials mid-way are refreshed once and paging resumes at the
+        page that failed.
+        """
+        token = starting_token
+        refreshed = False
+        while True:
+            config: Dict[str, Any] = {}
+            if token:
+                config["StartingToken"] = token
+            if page_size:
+                config["PageSize"] = page_size
+            pages = client.get_paginator(operation).paginate(PaginationConfig=config, **params)
+            try:
+                for page in pages:
+                    token = page.get("nextToken") or page.get("NextToken")
+                    yield list(page.get(result_key) or []), token
+                    refreshed = False
+                return
+            except ClientError as exc:
+                if error_code(exc) in EXPIRED_TOKEN_CODES and not refreshed and self.refresh_credentials():
+                    refreshed = True
+                    continue
+                raise
+
+
+# --------------------------------------------------------------------------------- validation
+
+
+def caller_identity(session: AwsSession) -> Dict[str, str]:
+    sts = session.client("sts")
+    answer = sts.get_caller_identity()
+    return {"account": answer["Account"], "arn": answer["Arn"], "user_id": answer["UserId"]}
+
+
+_VALIDATION_HINTS = {
+    "InvalidClientTokenId": "AWS does not recognise the access key ID",
+    "UnrecognizedClientException": "AWS does not recognise the access key ID",
+    "SignatureDoesNotMatch": "the secret access key does not match the access key ID",
+    "ExpiredToken": "the credentials have expired",
+    "ExpiredTokenException": "the credentials have expired",
+    "AccessDenied": "access was denied",
+}
+
+
+def validate_account(
+    account: Account,
+    settings: Optional[ClientSettings] = None,
+    *,
+    base_session_factory: Callable[..., boto3.Session] = boto3.Session,
+) -> Dict[str, str]:
+    """Prove the account works: STS GetCallerIdentity through the configured path (role included).
+
+    Returns the caller identity; raises :class:`AccountValidationError` with a message for a human that names
+    the failing step and never contains a secret.
+    """
+    try:
+        account.check()
+    except ConfigError as exc:
+        raise AccountValidationError(str(exc), "InvalidConfiguration") from None
+    step = f"assuming role {account.role_arn}" if account.role_arn else "calling STS GetCallerIdentity"
+    try:
+        session = AwsSession(account, settings, base_session_factory=base_session_factory)
+        step = "calling STS GetCallerIdentity"
+        return caller_identity(session)
+    except ClientError as exc:
+        code = error_code(exc)
+        hint = _VALIDATION_HINTS.get(code, "AWS refused the request")
+        detail = redact(error_message(exc), account.secrets())
+        raise AccountValidationError(
+            f"Account '{account.name}': {hint} while {step} ({code}: {detail})", code
+        ) from None
+    except NoCredentialsError:
+        raise AccountValidationError(
+            f"Account '{account.name}': no credentials were found in the default credential chain of this "
+            "Splunk host (instance profile or environment)",
+            "NoCredentials",
+        ) from None
+    except (EndpointConnectionError, ProxyConnectionError) as exc:
+        raise AccountValidationError(
+            f"Account '{account.name}': could not reach AWS STS while {step}: "
+            f"{redact(str(exc), account.secrets())}",
+            type(exc).__name__,
+        ) from None
+    except BotoCoreError as exc:
+        raise AccountValidationError(
+            f"Account '{account.name}': {redact(str(exc), account.secrets())}", type(exc).__name__
+        ) from None
+
+
+def parse_regions(value: Optional[str], default_region: str) -> List[str]:
+    """Regions from a comma-separated input parameter; the account's default region when empty."""
+    regions = [part.strip() for part in (value or "").split(",") if part.strip()]
+    if not regions:
+        regions = [default_region]
+    bad = [region for region in regions if not REGION_RE.match(region)]
+    if bad:
+        raise ConfigError(f"not AWS region names: {', '.join(bad)}")
+    return list(dict.fromkeys(regions))

@@ -1,0 +1,490 @@
+"""The event model: every event the add-on indexes is shaped here, whichever way it travels.
+
+Pull (modular inputs, boto3 answers with ``datetime`` values), push (Firehose transform Lambda, SNS and
+metrics-export payloads with epoch-millisecond integers) and tests all call these builders, so an
+``aws:iot:defender:violation`` event looks the same whether it came through Firehose or the input.
+
+Rules every builder follows:
+- the event body is the API's own record (its field names kept) plus ``account_id`` and ``region``;
+- every datetime becomes ISO-8601 UTC with milliseconds (``2025-11-22T10:10:00.000Z``);
+- ``time`` (Splunk ``_time``) comes from the record's own time, never from ingest time;
+- a record without the fields that identify it raises :class:`MalformedRecord` with a message that says
+  which field, so callers can count and report it and carry on with the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+SOURCETYPE_AUDIT_FINDING = "aws:iot:defender:audit:finding"
+SOURCETYPE_AUDIT_TASK = "aws:iot:defender:audit:task"
+SOURCETYPE_VIOLATION = "aws:iot:defender:violation"
+SOURCETYPE_ACTIVE_VIOLATION = "aws:iot:defender:active_violation"
+SOURCETYPE_METRIC = "aws:iot:defender:metric"
+SOURCETYPE_THING = "aws:iot:thing"
+SOURCETYPE_ACTION = "aws:iot:defender:action"
+
+ALL_SOURCETYPES = (
+    SOURCETYPE_AUDIT_FINDING,
+    SOURCETYPE_AUDIT_TASK,
+    SOURCETYPE_VIOLATION,
+    SOURCETYPE_ACTIVE_VIOLATION,
+    SOURCETYPE_METRIC,
+    SOURCETYPE_THING,
+    SOURCETYPE_ACTION,
+)
+
+VIOLATION_EVENT_TYPES = ("in-alarm", "alarm-cleared", "alarm-invalidated")
+
+# Fields that hold a point in time in Device Defender records. boto3 hands us datetimes for them; SNS and
+# the metrics export hand us epoch integers (milliseconds, sometimes seconds).
+TIME_FIELDS = frozenset(
+    {
+        "violationEventTime",
+        "violationStartTime",
+        "lastViolationTime",
+        "taskStartTime",
+        "findingTime",
+        "timestamp",
+        "creationDate",
+        "lastModifiedDate",
+    }
+)
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+# Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
+_MILLIS_THRESHOLD = 1e11
+
+
+class MalformedRecord(ValueError):
+    """A record that cannot become an event. The message names the record kind and the missing/bad field."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Splunk event: metadata plus the JSON body."""
+
+    time: float
+    sourcetype: str
+    source: str
+    data: Dict[str, Any]
+    host: Optional[str] = None
+    index: Optional[str] = None
+
+    def body(self) -> str:
+        """The event text as indexed: compact JSON with stable key order."""
+        return json.dumps(self.data, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+    def to_hec(self, index: Optional[str] = None) -> Dict[str, Any]:
+        """A payload for HEC's ``/services/collector/event`` endpoint."""
+        payload: Dict[str, Any] = {
+            "time": round(self.time, 3),
+            "sourcetype": self.sourcetype,
+            "source": self.source,
+            "event": self.data,
+        }
+        if self.host:
+            payload["host"] = self.host
+        if index or self.index:
+            payload["index"] = index or self.index
+        return payload
+
+    def to_record(self, index: Optional[str] = None) -> Dict[str, Any]:
+        """The demo/test record: what Splunk would index, as one JSON-able dict."""
+        return {
+            "time": round(self.time, 3),
+            "sourcetype": self.sourcetype,
+            "source": self.source,
+            "host": self.host,
+            "index": index or self.index,
+            "event": self.data,
+        }
+
+
+# --------------------------------------------------------------------------------------------- time
+
+
+def to_datetime(value: Any) -> _dt.datetime:
+    """A UTC datetime from a datetime, an epoch number (s or ms) or an ISO-8601 string."""
+    if isinstance(value, _dt.datetime):
+        return value.replace(tzinfo=_dt.timezone.utc) if value.tzinfo is None else value
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = value / 1000.0 if abs(value) >= _MILLIS_THRESHOLD else float(value)
+        return _EPOCH + _dt.timedelta(seconds=seconds)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            try:
+                return to_datetime(float(text))
+            except ValueError:
+                raise ValueError(f"not a time: {value!r}") from None
+        return parsed.replace(tzinfo=_dt.timezone.utc) if parsed.tzinfo is None else parsed
+    raise ValueError(f"not a time: {value!r}")
+
+
+def to_epoch(value: Any) -> float:
+    """Epoch seconds (float) from any time representation :func:`to_datetime` accepts."""
+    return (to_datetime(value) - _EPOCH).total_seconds()
+
+
+def to_iso(value: Any) -> str:
+    """ISO-8601 UTC with milliseconds and a ``Z``: the one time format in every event body."""
+    moment = to_datetime(value).astimezone(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def normalize(value: Any, key: Optional[str] = None) -> Any:
+    """Deep copy of an API record with datetimes (and epoch numbers in known time fields) as ISO strings."""
+    if isinstance(value, _dt.datetime):
+        return to_iso(value)
+    if isinstance(value, Mapping):
+        return {str(k): normalize(v, str(k)) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, (list, tuple)):
+        return [normalize(v) for v in value]
+    if key in TIME_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return to_iso(value)
+    return value
+
+
+def _require(record: Mapping[str, Any], kind: str, fields: Iterable[str]) -> None:
+    if not isinstance(record, Mapping):
+        raise MalformedRecord(f"{kind}: expected an object, got {type(record).__name__}")
+    for name in fields:
+        value = record.get(name)
+        if value is None or value == "":
+            raise MalformedRecord(f"{kind}: required field '{name}' is missing")
+
+
+def _time_of(record: Mapping[str, Any], kind: str, name: str) -> float:
+    try:
+        return to_epoch(record[name])
+    except (KeyError, ValueError, OverflowError, TypeError) as exc:
+        raise MalformedRecord(f"{kind}: field '{name}' is not a time ({exc})") from None
+
+
+def source_for(account_id: str, region: str, api: str) -> str:
+    """``source`` names where an event came from: account, region and the API (or push channel)."""
+    return f"aws:iot:{account_id or 'unknown'}:{region or 'unknown'}:{api}"
+
+
+def _with_scope(data: Dict[str, Any], account_id: str, region: str) -> Dict[str, Any]:
+    data["account_id"] = account_id
+    data["region"] = region
+    return data
+
+
+# ---------------------------------------------------------------------------------------- detect
+
+
+def violation_key(record: Mapping[str, Any]) -> Tuple[str, str, str]:
+    """Identity of one violation event: the same alarm transition seen twice has the same key."""
+    _require(record, "violation event", ("violationId", "violationEventType", "violationEventTime"))
+    return (
+        str(record["violationId"]),
+        str(record["violationEventType"]),
+        to_iso(record["violationEventTime"]),
+    )
+
+
+def violation_event(
+    record: Mapping[str, Any], *, account_id: str, region: str, api: str = "ListViolationEvents"
+) -> Event:
+    """One ``aws:iot:defender:violation`` event from a ListViolationEvents item or a violation SNS message."""
+    kind = "violation event"
+    _require(record, kind, ("violationId", "thingName", "violationEventType", "violationEventTime"))
+    if record["violationEventType"] not in VIOLATION_EVENT_TYPES:
+        raise MalformedRecord(f"{kind}: unknown violationEventType {record['violationEventType']!r}")
+    when = _time_of(record, kind, "violationEventTime")
+    data = _with_scope(normalize(record), account_id, region)
+    return Event(
+        time=when,
+        sourcetype=SOURCETYPE_VIOLATION,
+        source=source_for(account_id, region, api),
+        host=str(record["thingName"]),
+        data=data,
+    )
+
+
+def active_violation_event(
+    record: Mapping[str, Any], *, account_id: str, region: str, snapshot_time: Any
+) -> Event:
+    """One row of an active-violations snapshot. ``_time`` is the snapshot's time, so the latest snapshot
+    is one ``earliest``/``latest`` window away; the alarm's own times stay in the body."""
+    kind = "active violation"
+    _require(record, kind, ("violationId", "thingName"))
+    data = _with_scope(normalize(record), account_id, region)
+    data["snapshot_time"] = to_iso(snapshot_time)
+    return Event(
+        time=to_epoch(snapshot_time),
+        sourcetype=SOURCETYPE_ACTIVE_VIOLATION,
+        source=source_for(account_id, region, "ListActiveViolations"),
+        host=str(record["thingName"]),
+        data=data,
+    )
+
+
+# ----------------------------------------------------------------------------------------- audit
+
+_SNS_COUNT_TO_STATISTIC = {
+    "totalChecksCount": "totalChecks",
+    "compliantChecksCount": "compliantChecks",
+    "nonCompliantChecksCount": "nonCompliantChecks",
+    "failedChecksCount": "failedChecks",
+    "canceledChecksCount": "canceledChecks",
+}
+
+FINISHED_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED"})
+
+
+def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None) -> Dict[str, Any]:
+    """One shape for an audit task from DescribeAuditTask (statistics object, checks keyed by name) or from
+    an audit SNS notification (flat ``*ChecksCount`` fields, checks as a list)."""
+    kind = "audit task"
+    if not isinstance(task, Mapping):
+        raise MalformedRecord(f"{kind}: expected an object, got {type(task).__name__}")
+    merged = dict(task)
+    if task_id:
+        merged.setdefault("taskId", task_id)
+    _require(merged, kind, ("taskId", "taskStatus", "taskStartTime"))
+    statistics = dict(merged.get("taskStatistics") or {})
+    for sns_name, statistic in _SNS_COUNT_TO_STATISTIC.items():
+        if sns_name in merged and statistic not in statistics:
+            statistics[statistic] = merged[sns_name]
+    details = merged.get("auditDetails") or {}
+    if isinstance(details, Mapping):
+        checks = [dict(detail, checkName=name) for name, detail in sorted(details.items())]
+    elif isinstance(details, list):
+        checks = [dict(detail) for detail in details if isinstance(detail, Mapping)]
+        if len(checks) != len(details):
+            raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object")
+        if any(not check.get("checkName") for check in checks):
+            raise MalformedRecord(f"{kind}: an auditDetails entry has no checkName")
+    else:
+        raise MalformedRecord(f"{kind}: auditDetails is neither an object nor a list")
+    return {
+        "taskId": str(merged["taskId"]),
+        "taskStatus": merged["taskStatus"],
+        "taskType": merged.get("taskType"),
+        "taskStartTime": merged["taskStartTime"],
+        "scheduledAuditName": merged.get("scheduledAuditName"),
+        "taskStatistics": statistics,
+        "checks": checks,
+    }
+
+
+def audit_task_events(
+    task: Mapping[str, Any],
+    *,
+    account_id: str,
+    region: str,
+    task_id: Optional[str] = None,
+    api: str = "DescribeAuditTask",
+) -> List[Event]:
+    """One ``record_type=task`` event for the audit run plus one ``record_type=check`` event per check."""
+    shaped = normalize_audit_task(task, task_id)
+    when = _time_of(shaped, "audit task", "taskStartTime")
+    source = source_for(account_id, region, api)
+    common = {
+        "taskId": shaped["taskId"],
+        "taskStatus": shaped["taskStatus"],
+        "taskType": shaped["taskType"],
+        "taskStartTime": to_iso(shaped["taskStartTime"]),
+        "scheduledAuditName": shaped["scheduledAuditName"],
+    }
+    common = {k: v for k, v in common.items() if v is not None}
+    checks = [normalize(check) for check in shaped["checks"]]
+    task_data = dict(common, record_type="task", taskStatistics=shaped["taskStatistics"], auditDetails=checks)
+    events = [
+        Event(
+            time=when,
+            sourcetype=SOURCETYPE_AUDIT_TASK,
+            source=source,
+            host=account_id,
+            data=_with_scope(task_data, account_id, region),
+        )
+    ]
+    for check in checks:
+        events.append(
+            Event(
+                time=when,
+                sourcetype=SOURCETYPE_AUDIT_TASK,
+                source=source,
+                host=account_id,
+                data=_with_scope(dict(common, record_type="check", **check), account_id, region),
+            )
+        )
+    return events
+
+
+def audit_finding_event(
+    finding: Mapping[str, Any], *, account_id: str, region: str, api: str = "ListAuditFindings"
+) -> Event:
+    """One ``aws:iot:defender:audit:finding`` event: one non-compliant resource of one check run."""
+    kind = "audit finding"
+    _require(finding, kind, ("findingId", "checkName"))
+    time_field = "findingTime" if finding.get("findingTime") is not None else "taskStartTime"
+    _require(finding, kind, (time_field,))
+    when = _time_of(finding, kind, time_field)
+    data = _with_scope(normalize(finding), account_id, region)
+    data.setdefault("isSuppressed", False)
+    return Event(
+        time=when,
+        sourcetype=SOURCETYPE_AUDIT_FINDING,
+        source=source_for(account_id, region, api),
+        host=account_id,
+        data=data,
+    )
+
+
+# ------------------------------------------------------------------------------------- inventory
+
+
+def thing_event(
+    thing: Mapping[str, Any],
+    *,
+    account_id: str,
+    region: str,
+    snapshot_time: Any,
+    groups: Optional[List[str]] = None,
+    certificates: Optional[List[Mapping[str, Any]]] = None,
+) -> Event:
+    """One ``aws:iot:thing`` inventory event: the thing with its groups and certificate statuses."""
+    _require(thing, "thing", ("thingName",))
+    data = _with_scope(normalize(thing), account_id, region)
+    data.setdefault("attributes", {})
+    data["thingGroups"] = sorted(groups or [])
+    data["certificates"] = [normalize(cert) for cert in (certificates or [])]
+    data["snapshot_time"] = to_iso(snapshot_time)
+    return Event(
+        time=to_epoch(snapshot_time),
+        sourcetype=SOURCETYPE_THING,
+        source=source_for(account_id, region, "ListThings"),
+        host=str(thing["thingName"]),
+        data=data,
+    )
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+def _metric_identity(datum: Mapping[str, Any]) -> Tuple[str, str, Any, str]:
+    dimension = datum.get("dimension")
+    dimension_key = json.dumps(dimension, sort_keys=True) if dimension else ""
+    return (str(datum["thing"]), str(datum["name"]), datum["timestamp"], dimension_key)
+
+
+def _check_metric_datum(datum: Any, position: int) -> None:
+    kind = f"metric datum #{position}"
+    _require(datum, kind, ("name", "thing", "timestamp"))
+    if not isinstance(datum.get("value"), Mapping):
+        raise MalformedRecord(f"{kind}: field 'value' must be an object")
+    if isinstance(datum["timestamp"], bool) or not isinstance(datum["timestamp"], (int, float)):
+        raise MalformedRecord(f"{kind}: field 'timestamp' must be an epoch number")
+    version = datum.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, (int, float)):
+        raise MalformedRecord(f"{kind}: field 'version' must be a number")
+
+
+def metric_events(
+    message: Mapping[str, Any], *, account_id: str, region: str, api: str = "metrics-export"
+) -> List[Event]:
+    """One ``aws:iot:defender:metric`` event per datum of a Device Defender metrics-export message.
+
+    Duplicate datums (same thing, metric, timestamp and dimension) keep the highest ``version``, as the
+    export documentation says. Any malformed datum makes the whole message malformed: the caller fails the
+    message as a unit (e.g. Firehose ``ProcessingFailed``) rather than indexing part of it.
+    """
+    if not isinstance(message, Mapping) or not isinstance(message.get("metrics"), list):
+        raise MalformedRecord("metrics export: expected an object with a 'metrics' list")
+    best: Dict[Tuple[str, str, Any, str], Mapping[str, Any]] = {}
+    for position, datum in enumerate(message["metrics"]):
+        _check_metric_datum(datum, position)
+        identity = _metric_identity(datum)
+        kept = best.get(identity)
+        if kept is None or datum.get("version", 0) > kept.get("version", 0):
+            best[identity] = datum
+    source = source_for(account_id, region, api)
+    return [metric_event(datum, account_id=account_id, region=region, source=source) for datum in best.values()]
+
+
+def metric_event(
+    datum: Mapping[str, Any], *, account_id: str, region: str, source: Optional[str] = None
+) -> Event:
+    """One metric datum (export shape: name, thing, value, version, timestamp[, dimension])."""
+    _check_metric_datum(datum, 0)
+    data = _with_scope(normalize(datum), account_id, region)
+    return Event(
+        time=to_epoch(datum["timestamp"]),
+        sourcetype=SOURCETYPE_METRIC,
+        source=source or source_for(account_id, region, "metrics-export"),
+        host=str(datum["thing"]),
+        data=data,
+    )
+
+
+# --------------------------------------------------------------------------------------- actions
+
+ACTION_OUTCOMES = (
+    "done",
+    "already-in-state",
+    "dry-run",
+    "refused-protected",
+    "refused-invalid",
+    "refused-limit",
+    "failed",
+)
+
+
+@dataclass
+class ActionResult:
+    """What an alert action did for one result row; becomes one ``aws:iot:defender:action`` event."""
+
+    action: str
+    outcome: str
+    thing_name: Optional[str] = None
+    message: str = ""
+    error_code: Optional[str] = None
+    account_id: Optional[str] = None
+    region: Optional[str] = None
+    orig_sid: Optional[str] = None
+    orig_rid: Optional[str] = None
+    search_name: Optional[str] = None
+    details: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.outcome not in ACTION_OUTCOMES:
+            raise ValueError(f"unknown action outcome {self.outcome!r}")
+
+
+def action_event(result: ActionResult, *, when: Any) -> Event:
+    data: Dict[str, Any] = {
+        "action": result.action,
+        "outcome": result.outcome,
+        "thing_name": result.thing_name,
+        "message": result.message,
+        "error_code": result.error_code,
+        "account_id": result.account_id,
+        "region": result.region,
+        "orig_sid": result.orig_sid,
+        "orig_rid": result.orig_rid,
+        "search_name": result.search_name,
+        "details": normalize(result.details),
+        "action_time": to_iso(when),
+    }
+    data = {k: v for k, v in data.items() if v is not None}
+    return Event(
+        time=to_epoch(when),
+        sourcetype=SOURCETYPE_ACTION,
+        source=source_for(result.account_id or "", result.region or "", result.action),
+        host=result.thing_name,
+        data=data,
+    )

@@ -1,0 +1,242 @@
+"""Alert-action section of globalConfig.json (see make_global_config.py): parameters of the four actions
+and their Enterprise Security adaptive-response metadata."""
+
+from __future__ import annotations
+
+ACCOUNT_SEARCH = (
+    "| rest /servicesNS/nobody/TA-aws-iot-defender/ta_aws_iot_defender_account splunk_server=local "
+    "| fields title"
+)
+
+
+def alert_common(thing_field_default: str = "thing_name") -> list:
+    return [
+        {
+            "type": "singleSelectSplunkSearch",
+            "label": "AWS account",
+            "field": "account",
+            "required": True,
+            "search": ACCOUNT_SEARCH,
+            "valueField": "title",
+            "labelField": "title",
+            "help": "An account configured in the add-on. No credentials are ever entered here.",
+        },
+        {
+            "type": "text",
+            "label": "Region",
+            "field": "region",
+            "required": False,
+            "help": "Empty: the account's default region, or the row's region field.",
+        },
+        {
+            "type": "text",
+            "label": "Thing field",
+            "field": "thing_field",
+            "required": False,
+            "defaultValue": thing_field_default,
+            "help": "Result field naming the thing (falls back to thing, then dest).",
+        },
+        {
+            "type": "text",
+            "label": "Max things per run",
+            "field": "max_things",
+            "required": False,
+            "defaultValue": "25",
+            "help": "Above this many rows the whole run is refused, so a runaway search cannot act on a fleet.",
+        },
+        {
+            "type": "checkbox",
+            "label": "Dry run",
+            "field": "dry_run",
+            "defaultValue": 0,
+            "help": "Log and report what would change; change nothing in AWS.",
+        },
+    ]
+
+
+def adaptive(task: list, subject: list, drilldown: str = "") -> dict:
+    response = {
+        "task": task,
+        "subject": subject,
+        "category": ["Information Conveyance", "Device Isolation"]
+        if "block" in task or "allow" in task
+        else ["Information Conveyance"],
+        "technology": [{"vendor": "AWS", "product": "IoT Device Defender", "version": ["1.0"]}],
+        "supportsAdhoc": True,
+        "supportsCloud": True,
+        "sourcetype": "aws:iot:defender:action",
+    }
+    if drilldown:
+        response["drilldownUri"] = drilldown
+    return response
+
+
+def alerts() -> list:
+    return [
+        {
+            "name": "iot_quarantine_thing",
+            "label": "Quarantine IoT thing",
+            "description": "Adds the thing to a quarantine thing group whose IoT policy denies its traffic, and "
+            "optionally deactivates its certificates.",
+            "customScript": "iot_quarantine_thing_action",
+            "adaptiveResponse": adaptive(["block"], ["device"]),
+            "entity": [
+                *alert_common(),
+                {
+                    "type": "text",
+                    "label": "Quarantine group",
+                    "field": "quarantine_group",
+                    "required": False,
+                    "defaultValue": "QUARANTINED",
+                    "help": "Static thing group created on first use.",
+                },
+                {
+                    "type": "text",
+                    "label": "Isolation policy",
+                    "field": "policy_name",
+                    "required": False,
+                    "defaultValue": "TA-IoTDefender-Quarantine",
+                    "help": "IoT policy with an explicit Deny, attached to the quarantine group.",
+                },
+                {
+                    "type": "checkbox",
+                    "label": "Keep remediation topics open",
+                    "field": "allow_remediation",
+                    "defaultValue": 1,
+                    "help": "Leave the thing's own shadow and jobs topics open so it can be fixed remotely.",
+                },
+                {
+                    "type": "checkbox",
+                    "label": "Deactivate certificates",
+                    "field": "deactivate_certificates",
+                    "defaultValue": 0,
+                    "help": "Also set the thing's ACTIVE certificates to INACTIVE.",
+                },
+                {
+                    "type": "text",
+                    "label": "Protected thing groups",
+                    "field": "protected_groups",
+                    "required": False,
+                    "help": "Comma-separated thing groups whose members are never quarantined.",
+                },
+            ],
+        },
+        {
+            "name": "iot_release_thing",
+            "label": "Release IoT thing from quarantine",
+            "description": "Undoes exactly what the quarantine action changed on the thing.",
+            "customScript": "iot_release_thing_action",
+            "adaptiveResponse": adaptive(["allow"], ["device"]),
+            "entity": [
+                *alert_common(),
+                {
+                    "type": "text",
+                    "label": "Quarantine group",
+                    "field": "quarantine_group",
+                    "required": False,
+                    "defaultValue": "QUARANTINED",
+                },
+            ],
+        },
+        {
+            "name": "iot_start_incident",
+            "label": "Start IoT incident",
+            "description": "Starts an AWS Systems Manager Incident Manager incident, or publishes the incident "
+            "to an SNS topic.",
+            "customScript": "iot_start_incident_action",
+            "adaptiveResponse": adaptive(["create"], ["device"]),
+            "entity": [
+                *alert_common(),
+                {
+                    "type": "singleSelect",
+                    "label": "Destination",
+                    "field": "destination",
+                    "required": True,
+                    "defaultValue": "incident_manager",
+                    "options": {
+                        "items": [
+                            {"value": "incident_manager", "label": "Incident Manager"},
+                            {"value": "sns", "label": "SNS topic"},
+                        ]
+                    },
+                },
+                {
+                    "type": "text",
+                    "label": "Response plan ARN",
+                    "field": "response_plan_arn",
+                    "required": False,
+                    "help": "Incident Manager response plan (destination Incident Manager).",
+                },
+                {
+                    "type": "text",
+                    "label": "SNS topic ARN",
+                    "field": "sns_topic_arn",
+                    "required": False,
+                    "help": "Topic to publish the incident to (destination SNS).",
+                },
+                {
+                    "type": "text",
+                    "label": "Title",
+                    "field": "title",
+                    "required": False,
+                    "defaultValue": "IoT Device Defender: $thing_name$ $behavior_name$",
+                    "help": "Per-row template: $field$ is replaced by the row's field (max 200 characters).",
+                },
+                {
+                    "type": "text",
+                    "label": "Impact (1-5)",
+                    "field": "impact",
+                    "required": False,
+                    "defaultValue": "3",
+                    "help": "1 = critical ... 5 = no impact; or $field$ from the row.",
+                },
+                {
+                    "type": "text",
+                    "label": "Suppression window (minutes)",
+                    "field": "suppression_minutes",
+                    "required": False,
+                    "defaultValue": "0",
+                    "help": "Do not start another incident for the same thing within this window.",
+                },
+            ],
+        },
+        {
+            "name": "iot_set_verification_state",
+            "label": "Set Device Defender verification state",
+            "description": "Sends the analyst's triage verdict on a violation back to Device Defender.",
+            "customScript": "iot_set_verification_state_action",
+            "adaptiveResponse": adaptive(["update"], ["device"]),
+            "entity": [
+                *alert_common(),
+                {
+                    "type": "text",
+                    "label": "Violation ID field",
+                    "field": "violation_field",
+                    "required": False,
+                    "defaultValue": "violationId",
+                },
+                {
+                    "type": "singleSelect",
+                    "label": "Verification state",
+                    "field": "verification_state",
+                    "required": True,
+                    "defaultValue": "UNKNOWN",
+                    "options": {
+                        "items": [
+                            {"value": "TRUE_POSITIVE", "label": "True positive"},
+                            {"value": "FALSE_POSITIVE", "label": "False positive"},
+                            {"value": "BENIGN_POSITIVE", "label": "Benign positive"},
+                            {"value": "UNKNOWN", "label": "Unknown"},
+                        ]
+                    },
+                },
+                {
+                    "type": "text",
+                    "label": "Description",
+                    "field": "description",
+                    "required": False,
+                    "help": "Triage note (max 1000 characters); $field$ placeholders allowed.",
+                },
+            ],
+        },
+    ]

@@ -1,0 +1,460 @@
+"""Writes globalConfig.json: the UCC definition of accounts, settings, inputs and alert actions.
+
+Kept as code so the shared entities (account picker, region, dry run, row limits) are defined once and every
+input/alert action gets the same fields with the same validation. Run: python scripts/make_global_config.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from global_config_alerts import alerts
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = (ROOT / "VERSION").read_text().strip()
+
+REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
+REGIONS_PATTERN = (
+    r"^\s*([a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d)(\s*,\s*[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d)*\s*$"
+)
+NAME_VALIDATORS = [
+    {
+        "type": "regex",
+        "errorMsg": "Name must begin with a letter and contain only letters, digits and underscores.",
+        "pattern": r"^[a-zA-Z]\w*$",
+    },
+    {
+        "type": "string",
+        "errorMsg": "Name must be 1 to 100 characters long.",
+        "minLength": 1,
+        "maxLength": 100,
+    },
+]
+
+
+def account_tab() -> dict:
+    keys_only = [{"fieldId": f, "display": True} for f in ("aws_access_key_id", "aws_secret_access_key")]
+    hide_keys = [{"fieldId": f, "display": False} for f in ("aws_access_key_id", "aws_secret_access_key")]
+    return {
+        "name": "account",
+        "title": "AWS accounts",
+        "restHandlerModule": "ta_aws_iot_defender_account_handler",
+        "restHandlerClass": "AccountHandler",
+        "table": {
+            "actions": ["edit", "delete", "clone"],
+            "header": [
+                {"label": "Name", "field": "name"},
+                {"label": "Credentials", "field": "credential_source"},
+                {"label": "Role", "field": "role_arn"},
+                {"label": "Partition", "field": "partition"},
+                {"label": "Default region", "field": "default_region"},
+            ],
+        },
+        "entity": [
+            {
+                "type": "text",
+                "label": "Name",
+                "field": "name",
+                "required": True,
+                "help": "A unique name for this AWS account configuration.",
+                "validators": NAME_VALIDATORS,
+            },
+            {
+                "type": "singleSelect",
+                "label": "Credentials",
+                "field": "credential_source",
+                "required": True,
+                "defaultValue": "access_key",
+                "help": "Access keys stored encrypted in Splunk, or the default credential chain of the Splunk "
+                "host (EC2 instance profile, environment) for a heavy forwarder running in AWS.",
+                "options": {
+                    "disableSearch": True,
+                    "autoCompleteFields": [
+                        {"value": "access_key", "label": "Access key ID and secret access key"},
+                        {"value": "default_chain", "label": "Default credential chain (instance profile)"},
+                    ],
+                },
+                "modifyFieldsOnValue": [
+                    {"fieldValue": "access_key", "fieldsToModify": keys_only},
+                    {"fieldValue": "default_chain", "fieldsToModify": hide_keys},
+                ],
+            },
+            {
+                "type": "text",
+                "label": "Access key ID",
+                "field": "aws_access_key_id",
+                "required": False,
+                "help": "Required with access keys. Prefer a dedicated IAM user whose only right is to assume "
+                "the add-on's role (see README).",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "An access key ID is 16 to 128 letters and digits.",
+                        "pattern": r"^[A-Z0-9]{16,128}$",
+                    }
+                ],
+            },
+            {
+                "type": "text",
+                "label": "Secret access key",
+                "field": "aws_secret_access_key",
+                "required": False,
+                "encrypted": True,
+                "help": "Stored in Splunk's encrypted credential store; never written to a .conf file or a log.",
+                "validators": [
+                    {
+                        "type": "string",
+                        "errorMsg": "The secret key is 1 to 256 characters.",
+                        "minLength": 1,
+                        "maxLength": 256,
+                    }
+                ],
+            },
+            {
+                "type": "text",
+                "label": "IAM role ARN to assume",
+                "field": "role_arn",
+                "required": False,
+                "help": "Optional. The add-on assumes this role (on top of the credentials above) and refreshes "
+                "the temporary credentials before they expire.",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "Enter a role ARN such as arn:aws:iam::123456789012:role/SplunkIoTDefender.",
+                        "pattern": r"^arn:aws(-us-gov|-cn)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+                    }
+                ],
+            },
+            {
+                "type": "text",
+                "label": "External ID",
+                "field": "external_id",
+                "required": False,
+                "encrypted": True,
+                "help": "Optional. The external ID the role's trust policy requires.",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "An external ID is 2 to 1224 characters of [\\w+=,.@:/-].",
+                        "pattern": r"^[\w+=,.@:/-]{2,1224}$",
+                    }
+                ],
+            },
+            {
+                "type": "text",
+                "label": "Role session name",
+                "field": "role_session_name",
+                "required": False,
+                "defaultValue": "splunk-ta-aws-iot-defender",
+                "help": "Appears in CloudTrail for every call the add-on makes.",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "A session name is 2 to 64 characters of [\\w+=,.@-].",
+                        "pattern": r"^[\w+=,.@-]{2,64}$",
+                    }
+                ],
+            },
+            {
+                "type": "singleSelect",
+                "label": "Partition",
+                "field": "partition",
+                "required": True,
+                "defaultValue": "aws",
+                "options": {
+                    "disableSearch": True,
+                    "autoCompleteFields": [
+                        {"value": "aws", "label": "AWS (commercial)"},
+                        {"value": "aws-us-gov", "label": "AWS GovCloud (US)"},
+                        {"value": "aws-cn", "label": "AWS China"},
+                    ],
+                },
+            },
+            {
+                "type": "text",
+                "label": "Default region",
+                "field": "default_region",
+                "required": True,
+                "defaultValue": "us-east-1",
+                "help": "Region used to validate the credentials and by inputs/actions that name no region.",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "Enter a region such as us-east-1.",
+                        "pattern": REGION_PATTERN,
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def advanced_tab() -> dict:
+    return {
+        "name": "advanced",
+        "title": "AWS API",
+        "entity": [
+            {
+                "type": "singleSelect",
+                "label": "Retry mode",
+                "field": "retry_mode",
+                "defaultValue": "adaptive",
+                "help": "botocore retry mode. Adaptive adds client-side rate limiting on throttling, which suits "
+                "Device Defender's 10 TPS list APIs.",
+                "options": {
+                    "disableSearch": True,
+                    "autoCompleteFields": [
+                        {"value": "adaptive", "label": "adaptive"},
+                        {"value": "standard", "label": "standard"},
+                    ],
+                },
+            },
+            {
+                "type": "text",
+                "label": "Maximum attempts per call",
+                "field": "max_attempts",
+                "defaultValue": "8",
+                "help": "Total attempts per AWS call, first try included (1-20).",
+                "validators": [{"type": "number", "range": [1, 20], "isInteger": True}],
+            },
+            {
+                "type": "text",
+                "label": "Connect/read timeout (seconds)",
+                "field": "timeout_seconds",
+                "defaultValue": "30",
+                "validators": [{"type": "number", "range": [1, 300], "isInteger": True}],
+            },
+        ],
+    }
+
+
+def account_select() -> dict:
+    return {
+        "type": "singleSelect",
+        "label": "AWS account",
+        "field": "account",
+        "required": True,
+        "options": {"referenceName": "account"},
+        "help": "An account configured on the Configuration page.",
+    }
+
+
+def regions_field(help_text: str) -> dict:
+    return {
+        "type": "text",
+        "label": "Regions",
+        "field": "regions",
+        "required": False,
+        "help": help_text,
+        "validators": [
+            {
+                "type": "regex",
+                "errorMsg": "Comma-separated regions, e.g. us-east-1,eu-west-1.",
+                "pattern": REGIONS_PATTERN,
+            }
+        ],
+    }
+
+
+def input_service(name: str, title: str, description: str, interval: int, extra: list) -> dict:
+    return {
+        "name": name,
+        "title": title,
+        "description": description,
+        "inputHelperModule": f"{name}_helper",
+        "entity": [
+            {
+                "type": "text",
+                "label": "Name",
+                "field": "name",
+                "required": True,
+                "help": "A unique name for this input.",
+                "validators": NAME_VALIDATORS,
+            },
+            {
+                "type": "interval",
+                "label": "Interval",
+                "field": "interval",
+                "required": True,
+                "defaultValue": interval,
+                "options": {"range": [60, 86400]},
+                "help": "Seconds between runs.",
+            },
+            {
+                "type": "index",
+                "label": "Index",
+                "field": "index",
+                "required": True,
+                "defaultValue": "default",
+            },
+            account_select(),
+            regions_field("Regions to collect from; empty means the account's default region."),
+            *extra,
+        ],
+    }
+
+
+def inputs_page() -> dict:
+    audit = input_service(
+        "iot_defender_audit",
+        "Device Defender audit findings",
+        "Audit tasks (scheduled and on-demand), per-check results and one event per non-compliant resource.",
+        3600,
+        [
+            {
+                "type": "text",
+                "label": "First-run backfill (days)",
+                "field": "backfill_days",
+                "defaultValue": "7",
+                "help": "How far back the first run reads audit tasks (0-90; AWS keeps findings 90 days).",
+                "validators": [{"type": "number", "range": [0, 90], "isInteger": True}],
+            },
+            {
+                "type": "checkbox",
+                "label": "Include suppressed findings",
+                "field": "include_suppressed",
+                "defaultValue": True,
+                "help": "Suppressed findings are indexed with isSuppressed=true.",
+            },
+        ],
+    )
+    violations = input_service(
+        "iot_defender_violations",
+        "Device Defender violations",
+        "Detect violation events (in-alarm, alarm-cleared, alarm-invalidated) and active violation snapshots.",
+        300,
+        [
+            {
+                "type": "text",
+                "label": "First-run backfill (hours)",
+                "field": "backfill_hours",
+                "defaultValue": "24",
+                "help": "How far back the first run reads violation events (0-720; AWS keeps them 30 days).",
+                "validators": [{"type": "number", "range": [0, 720], "isInteger": True}],
+            },
+            {
+                "type": "text",
+                "label": "Late-event overlap (minutes)",
+                "field": "overlap_minutes",
+                "defaultValue": "15",
+                "help": "Each run re-reads this much of the previous window so late events are not lost; "
+                "repeats are recognised and not indexed twice.",
+                "validators": [{"type": "number", "range": [0, 1440], "isInteger": True}],
+            },
+            {
+                "type": "text",
+                "label": "Security profile",
+                "field": "security_profile_name",
+                "required": False,
+                "help": "Optional: only violations of this security profile.",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "Security profile names are 1-128 of [a-zA-Z0-9:_-].",
+                        "pattern": r"^[a-zA-Z0-9:_-]{1,128}$",
+                    }
+                ],
+            },
+            {
+                "type": "singleSelect",
+                "label": "Behavior criteria type",
+                "field": "behavior_criteria_type",
+                "required": False,
+                "defaultValue": "ANY",
+                "options": {
+                    "disableSearch": True,
+                    "autoCompleteFields": [
+                        {"value": "ANY", "label": "Any"},
+                        {"value": "STATIC", "label": "Static (rules)"},
+                        {"value": "STATISTICAL", "label": "Statistical"},
+                        {"value": "MACHINE_LEARNING", "label": "Machine learning (ML Detect)"},
+                    ],
+                },
+            },
+            {
+                "type": "checkbox",
+                "label": "Active violations snapshot",
+                "field": "collect_active_violations",
+                "defaultValue": True,
+                "help": "Also index the list of violations in alarm at each run.",
+            },
+            {
+                "type": "checkbox",
+                "label": "Include suppressed alerts",
+                "field": "include_suppressed",
+                "defaultValue": True,
+            },
+        ],
+    )
+    inventory = input_service(
+        "iot_defender_inventory",
+        "IoT thing inventory",
+        "Things with attributes, thing type, groups and certificate status, plus the iot_thing_inventory lookup.",
+        3600,
+        [
+            {
+                "type": "checkbox",
+                "label": "Certificates",
+                "field": "include_certificates",
+                "defaultValue": True,
+                "help": "Look up each thing's certificates and their status (one extra call per thing).",
+            },
+        ],
+    )
+    return {
+        "title": "Inputs",
+        "description": "Pull data from AWS IoT Device Defender",
+        "table": {
+            "actions": ["edit", "delete", "clone", "search"],
+            "header": [
+                {"label": "Name", "field": "name"},
+                {"label": "Account", "field": "account"},
+                {"label": "Regions", "field": "regions"},
+                {"label": "Interval", "field": "interval"},
+                {"label": "Index", "field": "index"},
+                {"label": "Status", "field": "disabled"},
+            ],
+            "moreInfo": [
+                {"label": "Name", "field": "name"},
+                {"label": "Interval", "field": "interval"},
+                {"label": "Index", "field": "index"},
+                {"label": "Status", "field": "disabled", "mapping": {"true": "Disabled", "false": "Enabled"}},
+            ],
+        },
+        "services": [audit, violations, inventory],
+    }
+
+
+def global_config() -> dict:
+    return {
+        "meta": {
+            "name": "TA-aws-iot-defender",
+            "restRoot": "ta_aws_iot_defender",
+            "displayName": "AWS IoT Device Defender Add-on for Splunk",
+            "version": VERSION,
+            "apiVersion": "3.2.0",
+            "schemaVersion": "0.0.10",
+            "supportedPythonVersion": ["python3"],
+            "checkForUpdates": False,
+        },
+        "pages": {
+            "configuration": {
+                "title": "Configuration",
+                "description": "AWS accounts, API behaviour, proxy and logging",
+                "tabs": [account_tab(), advanced_tab(), {"type": "proxyTab"}, {"type": "loggingTab"}],
+            },
+            "inputs": inputs_page(),
+        },
+        "alerts": alerts(),
+    }
+
+
+def main() -> None:
+    path = ROOT / "globalConfig.json"
+    path.write_text(json.dumps(global_config(), indent=4) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
