@@ -1,0 +1,96 @@
+"""Splunk side of the add-on, shared by inputs, alert actions and the REST handler: configuration, secrets and
+logging through solnlib. The pure library (``iot_defender``) never imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional
+
+from iot_defender import APP_ID
+from iot_defender.aws import Account, ClientSettings, ConfigError, redact
+from solnlib import conf_manager, log
+
+REST_ROOT = "ta_aws_iot_defender"
+ACCOUNT_CONF = f"{REST_ROOT}_account"
+SETTINGS_CONF = f"{REST_ROOT}_settings"
+
+
+def _realm(conf_name: str) -> str:
+    return f"__REST_CREDENTIAL__#{APP_ID}#configs/conf-{conf_name}"
+
+
+class SecretFilter(logging.Filter):
+    """Scrubs known secret values from every record that reaches a handler, whatever logged it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: List[str] = []
+
+    def add(self, *secrets: Optional[str]) -> None:
+        for secret in secrets:
+            if secret and len(secret) >= 4 and secret not in self.secrets:
+                self.secrets.append(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = redact(record.getMessage(), self.secrets)
+            record.msg, record.args = message, None
+        return True
+
+
+SECRET_FILTER = SecretFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A solnlib file logger: ``$SPLUNK_HOME/var/log/splunk/ta_aws_iot_defender_<name>.log``."""
+    logger = log.Logs().get_logger(f"{REST_ROOT}_{name}")
+    for handler in logger.handlers:
+        if SECRET_FILTER not in handler.filters:
+            handler.addFilter(SECRET_FILTER)
+    return logger
+
+
+def set_log_level(logger: logging.Logger, session_key: str) -> None:
+    """Apply the level chosen on the Logging tab (INFO when unset or unreadable)."""
+    try:
+        level = conf_manager.get_log_level(
+            logger=logger, session_key=session_key, app_name=APP_ID, conf_name=SETTINGS_CONF
+        )
+    except Exception:  # the level is a nicety: a broken settings read must not stop the run
+        level = "INFO"
+    logger.setLevel(level)
+
+
+def _conf(session_key: str, conf_name: str) -> Any:
+    manager = conf_manager.ConfManager(session_key, APP_ID, realm=_realm(conf_name))
+    return manager.get_conf(conf_name)
+
+
+def load_account(session_key: str, name: str) -> Account:
+    """The named account with its secrets decrypted, validated; :class:`ConfigError` if unusable."""
+    if not name:
+        raise ConfigError("no AWS account is selected")
+    try:
+        stanza = _conf(session_key, ACCOUNT_CONF).get(name)
+    except conf_manager.ConfStanzaNotExistException:
+        raise ConfigError(f"AWS account '{name}' is not configured in the add-on") from None
+    account = Account.from_conf(name, stanza)
+    SECRET_FILTER.add(*account.secrets(), account.access_key_id)
+    return account
+
+
+def load_settings_stanzas(session_key: str) -> Dict[str, Dict[str, Any]]:
+    """The settings conf (``advanced``, ``proxy``, ``logging`` stanzas); empty stanzas when absent."""
+    try:
+        conf = _conf(session_key, SETTINGS_CONF)
+        stanzas = conf.get_all(only_current_app=True)
+    except conf_manager.ConfManagerException:
+        stanzas = {}
+    return {name: dict(stanzas.get(name) or {}) for name in ("advanced", "proxy", "logging")}
+
+
+def load_client_settings(session_key: str) -> ClientSettings:
+    stanzas = load_settings_stanzas(session_key)
+    SECRET_FILTER.add(stanzas["proxy"].get("proxy_password"))
+    return ClientSettings.from_conf(stanzas["advanced"], stanzas["proxy"])
