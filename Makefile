@@ -11,6 +11,9 @@ OUTPUT := output/$(APP)
 TARBALL := dist/$(APP)-$(VERSION).tar.gz
 PIP_VERSION := 26.3
 
+# Part-specific targets (dashboard schema tooling, ...) live in mk/*.mk, owned by each part.
+-include mk/*.mk
+
 .PHONY: all venv build package appinspect lint test unit integration infra-test demo bench clean
 
 all: test
