@@ -27,6 +27,27 @@ def lib_python() -> Path:
     return python
 
 
+def disable_botocore_csm(lib_dir: Path) -> None:
+    """Remove botocore's client-side monitoring publisher from the vendored copy.
+
+    CSM (off unless AWS_CSM_ENABLED is set, and deprecated) sends metrics over a UDP socket; Splunk Cloud
+    forbids programmatic UDP and AppInspect fails the package for the mere socket call. The add-on never
+    enables CSM, so the method is replaced by one that reports "no monitor".
+    """
+    session_py = lib_dir / "botocore" / "session.py"
+    text = session_py.read_text()
+    start = text.index("    def _create_csm_monitor(self):")
+    end = text.index("    def _get_crt_version(self):")
+    stub = (
+        "    def _create_csm_monitor(self):\n"
+        "        # TA-aws-iot-defender: client-side monitoring (UDP) removed for Splunk Cloud.\n"
+        "        return None\n\n"
+    )
+    session_py.write_text(text[:start] + stub + text[end:])
+    if "SOCK_DGRAM" in session_py.read_text():
+        raise SystemExit("botocore CSM patch did not apply")
+
+
 def check_output(app_dir: Path, version: str) -> None:
     compiled = [p for p in (app_dir / "lib").rglob("*") if p.suffix in FORBIDDEN_LIB_SUFFIXES]
     if compiled:
@@ -68,6 +89,7 @@ def main() -> None:
     app_dir = output / APP
     for cache in list(app_dir.rglob("__pycache__")):
         shutil.rmtree(cache)
+    disable_botocore_csm(app_dir / "lib")
     check_output(app_dir, args.version)
     print(f"built {app_dir}")
 

@@ -435,7 +435,7 @@ def global_config() -> dict:
             "version": VERSION,
             "apiVersion": "3.2.0",
             "schemaVersion": "0.0.10",
-            "supportedPythonVersion": ["python3"],
+            "supportedPythonVersion": ["3.9", "3.13"],
             "checkForUpdates": False,
         },
         "pages": {
