@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional
 
+from solnlib import conf_manager, log
+
 from iot_defender import APP_ID
 from iot_defender.aws import Account, ClientSettings, ConfigError, redact
-from solnlib import conf_manager, log
 
 REST_ROOT = "ta_aws_iot_defender"
 ACCOUNT_CONF = f"{REST_ROOT}_account"

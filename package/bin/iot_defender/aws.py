@@ -264,6 +264,9 @@ class AwsSession:
             base = base_session_factory(region_name=account.default_region)
         self._base = base
         self.assume_role_calls = 0
+        # Figures for the run summary: HTTP attempts and throttled answers, counted by botocore event hooks.
+        self.api_calls = 0
+        self.throttles = 0
         if account.role_arn:
             self.credentials: Optional[RefreshableCredentials] = self._role_credentials()
             botocore_session = botocore.session.get_session()
@@ -307,8 +310,20 @@ class AwsSession:
         key = (service, region)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self.session.client(service, region_name=region, config=self._config)
+                client = self.session.client(service, region_name=region, config=self._config)
+                client.meta.events.register("before-send", self._count_attempt)
+                client.meta.events.register("needs-retry", self._count_throttle)
+                self._clients[key] = client
             return self._clients[key]
+
+    def _count_attempt(self, **_kwargs: Any) -> None:
+        self.api_calls += 1
+
+    def _count_throttle(self, response: Any = None, **_kwargs: Any) -> None:
+        # Returning None leaves the retry decision to botocore's own retry mode.
+        parsed = response[1] if isinstance(response, tuple) and len(response) == 2 else None
+        if isinstance(parsed, dict) and parsed.get("Error", {}).get("Code") in THROTTLING_CODES:
+            self.throttles += 1
 
     def refresh_credentials(self) -> bool:
         """Force new temporary credentials now (after the service said the current ones expired).
@@ -422,8 +437,7 @@ def validate_account(
         ) from None
     except (EndpointConnectionError, ProxyConnectionError) as exc:
         raise AccountValidationError(
-            f"Account '{account.name}': could not reach AWS STS while {step}: "
-            f"{redact(str(exc), account.secrets())}",
+            f"Account '{account.name}': could not reach AWS STS while {step}: {redact(str(exc), account.secrets())}",
             type(exc).__name__,
         ) from None
     except BotoCoreError as exc:

@@ -214,9 +214,7 @@ def violation_event(
     )
 
 
-def active_violation_event(
-    record: Mapping[str, Any], *, account_id: str, region: str, snapshot_time: Any
-) -> Event:
+def active_violation_event(record: Mapping[str, Any], *, account_id: str, region: str, snapshot_time: Any) -> Event:
     """One row of an active-violations snapshot. ``_time`` is the snapshot's time, so the latest snapshot
     is one ``earliest``/``latest`` window away; the alarm's own times stay in the body."""
     kind = "active violation"
@@ -416,9 +414,7 @@ def metric_events(
     return [metric_event(datum, account_id=account_id, region=region, source=source) for datum in best.values()]
 
 
-def metric_event(
-    datum: Mapping[str, Any], *, account_id: str, region: str, source: Optional[str] = None
-) -> Event:
+def metric_event(datum: Mapping[str, Any], *, account_id: str, region: str, source: Optional[str] = None) -> Event:
     """One metric datum (export shape: name, thing, value, version, timestamp[, dimension])."""
     _check_metric_datum(datum, 0)
     data = _with_scope(normalize(datum), account_id, region)
