@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from iot_defender import events
+from iot_defender.events import MalformedRecord
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+
+
+def test_times_in_every_representation_become_the_same_iso_string():
+    moment = dt.datetime(2025, 11, 22, 10, 10, 0, 123000, tzinfo=dt.timezone.utc)
+    ms = 1763806200123
+    assert events.to_iso(moment) == "2025-11-22T10:10:00.123Z"
+    assert events.to_iso(ms) == "2025-11-22T10:10:00.123Z"
+    assert events.to_iso(ms / 1000) == "2025-11-22T10:10:00.123Z"
+    assert events.to_iso("2025-11-22T10:10:00.123Z") == "2025-11-22T10:10:00.123Z"
+    assert events.to_epoch(ms) == pytest.approx(1763806200.123)
+
+
+@pytest.mark.parametrize("bad", ["yesterday", True, None, [1]])
+def test_unusable_times_are_refused(bad):
+    with pytest.raises(ValueError):
+        events.to_datetime(bad)
+
+
+def violation_from_sns() -> dict:
+    envelope = json.loads((SAMPLES / "sns-violation-lambda-event.json").read_text())
+    return json.loads(envelope["Records"][0]["Sns"]["Message"])
+
+
+def test_push_and_pull_violations_give_identical_events():
+    pushed = violation_from_sns()
+    pulled = dict(
+        pushed, violationEventTime=dt.datetime.fromtimestamp(pushed["violationEventTime"] / 1000, dt.timezone.utc)
+    )
+    a = events.violation_event(pushed, account_id="123456789012", region="us-east-1")
+    b = events.violation_event(pulled, account_id="123456789012", region="us-east-1")
+    assert a.body() == b.body()
+    assert a.time == b.time == pytest.approx(1763806200.0)
+    assert a.host == "pump-station-017"
+    assert a.sourcetype == "aws:iot:defender:violation"
+    assert a.data["violationEventTime"] == "2025-11-22T10:10:00.000Z"
+    assert a.data["account_id"] == "123456789012" and a.data["region"] == "us-east-1"
+    assert events.violation_key(pushed) == events.violation_key(pulled)
+
+
+@pytest.mark.parametrize("field", ["violationId", "thingName", "violationEventType", "violationEventTime"])
+def test_violation_without_identity_field_is_malformed_and_says_which(field):
+    record = violation_from_sns()
+    del record[field]
+    with pytest.raises(MalformedRecord, match=field):
+        events.violation_event(record, account_id="1", region="r")
+
+
+def test_unknown_violation_event_type_is_malformed():
+    with pytest.raises(MalformedRecord, match="violationEventType"):
+        events.violation_event(dict(violation_from_sns(), violationEventType="exploded"), account_id="1", region="r")
+
+
+def test_audit_task_from_sns_and_from_describe_audit_task_match():
+    envelope = json.loads((SAMPLES / "sns-audit-notification.json").read_text())
+    message = json.loads(envelope["Message"])
+    described = {
+        "taskStatus": "COMPLETED",
+        "taskType": "SCHEDULED_AUDIT_TASK",
+        "taskStartTime": dt.datetime.fromtimestamp(message["taskStartTime"] / 1000, dt.timezone.utc),
+        "scheduledAuditName": "DailyAudit",
+        "taskStatistics": {
+            "totalChecks": 15,
+            "compliantChecks": 12,
+            "nonCompliantChecks": 2,
+            "failedChecks": 1,
+            "canceledChecks": 0,
+        },
+        "auditDetails": {
+            d["checkName"]: {k: v for k, v in d.items() if k != "checkName"} for d in message["auditDetails"]
+        },
+    }
+    pushed = events.audit_task_events(message, account_id="123456789012", region="us-east-1")
+    pulled = events.audit_task_events(
+        described, account_id="123456789012", region="us-east-1", task_id=message["taskId"]
+    )
+    assert len(pushed) == 1 + len(message["auditDetails"])
+    assert [e.data["record_type"] for e in pushed] == ["task"] + ["check"] * 4
+    assert {e.data.get("checkName") for e in pushed[1:]} == {e.data.get("checkName") for e in pulled[1:]}
+    assert pushed[0].data["taskStatistics"] == pulled[0].data["taskStatistics"]
+    failed = next(e for e in pushed if e.data.get("checkName") == "LOGGING_DISABLED_CHECK")
+    assert failed.data["errorCode"] == "INSUFFICIENT_PERMISSIONS"
+    assert failed.data["taskStartTime"] == "2025-11-22T00:00:00.000Z"
+
+
+def test_metrics_export_keeps_highest_version_of_duplicates():
+    message = json.loads((SAMPLES / "metrics-export.json").read_text())
+    datum = dict(message["metrics"][1])
+    message["metrics"].append(dict(datum, version=7, value={"ports": [21]}))
+    message["metrics"].append(dict(datum, version=3, value={"ports": [23]}))
+    out = events.metric_events(message, account_id="123456789012", region="us-east-1")
+    tcp = [e for e in out if e.data["name"] == "aws:listening-tcp-ports"]
+    assert len(tcp) == 1 and tcp[0].data["value"] == {"ports": [21]} and tcp[0].data["version"] == 7
+    assert len(out) == len(json.loads((SAMPLES / "metrics-export.json").read_text())["metrics"])
+    assert all(e.host == "pump-station-017" for e in out)
+    assert out[0].data["timestamp"] == "2025-11-22T10:00:00.000Z"
+
+
+def test_metric_timestamp_in_seconds_is_accepted():
+    message = {
+        "metrics": [
+            {"name": "aws:all-bytes-out", "thing": "t", "value": {"count": 1}, "version": 1, "timestamp": 1763805600}
+        ]
+    }
+    (event,) = events.metric_events(message, account_id="1", region="r")
+    assert event.data["timestamp"] == "2025-11-22T10:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "datum",
+    [
+        {"thing": "t", "value": {"count": 1}, "timestamp": 1},
+        {"name": "n", "thing": "t", "value": 5, "timestamp": 1},
+        {"name": "n", "thing": "t", "value": {}, "timestamp": "soon"},
+        "not an object",
+    ],
+)
+def test_a_bad_datum_makes_the_message_malformed(datum):
+    with pytest.raises(MalformedRecord):
+        events.metric_events({"metrics": [datum]}, account_id="1", region="r")
+
+
+def test_hec_payload_and_record_shapes():
+    event = events.violation_event(violation_from_sns(), account_id="1", region="r")
+    hec = event.to_hec(index="iot")
+    assert set(hec) == {"time", "sourcetype", "source", "event", "host", "index"}
+    assert json.loads(json.dumps(hec))["event"]["violationId"] == "8a1b0c2d3e4f56789a0b1c2d3e4f5a6b"
+    record = event.to_record()
+    assert set(record) == {"time", "sourcetype", "source", "host", "index", "event"}
+    assert base64.b64encode(event.body().encode())  # body is plain UTF-8 JSON
+
+
+def test_action_result_refuses_unknown_outcomes():
+    with pytest.raises(ValueError):
+        events.ActionResult(action="iot_quarantine_thing", outcome="maybe")

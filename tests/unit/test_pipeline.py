@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import pytest
+
+from iot_defender import events
+from iot_defender.checkpoint import InputState, Journal, MemoryJournal, MemoryStore, merge_seen, next_window
+from iot_defender.pipeline import Page, RunStats, deliver
+
+
+def ev(n: int) -> events.Event:
+    return events.Event(time=1000.0 + n, sourcetype="aws:iot:defender:violation", source="s", data={"n": n})
+
+
+class ListSink:
+    def __init__(self, fail_after: int | None = None):
+        self.events: list = []
+        self.fail_after = fail_after
+
+    def write(self, event):
+        if self.fail_after is not None and len(self.events) >= self.fail_after:
+            raise KeyboardInterrupt("killed")  # stands in for SIGKILL between two events
+        self.events.append(event)
+
+
+def pages(n_pages: int, per_page: int, high_water: float):
+    for p in range(n_pages):
+        yield Page(items=[(f"k{p * per_page + i}", ev(p * per_page + i)) for i in range(per_page)])
+
+    def advance(state):
+        state.high_water = high_water
+
+    yield Page(progress=advance)
+
+
+def run(store, journal, sink, n_pages=5, per_page=10):
+    state = InputState.from_dict(store.get("cp"))
+    stats = RunStats(input="i", stanza="s", account="a", region="r")
+    stats.recovered_from_journal = merge_seen(state, journal.keys())
+    deliver(
+        pages(n_pages, per_page, 5000.0),
+        state=state,
+        sink=sink,
+        journal=journal,
+        save=lambda s: store.update("cp", s.to_dict()),
+        stats=stats,
+        keep_after=lambda s: float("-inf"),
+    )
+    return stats
+
+
+@pytest.mark.parametrize("kill_at", [0, 1, 9, 10, 11, 25, 49])
+def test_a_run_killed_anywhere_then_rerun_delivers_every_event_once(tmp_path, kill_at):
+    store = MemoryStore()
+    journal = Journal(str(tmp_path / "j.journal"))
+    indexed: list = []
+    first = ListSink(fail_after=kill_at)
+    with pytest.raises(KeyboardInterrupt):
+        run(store, journal, first)
+    journal.close()
+    indexed += first.events
+    second = ListSink()
+    stats = run(store, Journal(str(tmp_path / "j.journal")), second)
+    indexed += second.events
+    assert sorted(e.data["n"] for e in indexed) == list(range(50))
+    assert stats.duplicates_skipped == kill_at
+    assert InputState.from_dict(store.get("cp")).high_water == 5000.0
+
+
+def test_journal_ignores_a_line_cut_by_a_crash(tmp_path):
+    path = tmp_path / "j"
+    journal = Journal(str(path))
+    journal.append("a", 1.0)
+    journal.close()
+    with open(path, "a") as handle:
+        handle.write("b\t2.0")  # no newline: the write was cut
+    assert Journal(str(path)).keys() == {"a": 1.0}
+
+
+def test_snapshot_rows_without_keys_are_not_deduplicated():
+    sink = ListSink()
+    stats = RunStats(input="i", stanza="s", account="a", region="r")
+    state = InputState()
+    page = Page(items=[(None, ev(1)), (None, ev(1))], malformed=["bad row"])
+    deliver(
+        [page],
+        state=state,
+        sink=sink,
+        journal=MemoryJournal(),
+        save=lambda s: None,
+        stats=stats,
+        keep_after=lambda s: 0,
+    )
+    assert len(sink.events) == 2 and stats.malformed == 1 and stats.malformed_samples == ["bad row"]
+
+
+def test_windows_overlap_and_respect_retention():
+    state = InputState()
+    start, end = next_window(state, 100_000.0, overlap_seconds=600, backfill_seconds=3600, retention_seconds=50_000)
+    assert (start, end) == (96_400.0, 100_000.0)
+    state.high_water = end
+    start, end = next_window(state, 101_000.0, overlap_seconds=600, backfill_seconds=3600, retention_seconds=50_000)
+    assert start == 99_400.0 and end == 101_000.0
+    start, _ = next_window(
+        InputState(), 100_000.0, overlap_seconds=0, backfill_seconds=90_000, retention_seconds=50_000
+    )
+    assert start == 50_060.0
+
+
+def test_state_round_trips_and_prunes():
+    state = InputState(high_water=10.0, seen={"old": 1.0, "new": 9.0}, done_tasks={"t1": 0.5, "t2": 9.5})
+    again = InputState.from_dict(state.to_dict())
+    assert again == state
+    again.prune(5.0)
+    assert again.seen == {"new": 9.0} and again.done_tasks == {"t2": 9.5}
+    assert InputState.from_dict({"version": 999, "high_water": 3}).high_water is None
+
+
+def test_summary_line_is_key_value_without_spaces():
+    stats = RunStats(input="iot_defender_violations", stanza="my input", account="prod", region="us-east-1")
+    stats.events = 3
+    line = stats.summary_line()
+    assert line.startswith("iot_defender_run_summary input=iot_defender_violations stanza=my_input")
+    assert "events=3" in line and "status=ok" in line
