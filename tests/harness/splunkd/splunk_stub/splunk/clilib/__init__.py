@@ -1,0 +1,1 @@
+"""Stand-in for ``splunk.clilib`` (see ``cli_common`` and ``bundle_paths``)."""
