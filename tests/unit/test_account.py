@@ -1,0 +1,159 @@
+"""Account configuration, credential validation messages, proxy settings and secret hygiene."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from iot_defender.aws import (
+    Account,
+    AccountValidationError,
+    ClientSettings,
+    ConfigError,
+    parse_regions,
+    proxy_url_from_conf,
+    redact,
+)
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def conf(**overrides):
+    base = {
+        "credential_source": "access_key",
+        "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key": SECRET,
+        "partition": "aws",
+        "default_region": "eu-west-1",
+    }
+    base.update(overrides)
+    return base
+
+
+def test_secrets_never_appear_in_repr():
+    account = Account.from_conf("prod", conf(role_arn="arn:aws:iam::123456789012:role/R", external_id="ext-123456"))
+    assert SECRET not in repr(account) and "ext-123456" not in repr(account)
+    assert account.secrets() == [SECRET, "ext-123456"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"aws_secret_access_key": ""}, "both required"),
+        ({"aws_access_key_id": "not-a-key"}, "access key ID"),
+        ({"partition": "moon"}, "partition"),
+        ({"default_region": "Paris"}, "region"),
+        ({"role_arn": "arn:aws:iam::12:role/x"}, "role ARN"),
+        ({"role_arn": "arn:aws-cn:iam::123456789012:role/x"}, "partition 'aws-cn'"),
+        ({"credential_source": "magic"}, "credential source"),
+    ],
+)
+def test_unusable_accounts_are_refused_with_the_field_named(overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        Account.from_conf("prod", conf(**overrides))
+    assert SECRET not in str(info.value)
+
+
+def test_default_chain_needs_no_keys():
+    account = Account.from_conf("ec2", {"credential_source": "default_chain", "default_region": "us-west-2"})
+    assert account.access_key_id is None
+
+
+def test_proxy_url_and_its_redaction():
+    url = proxy_url_from_conf(
+        {
+            "proxy_enabled": "1",
+            "proxy_type": "http",
+            "proxy_url": "proxy.corp",
+            "proxy_port": "3128",
+            "proxy_username": "svc",
+            "proxy_password": "p@ss word",
+        }
+    )
+    assert url == "http://svc:p%40ss%20word@proxy.corp:3128"
+    assert redact(f"could not connect to {url}", []) == "could not connect to http://********@proxy.corp:3128"
+    assert proxy_url_from_conf({"proxy_enabled": "0", "proxy_url": "x"}) is None
+    with pytest.raises(ConfigError, match="socks5"):
+        proxy_url_from_conf({"proxy_enabled": "1", "proxy_type": "socks5", "proxy_url": "h", "proxy_port": "1"})
+    settings = ClientSettings(proxy_url=url)
+    assert "p%40ss" not in repr(settings)
+    config = settings.botocore_config()
+    assert config.proxies == {"http": url, "https": url}
+    assert config.retries == {"mode": "adaptive", "max_attempts": 8}
+    assert "TA-aws-iot-defender/" in config.user_agent_extra
+
+
+def test_client_settings_bounds():
+    with pytest.raises(ConfigError):
+        ClientSettings.from_conf({"max_attempts": "50"})
+    with pytest.raises(ConfigError):
+        ClientSettings.from_conf({"retry_mode": "legacy"})
+    assert ClientSettings.from_conf({"retry_mode": "standard", "max_attempts": "3"}).max_attempts == 3
+
+
+def test_regions_parameter():
+    assert parse_regions(" us-east-1, eu-west-1 ,us-east-1", "x") == ["us-east-1", "eu-west-1"]
+    assert parse_regions("", "ap-south-1") == ["ap-south-1"]
+    with pytest.raises(ConfigError, match="not AWS region names: Europe"):
+        parse_regions("Europe", "x")
+
+
+@pytest.fixture
+def handler_module(monkeypatch):
+    """Import the REST handler with splunkd's ``splunk.admin`` stubbed, as Splunk's own UCC tests do."""
+    admin = types.ModuleType("splunk.admin")
+
+    class MConfigHandler:
+        def __init__(self, *args, **kwargs):
+            pass
+
+    class ArgValidationException(Exception):
+        pass
+
+    admin.MConfigHandler = MConfigHandler
+    admin.ArgValidationException = ArgValidationException
+    admin.ACTION_CREATE, admin.ACTION_EDIT, admin.ACTION_LIST, admin.ACTION_REMOVE = 1, 2, 4, 8
+    admin.CONTEXT_APP_ONLY = "app"
+    admin.init = lambda *args, **kwargs: None
+    splunk = types.ModuleType("splunk")
+    splunk.admin = admin
+    monkeypatch.setitem(sys.modules, "splunk", splunk)
+    monkeypatch.setitem(sys.modules, "splunk.admin", admin)
+    sys.modules.pop("ta_aws_iot_defender_account_handler", None)
+    import ta_aws_iot_defender_account_handler as module
+
+    yield module
+    sys.modules.pop("ta_aws_iot_defender_account_handler", None)
+
+
+def test_handler_reports_aws_refusal_without_the_secret(handler_module):
+    def refuse(account, settings):
+        raise AccountValidationError(
+            f"Account '{account.name}': the secret access key does not match", "SignatureDoesNotMatch"
+        )
+
+    message = handler_module.validation_error("prod", conf(), validate=refuse)
+    assert "does not match" in message and SECRET not in message
+
+
+def test_handler_uses_stored_secrets_when_edit_sends_masked_ones(handler_module):
+    seen = {}
+
+    def accept(account, settings):
+        seen["secret"] = account.secret_access_key
+        return {"account": "123456789012"}
+
+    stored = Account.from_conf("prod", conf())
+    payload = conf(aws_secret_access_key="********")
+    assert handler_module.validation_error("prod", payload, stored=lambda name: stored, validate=accept) is None
+    assert seen["secret"] == SECRET
+
+
+def test_handler_refuses_incomplete_accounts_before_calling_aws(handler_module):
+    called = []
+    message = handler_module.validation_error(
+        "prod", conf(aws_access_key_id=""), validate=lambda a, s: called.append(a)
+    )
+    assert "both required" in message and not called
