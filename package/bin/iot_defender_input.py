@@ -25,7 +25,7 @@ from iot_defender import audit as audit_source
 from iot_defender import detect, events, inventory
 from iot_defender.aws import AwsSession, ConfigError, error_code, error_message, parse_regions, redact
 from iot_defender.checkpoint import InputState, Journal, MemoryJournal, checkpoint_key, merge_seen
-from iot_defender.pipeline import Page, RunStats, deliver
+from iot_defender.pipeline import Page, RunStats, deliver, prefetch
 
 APP = "TA-aws-iot-defender"
 CHECKPOINT_COLLECTION = "ta_aws_iot_defender_checkpoints"
@@ -327,7 +327,7 @@ def _run_windowed(
     pages, keep_after = SOURCES[input_type](session, region, state, params, account_id=account_id, now=now)
     try:
         deliver(
-            pages,
+            prefetch(pages),
             state=state,
             sink=sink,
             journal=journal,

@@ -14,6 +14,9 @@ from .pipeline import Page
 
 VIOLATION_RETENTION_SECONDS = 30 * DAY
 PAGE_SIZE = 250
+# Windows are read in slices: each completed slice is a checkpoint, so the keys a restart needs stay bounded
+# by one slice (plus the overlap), whatever the backfill.
+SLICE_SECONDS = 6 * 3600.0
 BEHAVIOR_CRITERIA_TYPES = ("STATIC", "STATISTICAL", "MACHINE_LEARNING")
 
 
@@ -101,22 +104,29 @@ def violation_pages(
         backfill_seconds=options.backfill_seconds,
         retention_seconds=VIOLATION_RETENTION_SECONDS,
     )
-    for records, _token in session.paginate(
-        client,
-        "list_violation_events",
-        result_key="violationEvents",
-        page_size=PAGE_SIZE,
-        startTime=_utc(start),
-        endTime=_utc(end),
-        **options.filters(),
-    ):
-        items, malformed = shape_violation_page(records, account_id=account_id, region=region)
-        yield Page(items=items, malformed=malformed)
+    slice_start = start
+    while slice_start < end:
+        slice_end = min(end, slice_start + SLICE_SECONDS)
+        for records, _token in session.paginate(
+            client,
+            "list_violation_events",
+            result_key="violationEvents",
+            page_size=PAGE_SIZE,
+            startTime=_utc(slice_start),
+            endTime=_utc(slice_end),
+            **options.filters(),
+        ):
+            items, malformed = shape_violation_page(records, account_id=account_id, region=region)
+            yield Page(items=items, malformed=malformed)
+        yield Page(progress=_advance_to(slice_end))
+        slice_start = slice_end
 
+
+def _advance_to(high_water: float) -> Any:
     def advance(target: InputState) -> None:
-        target.high_water = end
+        target.high_water = high_water
 
-    yield Page(progress=advance)
+    return advance
 
 
 def violation_keep_after(options: ViolationOptions) -> Any:

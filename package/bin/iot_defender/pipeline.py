@@ -1,16 +1,22 @@
 """The one delivery pipeline every pull input shares: pages of keyed events → sink → journal → checkpoint.
 
 A *source* (audit, detect, inventory) is a generator of :class:`Page` objects; it never writes anything
-itself. :func:`deliver` writes each event once (keys already seen are skipped), journals its key right after
-writing it, applies the page's progress to the state and saves the checkpoint: events first, checkpoint
-after, so a crash at any point neither loses nor repeats an event.
+itself. :func:`deliver` writes each event once (keys already seen are skipped) and journals its key right
+after writing it. When a page carries *progress* (a time slice or an audit task is complete), the progress is
+applied to the state and the checkpoint saved, then the journal emptied: events first, checkpoint after, so a
+crash at any point neither loses nor repeats an event. Between two checkpoints the journal alone remembers
+what was written, which keeps checkpoint writes rare and small.
+
+Pages are fetched one ahead on a background thread, so waiting for AWS overlaps with writing events.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple
 
 from .checkpoint import InputState, Journal
 from .events import Event
@@ -119,6 +125,46 @@ def deliver(
         stats.pages += 1
         if page.progress is not None:
             page.progress(state)
-        state.prune(keep_after(state))
-        save(state)
-        journal.reset()
+            state.prune(keep_after(state))
+            save(state)
+            journal.reset()
+
+
+_END = object()
+
+
+def prefetch(pages: Iterable[Page], depth: int = 2) -> Iterator[Page]:
+    """Produce ``pages`` on a helper thread, at most ``depth`` ahead; errors surface in order, after the pages
+    produced before them. Stopping early (e.g. the consumer failed) lets the producer finish its current page
+    and stop."""
+    buffer: queue.Queue[Tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        buffer.put(("page", page), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(("end", _END))
+        except BaseException as exc:  # handed to the consumer, which re-raises it in order
+            buffer.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="page-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "page":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
