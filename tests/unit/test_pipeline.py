@@ -121,3 +121,55 @@ def test_summary_line_is_key_value_without_spaces():
     line = stats.summary_line()
     assert line.startswith("iot_defender_run_summary input=iot_defender_violations stanza=my_input")
     assert "events=3" in line and "status=ok" in line
+
+
+def test_prefetch_keeps_order_and_raises_after_the_pages_before_the_error():
+    from iot_defender.pipeline import prefetch
+
+    def source():
+        yield Page(items=[("a", ev(1))])
+        yield Page(items=[("b", ev(2))])
+        raise RuntimeError("AWS said no")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="AWS said no"):
+        for page in prefetch(source()):
+            seen.append(page.items[0][0])
+    assert seen == ["a", "b"]
+
+
+def test_long_backfill_is_read_in_slices_each_a_checkpoint():
+    import datetime as dt
+
+    from botocore.stub import ANY, Stubber
+
+    from iot_defender import detect
+    from iot_defender.aws import Account, AwsSession, ClientSettings
+
+    session = AwsSession(
+        Account(name="t", access_key_id="AKIAEXAMPLEEXAMPLE01", secret_access_key="x" * 40), ClientSettings()
+    )
+    client = session.client("iot", "us-east-1")
+    now = 1_763_900_000.0
+    options = detect.ViolationOptions(backfill_seconds=15 * 3600, collect_active=False)
+    saves = []
+    with Stubber(client) as stub:
+        for _ in range(3):
+            stub.add_response(
+                "list_violation_events",
+                {"violationEvents": []},
+                {"startTime": ANY, "endTime": ANY, "maxResults": 250, "listSuppressedAlerts": True},
+            )
+        state = InputState()
+        deliver(
+            detect.violation_pages(session, "us-east-1", state, options, account_id="1", now=now),
+            state=state,
+            sink=ListSink(),
+            journal=MemoryJournal(),
+            save=lambda s: saves.append(s.high_water),
+            stats=RunStats(input="i", stanza="s", account="a", region="r"),
+            keep_after=detect.violation_keep_after(options),
+        )
+        stub.assert_no_pending_responses()
+    assert saves == [now - 9 * 3600, now - 3 * 3600, now]
+    assert dt.datetime.fromtimestamp(saves[-1], dt.timezone.utc)
