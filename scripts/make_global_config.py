@@ -263,6 +263,8 @@ def input_service(name: str, title: str, description: str, interval: int, extra:
         "title": title,
         "description": description,
         "inputHelperModule": f"{name}_helper",
+        "restHandlerModule": "ta_aws_iot_defender_input_handler",
+        "restHandlerClass": "InputHandler",
         "entity": [
             {
                 "type": "text",

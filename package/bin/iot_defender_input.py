@@ -17,7 +17,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape, quoteattr
 
-from iot_defender_splunk import SECRET_FILTER, get_logger, load_account, load_client_settings, set_log_level
 from splunklib import binding
 from splunklib import client as splunk_client
 
@@ -26,6 +25,7 @@ from iot_defender import detect, events, inventory
 from iot_defender.aws import AwsSession, ConfigError, error_code, error_message, parse_regions, redact
 from iot_defender.checkpoint import InputState, Journal, MemoryJournal, checkpoint_key, merge_seen
 from iot_defender.pipeline import Page, RunStats, deliver, prefetch
+from iot_defender_splunk import SECRET_FILTER, get_logger, load_account, load_client_settings, set_log_level
 
 APP = "TA-aws-iot-defender"
 CHECKPOINT_COLLECTION = "ta_aws_iot_defender_checkpoints"
@@ -140,12 +140,16 @@ class KvCheckpointStore:
 
 
 def connect_splunkd(metadata: Dict[str, Any]) -> Any:
-    uri = urlparse(metadata["server_uri"])
+    return connect_splunkd_uri(metadata["server_uri"], metadata["session_key"])
+
+
+def connect_splunkd_uri(server_uri: str, session_key: str) -> Any:
+    uri = urlparse(server_uri)
     return splunk_client.connect(
         scheme=uri.scheme,
         host=uri.hostname,
         port=uri.port,
-        token=metadata["session_key"],
+        token=session_key,
         app=APP,
         owner="nobody",
         autologin=False,

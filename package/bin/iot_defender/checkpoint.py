@@ -52,7 +52,12 @@ class MemoryStore:
 
 def checkpoint_key(input_type: str, stanza: str, account: str, region: str) -> str:
     """One checkpoint per input + account + region (the KV ``_key``)."""
-    return f"{input_type}:{stanza}:{account}:{region}"
+    return f"{checkpoint_prefix(input_type, stanza)}{account}:{region}"
+
+
+def checkpoint_prefix(input_type: str, stanza: str) -> str:
+    """What every checkpoint key of one input starts with (deleting the input deletes them all)."""
+    return f"{input_type}:{stanza}:"
 
 
 @dataclass
