@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .splunk_stub.splunk.clilib import cli_common
 
@@ -120,11 +121,16 @@ class SplunkHome:
         server_name: str = "harness-splunk",
         app_name: Optional[str] = None,
         python: str = sys.executable,
+        splunk_bundled: Sequence[str] = (),
     ) -> SplunkHome:
         """Build the tree under ``tmp_path/splunk``. ``app_dir`` (relative paths are taken from the repo root)
         is installed as ``etc/apps/<name>``: a real directory whose entries are symlinks to the built app, so
         conf writes land in this home's ``local/`` and never in the build output. Pass ``splunkd=`` (a
-        started :class:`SplunkdStandIn`) to point ``mgmtHostPort`` at it and attach this home to it."""
+        started :class:`SplunkdStandIn`) to point ``mgmtHostPort`` at it and attach this home to it.
+
+        ``splunk_bundled``: top-level modules of the harness venv (e.g. ``("requests", "idna", "certifi",
+        "charset_normalizer")``) to expose beside the ``splunk`` stand-in, emulating third-party packages
+        Splunk Enterprise happens to ship in its own Python. Default none: the app must vendor what it uses."""
         if splunkd is not None:
             splunkd_port = splunkd.port
             server_name = getattr(splunkd, "server_name", server_name)
@@ -160,6 +166,8 @@ class SplunkHome:
         shutil.copytree(
             STUB_SOURCE, home.site_packages / "splunk", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
+        for module in splunk_bundled:
+            home.add_bundled_module(module)
         home.splunk_bin.write_text(_SHIM.format(python=python, home=str(root)))
         home.splunk_bin.chmod(home.splunk_bin.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         if app_dir is not None:
@@ -167,6 +175,19 @@ class SplunkHome:
         if splunkd is not None:
             splunkd.attach(home)
         return home
+
+    def add_bundled_module(self, module: str) -> Path:
+        """Symlink an importable top-level module/package of the harness interpreter into the bundled
+        site-packages (see ``splunk_bundled``)."""
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(module)
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        target = self.site_packages / source.name
+        if not target.exists():
+            target.symlink_to(source, target_is_directory=source.is_dir())
+        return target
 
     def install_app(self, app_dir: Path, app_name: Optional[str] = None) -> Path:
         """Install a built app (symlinked entry by entry; ``local/`` copied) and make it this home's app."""

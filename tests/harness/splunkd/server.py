@@ -212,7 +212,7 @@ class SplunkdStandIn:
         host: str = "127.0.0.1",
         version: str = render.GENERATOR_VERSION,
         username: str = "admin",
-        password: str = "changeme",  # noqa: S107 - loopback stand-in credentials
+        password: str = "changeme",
     ) -> None:
         self.session_key = session_key or _secrets.token_hex(32)
         self.session_keys: Set[str] = {self.session_key}
