@@ -116,7 +116,7 @@ class _SortedItems:
             self.keys.append(self.keyfunc(it))
         self._dirty = True
 
-    def sorted(self) -> "_SortedItems":
+    def sorted(self) -> _SortedItems:
         if self._dirty:
             order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
             self.items = [self.items[i] for i in order]
@@ -449,9 +449,8 @@ class DefenderStore:
             behs = p.get("behaviors") or []
             if metric is not None and not any(b.get("metric") == metric for b in behs):
                 return False
-            if dim is not None and not any((b.get("metricDimension") or {}).get("dimensionName") == dim for b in behs):
-                return False
-            return True
+            dims = {(b.get("metricDimension") or {}).get("dimensionName") for b in behs}
+            return dim is None or dim in dims
 
         keys = [(p["name"],) for p in profs]
         lo = 0

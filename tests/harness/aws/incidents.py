@@ -140,7 +140,7 @@ class IncidentStore:
                 raise RequestError("ResourceNotFoundException", f"Response plan {plan_arn} not found.", 404)
             template = plan["incidentTemplate"]
             self._seq += 1
-            rid = uuid.UUID(hashlib.md5(f"{ctx.account_id}/{self._seq}/{tok}".encode()).hexdigest())  # noqa: S324
+            rid = uuid.UUID(hashlib.md5(f"{ctx.account_id}/{self._seq}/{tok}".encode()).hexdigest())
             arn = f"arn:aws:ssm-incidents::{ctx.account_id}:incident-record/{plan_name}/{rid}"
             src: Dict[str, Any] = {
                 "createdBy": ctx.caller_arn,
@@ -173,7 +173,7 @@ class IncidentStore:
                     "generatedId",
                     "related-item/{}/{}".format(
                         it["identifier"]["type"],
-                        hashlib.md5(repr(item).encode()).hexdigest().upper(),  # noqa: S324
+                        hashlib.md5(repr(item).encode()).hexdigest().upper(),
                     ),
                 )
                 record["_related"].append(it)

@@ -32,7 +32,7 @@ def _session() -> botocore.session.Session:
         return _SESSION
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def service_model(name: str):
     """The botocore ServiceModel of ``name`` (botocore service name, e.g. ``iot``, ``ssm-incidents``)."""
     return _session().get_service_model(name)
@@ -43,7 +43,7 @@ def service_model(name: str):
 _SIGNING_TO_SERVICE = {"iot": "iot", "ssm-incidents": "ssm-incidents", "sts": "sts", "sns": "sns", "s3": "s3"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_for_signing_name(signing_name: str):
     name = _SIGNING_TO_SERVICE.get(signing_name, signing_name)
     try:
@@ -69,7 +69,7 @@ class ModelViolation(AssertionError):
 
 # --------------------------------------------------------------------------------------------------- routing
 class _Route:
-    __slots__ = ("method", "op_name", "query_literals", "regex", "labels", "score")
+    __slots__ = ("labels", "method", "op_name", "query_literals", "regex", "score")
 
     def __init__(self, method: str, uri: str, op_name: str):
         self.method = method
@@ -128,7 +128,7 @@ class Router:
         return None, {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def router_for(service_name: str) -> Router:
     return Router(service_model(service_name))
 
@@ -365,7 +365,7 @@ def check_shape(shape, value: Any, path: str = "$", errors: Optional[List[str]] 
             if key not in wire:
                 errors.append(f"{path}: unknown member {key!r}")
                 continue
-            n, m = wire[key]
+            _, m = wire[key]
             check_shape(m, v, f"{path}.{key}", errors)
         for req in shape.required_members:
             m = members[req]

@@ -204,7 +204,7 @@ class LoopbackAWS:
         self.port: Optional[int] = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "LoopbackAWS":
+    def start(self) -> LoopbackAWS:
         from werkzeug.serving import make_server
 
         if self._server is not None:
@@ -230,7 +230,7 @@ class LoopbackAWS:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> "LoopbackAWS":
+    def __enter__(self) -> LoopbackAWS:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -545,7 +545,7 @@ class LoopbackAWS:
         return _Response(status, hdrs, payload, None, _loggable(params))
 
     # ------------------------------------------------------------------ STS (query protocol)
-    def _sts(self, op: str, form: Dict[str, str], cred: Credential, err: "_ErrorRenderer") -> _Response:
+    def _sts(self, op: str, form: Dict[str, str], cred: Credential, err: _ErrorRenderer) -> _Response:
         sts_model = models.service_model("sts")
         params_log = {k: v for k, v in form.items() if k not in ("Action", "Version")}
         if op == "GetCallerIdentity":
