@@ -241,7 +241,9 @@ class SplunkdStandIn:
         self._server.daemon_threads = True
         self.port = self._server.server_port
         self._seed_system()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="splunkd-stand-in", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="splunkd-stand-in", daemon=True
+        )
         self._thread.start()
         return self
 
