@@ -346,3 +346,29 @@ def test_conf_writes_reach_the_home_on_disk(splunkd, tmp_path):
     splunkd.set_conf(SETTINGS_CONF, "logging", {"loglevel": "ERROR"})
     assert home.read_conf(SETTINGS_CONF, APP_ID)["logging"]["loglevel"] == "ERROR"
     assert splunkd.get_conf("web", "settings", app="system")["mgmtHostPort"] == f"127.0.0.1:{splunkd.port}"
+
+
+def test_generic_faults_latency_and_request_log(splunkd):
+    service = _service(splunkd)
+    splunkd.faults.fail(r"/configs/conf-harness", status=500, times=1)
+    splunkd.set_conf("harness", "s", {"k": "v"})
+    with pytest.raises(binding.HTTPError) as error:
+        service.confs["harness"].list()
+    assert error.value.status == 500
+    assert service.confs["harness"].list()[0].content["k"] == "v"
+    splunkd.faults.set_latency(0.3, r"/server/info")
+    started = time.monotonic()
+    service.info  # noqa: B018 - one request
+    assert time.monotonic() - started >= 0.3
+    splunkd.faults.clear()
+    assert [r.status for r in splunkd.requests_to(r"/configs/conf-harness$")] == [500, 200]
+
+
+def test_reload_from_disk_and_environment_helper(tmp_path):
+    from tests.harness.splunkd import splunk_environment
+
+    with splunk_environment(tmp_path, app_dir=None) as (splunkd, home):
+        home.write_conf("server", "general", {"serverName": "renamed"})
+        assert splunkd.get_conf("server", "general", app="system")["serverName"] == "harness-splunk"
+        splunkd.reload_from_disk()
+        assert splunkd.get_conf("server", "general", app="system")["serverName"] == "renamed"

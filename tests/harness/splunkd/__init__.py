@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .env import splunk_environment
 from .home import SplunkHome
 from .server import (
     APP_ID,
@@ -28,4 +29,5 @@ __all__ = [
     "SplunkHome",
     "SplunkdStandIn",
     "credential_realm",
+    "splunk_environment",
 ]

@@ -30,9 +30,12 @@ class ConfStore:
         self.etc: Optional[Path] = None
 
     # loading / persistence ---------------------------------------------------------------------------------
-    def load_etc(self, etc: Path) -> None:
-        """Read every conf file under ``etc`` (system and apps); later writes to local layers go to disk."""
+    def load_etc(self, etc: Path, reset: bool = False) -> None:
+        """Read every conf file under ``etc`` (system and apps); later writes to local layers go to disk.
+        ``reset`` drops what is in memory first (disk becomes the truth again)."""
         with self.lock:
+            if reset:
+                self.layers.clear()
             self.etc = Path(etc)
             for level in ("default", "local"):
                 self._load_dir(self.etc / SYSTEM / level, (SYSTEM, level))

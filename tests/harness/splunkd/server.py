@@ -280,6 +280,13 @@ class SplunkdStandIn:
         for app in self.confs.apps():
             self._load_app_meta(app, Path(home.etc) / "apps" / app)
 
+    def reload_from_disk(self) -> None:
+        """Forget in-memory conf and re-read the attached home (after editing its files directly)."""
+        if self.home is None:
+            raise RuntimeError("no SplunkHome attached")
+        self.confs.load_etc(Path(self.home.etc), reset=True)
+        self._seed_system()
+
     def _load_app_meta(self, app: str, app_dir: Path) -> None:
         gc_path = app_dir / "appserver" / "static" / "js" / "build" / "globalConfig.json"
         if gc_path.is_file():
