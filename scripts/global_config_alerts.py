@@ -4,9 +4,12 @@ and their Enterprise Security adaptive-response metadata."""
 from __future__ import annotations
 
 ACCOUNT_SEARCH = (
-    "| rest /servicesNS/nobody/TA-aws-iot-defender/ta_aws_iot_defender_account splunk_server=local "
-    "| fields title"
+    "| rest /servicesNS/nobody/TA-aws-iot-defender/ta_aws_iot_defender_account splunk_server=local | fields title"
 )
+
+
+# Enterprise Security opens this view (app/view syntax) to show an action's result events.
+RESULTS_DRILLDOWN = "../TA-aws-iot-defender/search"
 
 
 def alert_common(thing_field_default: str = "thing_name") -> list:
@@ -26,7 +29,7 @@ def alert_common(thing_field_default: str = "thing_name") -> list:
             "label": "Region",
             "field": "region",
             "required": False,
-            "help": "Empty: the account's default region, or the row's region field.",
+            "help": "Empty: the row's region field when it has one, else the account's default region.",
         },
         {
             "type": "text",
@@ -51,6 +54,15 @@ def alert_common(thing_field_default: str = "thing_name") -> list:
             "defaultValue": 0,
             "help": "Log and report what would change; change nothing in AWS.",
         },
+        {
+            "type": "text",
+            "label": "Result index",
+            "field": "index",
+            "required": False,
+            "defaultValue": "main",
+            "help": "Index for the result events (sourcetype aws:iot:defender:action, one per row); use the index "
+            "the iot_defender_index macro searches.",
+        },
     ]
 
 
@@ -66,8 +78,7 @@ def adaptive(task: list, subject: list, drilldown: str = "") -> dict:
         "supportsCloud": True,
         "sourcetype": "aws:iot:defender:action",
     }
-    if drilldown:
-        response["drilldownUri"] = drilldown
+    response["drilldownUri"] = drilldown or RESULTS_DRILLDOWN
     return response
 
 
@@ -96,7 +107,8 @@ def alerts() -> list:
                     "field": "policy_name",
                     "required": False,
                     "defaultValue": "TA-IoTDefender-Quarantine",
-                    "help": "IoT policy with an explicit Deny, attached to the quarantine group.",
+                    "help": "IoT policy with an explicit Deny, created and attached to the quarantine group on first "
+                    "use. Group policies apply when the MQTT client ID equals the thing name.",
                 },
                 {
                     "type": "checkbox",
@@ -110,14 +122,16 @@ def alerts() -> list:
                     "label": "Deactivate certificates",
                     "field": "deactivate_certificates",
                     "defaultValue": 0,
-                    "help": "Also set the thing's ACTIVE certificates to INACTIVE.",
+                    "help": "Also set the thing's ACTIVE certificates to INACTIVE (disconnects it whatever client ID "
+                    "it uses). Release reactivates only these.",
                 },
                 {
                     "type": "text",
                     "label": "Protected thing groups",
                     "field": "protected_groups",
                     "required": False,
-                    "help": "Comma-separated thing groups whose members are never quarantined.",
+                    "help": "Comma-separated thing groups whose members (also through child groups) are never "
+                    "quarantined.",
                 },
             ],
         },
@@ -179,8 +193,8 @@ def alerts() -> list:
                     "label": "Title",
                     "field": "title",
                     "required": False,
-                    "defaultValue": "IoT Device Defender: $thing_name$ $behavior_name$",
-                    "help": "Per-row template: $field$ is replaced by the row's field (max 200 characters).",
+                    "defaultValue": "IoT Device Defender: {thing_name} {behavior_name}",
+                    "help": "Per-row template: {field} is replaced by the row's field (max 200 characters).",
                 },
                 {
                     "type": "text",
@@ -188,7 +202,7 @@ def alerts() -> list:
                     "field": "impact",
                     "required": False,
                     "defaultValue": "3",
-                    "help": "1 = critical ... 5 = no impact; or $field$ from the row.",
+                    "help": "1 = critical ... 5 = no impact; or {field} to take it from the row.",
                 },
                 {
                     "type": "text",
@@ -196,7 +210,16 @@ def alerts() -> list:
                     "field": "suppression_minutes",
                     "required": False,
                     "defaultValue": "0",
-                    "help": "Do not start another incident for the same thing within this window.",
+                    "help": "Do not start another incident for the same thing within this window (state in the "
+                    "KV store). 0 = off; the same alert retried never opens a second incident anyway.",
+                },
+                {
+                    "type": "text",
+                    "label": "Violation ID field",
+                    "field": "violation_field",
+                    "required": False,
+                    "defaultValue": "violationId",
+                    "help": "Result field with the Device Defender violation id (part of the idempotency token).",
                 },
             ],
         },
@@ -235,7 +258,7 @@ def alerts() -> list:
                     "label": "Description",
                     "field": "description",
                     "required": False,
-                    "help": "Triage note (max 1000 characters); $field$ placeholders allowed.",
+                    "help": "Triage note (max 1000 characters); {field} placeholders allowed.",
                 },
             ],
         },

@@ -1,8 +1,14 @@
-"""Alert action iot_quarantine_thing: a thin adapter over iot_defender.respond."""
+"""Alert action iot_quarantine_thing: add a thing to the isolating quarantine group (optionally deactivate its
+certificates), recording what changed so a release can undo exactly that.
+
+A thin adapter: parameters, rows, limits, result events and exit codes are handled by iot_defender_alert (shared by
+all four actions), the AWS work by iot_defender.respond.
+"""
 
 from __future__ import annotations
 
+from iot_defender_alert import QUARANTINE, run
+
 
 def process_event(helper, *args, **kwargs) -> int:
-    helper.log_error("iot_quarantine_thing is not implemented yet")
-    return 3
+    return run(helper, QUARANTINE)

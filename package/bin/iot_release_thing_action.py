@@ -1,8 +1,13 @@
-"""Alert action iot_release_thing: a thin adapter over iot_defender.respond."""
+"""Alert action iot_release_thing: Release a thing: undo exactly what the quarantine action recorded on it.
+
+A thin adapter: parameters, rows, limits, result events and exit codes are handled by iot_defender_alert (shared by
+all four actions), the AWS work by iot_defender.respond.
+"""
 
 from __future__ import annotations
 
+from iot_defender_alert import RELEASE, run
+
 
 def process_event(helper, *args, **kwargs) -> int:
-    helper.log_error("iot_release_thing is not implemented yet")
-    return 3
+    return run(helper, RELEASE)

@@ -1,8 +1,13 @@
-"""Alert action iot_set_verification_state: a thin adapter over iot_defender.respond."""
+"""Alert action iot_set_verification_state: Send the analyst's verdict on a violation to Device Defender.
+
+A thin adapter: parameters, rows, limits, result events and exit codes are handled by iot_defender_alert (shared by
+all four actions), the AWS work by iot_defender.respond.
+"""
 
 from __future__ import annotations
 
+from iot_defender_alert import SET_VERIFICATION_STATE, run
+
 
 def process_event(helper, *args, **kwargs) -> int:
-    helper.log_error("iot_set_verification_state is not implemented yet")
-    return 3
+    return run(helper, SET_VERIFICATION_STATE)

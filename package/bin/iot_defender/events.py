@@ -455,24 +455,43 @@ class ActionResult:
     orig_rid: Optional[str] = None
     search_name: Optional[str] = None
     details: Dict[str, Any] = field(default_factory=dict)
+    # The alert run itself (its sid; the row's rid) and whether it was a dry run.
+    sid: Optional[str] = None
+    rid: Optional[str] = None
+    dry_run: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if self.outcome not in ACTION_OUTCOMES:
             raise ValueError(f"unknown action outcome {self.outcome!r}")
 
+    @property
+    def ok(self) -> bool:
+        """True when the row ended as asked (changed, already so, or planned in a dry run)."""
+        return self.outcome in ("done", "already-in-state", "dry-run")
+
 
 def action_event(result: ActionResult, *, when: Any) -> Event:
+    """One ``aws:iot:defender:action`` event: an alert action's result for one row (ES adaptive response).
+
+    ``action_status`` is the CAM vocabulary (success/failure) next to the finer ``outcome``; ``dest`` names the
+    device for CIM.
+    """
     data: Dict[str, Any] = {
         "action": result.action,
         "outcome": result.outcome,
+        "action_status": "success" if result.ok else "failure",
         "thing_name": result.thing_name,
+        "dest": result.thing_name,
         "message": result.message,
         "error_code": result.error_code,
         "account_id": result.account_id,
         "region": result.region,
         "orig_sid": result.orig_sid,
         "orig_rid": result.orig_rid,
+        "sid": result.sid,
+        "rid": result.rid,
         "search_name": result.search_name,
+        "dry_run": result.dry_run,
         "details": normalize(result.details),
         "action_time": to_iso(when),
     }

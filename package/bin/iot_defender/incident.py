@@ -124,13 +124,23 @@ def raw_data(row: Mapping[str, Any], limit: int = RAW_DATA_MAX) -> str:
         excess = _size(data) - limit
         keep = max(32, min(len(value) // 2, len(value) - excess - len(marker)))
         data[key] = value[:keep] + marker
-    dropped = 0
-    keys = list(data)
-    while _size(data) > limit and keys:
-        del data[keys.pop()]
-        dropped += 1
-        data["_truncated_fields"] = str(dropped)
-    return _json(data)
+    if _size(data) <= limit:
+        return _json(data)
+    # Too many fields: keep the leading fields that fit (sizes summed once, not re-serialised per field).
+    budget = limit - len(_json({"_truncated_fields": str(len(data))}).encode("utf-8"))
+    kept: Dict[str, str] = {}
+    used = 2
+    for key, value in data.items():
+        cost = len(_json({key: value}).encode("utf-8")) - 2 + 1
+        if used + cost > budget:
+            break
+        kept[key] = value
+        used += cost
+    kept["_truncated_fields"] = str(len(data) - len(kept))
+    while _size(kept) > limit and len(kept) > 1:  # safety net; the budget above already fits
+        del kept[next(k for k in kept if k != "_truncated_fields")]
+        kept["_truncated_fields"] = str(int(kept["_truncated_fields"]) + 1)
+    return _json(kept)
 
 
 def client_token(sid: str, thing_name: str, violation_id: str) -> str:
