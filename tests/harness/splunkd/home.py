@@ -164,7 +164,10 @@ class SplunkHome:
             {"default": {"index": "default", "host": server_name}},
         )
         shutil.copytree(
-            STUB_SOURCE, home.site_packages / "splunk", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            STUB_SOURCE,
+            home.site_packages / "splunk",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
         )
         for module in splunk_bundled:
             home.add_bundled_module(module)
@@ -205,7 +208,8 @@ class SplunkHome:
             elif not (target / entry.name).exists():
                 (target / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
         (target / "local").mkdir(exist_ok=True)
-        (target / "metadata").mkdir(exist_ok=True) if not (target / "metadata").exists() else None
+        if not (target / "metadata").exists():
+            (target / "metadata").mkdir()
         self.app_name = name
         self.built_app = source
         return target
