@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from iot_defender_input import run_input, validate_params
 from splunklib import modularinput as smi
+
+from iot_defender_input import run_input, validate_params
 
 INPUT = "iot_defender_inventory"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional
 
+from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
+
 from iot_defender.aws import Account, AccountValidationError, ConfigError, validate_account
 from iot_defender_splunk import get_logger, load_account, load_client_settings
-from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
 
 MASK = "********"
 SECRET_FIELDS = ("aws_secret_access_key", "external_id")
