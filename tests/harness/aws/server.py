@@ -211,6 +211,7 @@ class LoopbackAWS:
             return self
         if self.reset_moto_on_start:
             self.reset_moto()
+        _moto_valid_certs()
         self._server = make_server(
             self.host, self._requested_port, self._wsgi, threaded=True, request_handler=_quiet_handler()
         )
@@ -709,6 +710,13 @@ class _ErrorRenderer:
 
 # ---------------------------------------------------------------------------------------------------- helpers
 _HANDLER = None
+
+
+def _moto_valid_certs() -> None:
+    """Make moto compute certificate ids as AWS IoT does (SHA-256 of the DER), not of the PEM text."""
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("iot", {})["use_valid_cert"] = True
 
 
 def _quiet_handler():
