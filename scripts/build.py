@@ -48,6 +48,17 @@ def disable_botocore_csm(lib_dir: Path) -> None:
         raise SystemExit("botocore CSM patch did not apply")
 
 
+def drop_charset_normalizer(lib_dir: Path) -> None:
+    """requests pulls in charset-normalizer, whose wheels are compiled (mypyc). requests falls back to the
+    pure-Python chardet we vendor. UCC's own exclude.txt cannot remove it: its RECORD lists a console script
+    outside lib/ and UCC's remover crashes on that, so it is removed here."""
+    for path in [*lib_dir.glob("charset_normalizer*"), lib_dir / "bin" / "normalizer"]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def check_output(app_dir: Path, version: str) -> None:
     compiled = [p for p in (app_dir / "lib").rglob("*") if p.suffix in FORBIDDEN_LIB_SUFFIXES]
     if compiled:
@@ -90,6 +101,7 @@ def main() -> None:
     for cache in list(app_dir.rglob("__pycache__")):
         shutil.rmtree(cache)
     disable_botocore_csm(app_dir / "lib")
+    drop_charset_normalizer(app_dir / "lib")
     check_output(app_dir, args.version)
     print(f"built {app_dir}")
 

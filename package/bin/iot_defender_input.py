@@ -88,6 +88,17 @@ def _kv_retry(operation: Callable[[], Any], what: str, logger: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+def collection_data(service: Any, name: str, logger: Any) -> Any:
+    """The data endpoint of a KV collection, created if this app does not have it yet."""
+
+    def ensure() -> Any:
+        if name not in [c.name for c in service.kvstore.list()]:
+            service.kvstore.create(name)
+        return service.kvstore[name].data
+
+    return _kv_retry(ensure, f"the {name} collection look-up", logger)
+
+
 class KvCheckpointStore:
     """Checkpoints in a KV store collection (created on first use), with patience for a starting KV store."""
 
@@ -98,13 +109,7 @@ class KvCheckpointStore:
 
     def _collection(self) -> Any:
         if self._data is None:
-
-            def ensure() -> Any:
-                if CHECKPOINT_COLLECTION not in [c.name for c in self._service.kvstore.list()]:
-                    self._service.kvstore.create(CHECKPOINT_COLLECTION)
-                return self._service.kvstore[CHECKPOINT_COLLECTION].data
-
-            self._data = _kv_retry(ensure, "the checkpoint collection look-up", self._logger)
+            self._data = collection_data(self._service, CHECKPOINT_COLLECTION, self._logger)
         return self._data
 
     def get(self, key: str) -> Optional[Dict[str, Any]]:
@@ -231,7 +236,7 @@ def _log_failure(logger: Any, stats: RunStats, input_type: str, exc: BaseExcepti
 def _sync_inventory_lookup(
     service: Any, result: inventory.InventoryResult, *, account_id: str, region: str, logger: Any
 ) -> Dict[str, int]:
-    data = service.kvstore[INVENTORY_COLLECTION].data
+    data = collection_data(service, INVENTORY_COLLECTION, logger)
     existing = _kv_retry(
         lambda: data.query(query={"account_id": account_id, "region": region}, fields="_key,digest,account_id,region"),
         "an inventory read",

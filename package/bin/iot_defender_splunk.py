@@ -74,7 +74,8 @@ def load_account(session_key: str, name: str) -> Account:
         raise ConfigError("no AWS account is selected")
     try:
         stanza = _conf(session_key, ACCOUNT_CONF).get(name)
-    except conf_manager.ConfStanzaNotExistException:
+    except (conf_manager.ConfStanzaNotExistException, conf_manager.ConfManagerException):
+        # ConfManagerException: also raised when no account was ever saved (the conf file does not exist yet).
         raise ConfigError(f"AWS account '{name}' is not configured in the add-on") from None
     account = Account.from_conf(name, stanza)
     SECRET_FILTER.add(*account.secrets(), account.access_key_id)

@@ -158,7 +158,7 @@ def test_long_backfill_is_read_in_slices_each_a_checkpoint():
             stub.add_response(
                 "list_violation_events",
                 {"violationEvents": []},
-                {"startTime": ANY, "endTime": ANY, "maxResults": 250, "listSuppressedAlerts": True},
+                {"startTime": ANY, "endTime": ANY, "maxResults": 250},
             )
         state = InputState()
         deliver(

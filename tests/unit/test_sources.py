@@ -69,7 +69,7 @@ def test_violation_window_pages_filters_and_malformed_items(session):
         "startTime": dt.datetime.fromtimestamp(NOW - 3600, dt.timezone.utc),
         "endTime": dt.datetime.fromtimestamp(NOW, dt.timezone.utc),
         "maxResults": 250,
-        "listSuppressedAlerts": True,
+        
         "securityProfileName": "DeviceRuleBaseline",
         "behaviorCriteriaType": "STATIC",
     }
@@ -112,7 +112,7 @@ def test_second_run_overlaps_and_skips_repeats(session):
                 "startTime": dt.datetime.fromtimestamp(NOW - 1200, dt.timezone.utc),
                 "endTime": ANY,
                 "maxResults": 250,
-                "listSuppressedAlerts": True,
+                
             },
         )
         out, stats = collect(
@@ -133,7 +133,7 @@ def test_active_violations_snapshot_carries_snapshot_time(session):
     row["lastViolationTime"] = dt.datetime.fromtimestamp(NOW - 60, dt.timezone.utc)
     with Stubber(client) as stub:
         stub.add_response(
-            "list_active_violations", {"activeViolations": [row]}, {"maxResults": 250, "listSuppressedAlerts": True}
+            "list_active_violations", {"activeViolations": [row]}, {"maxResults": 250}
         )
         out, _ = collect(
             detect.active_violation_pages(session, "us-east-1", detect.ViolationOptions(), account_id="1", now=NOW),
@@ -196,7 +196,6 @@ def test_audit_reads_finished_tasks_once_and_revisits_running_ones(session):
             {
                 "taskId": "taskA",
                 "checkName": "DEVICE_CERTIFICATE_EXPIRING_CHECK",
-                "listSuppressedFindings": True,
                 "maxResults": 250,
             },
         )

@@ -144,6 +144,8 @@ def _task_pages(
         )
         if not has_findings:
             continue
+        # listSuppressedFindings=True would list ONLY suppressed findings; leaving it out lists both.
+        suppressed = {} if options.include_suppressed else {"listSuppressedFindings": False}
         for records, _token in session.paginate(
             client,
             "list_audit_findings",
@@ -151,7 +153,7 @@ def _task_pages(
             page_size=PAGE_SIZE,
             taskId=task_id,
             checkName=check_name,
-            listSuppressedFindings=options.include_suppressed,
+            **suppressed,
         ):
             found, malformed = _finding_items(records, task_id=task_id, account_id=account_id, region=region)
             yield Page(items=found, malformed=malformed)

@@ -42,7 +42,8 @@ class ViolationOptions:
         )
 
     def filters(self) -> Dict[str, Any]:
-        found: Dict[str, Any] = {"listSuppressedAlerts": self.include_suppressed}
+        # listSuppressedAlerts=True would list ONLY suppressed alerts; leaving it out lists both.
+        found: Dict[str, Any] = {} if self.include_suppressed else {"listSuppressedAlerts": False}
         if self.security_profile_name:
             found["securityProfileName"] = self.security_profile_name
         if self.behavior_criteria_type:

@@ -1,0 +1,150 @@
+"""The built modular inputs, run as splunkd runs them, against the emulator's ground truth."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+
+import pytest
+
+from iot_defender import events
+from tests.harness import runner
+
+VIOLATIONS = "iot_defender_violations"
+AUDIT = "iot_defender_audit"
+INVENTORY = "iot_defender_inventory"
+
+
+def violation_params(**extra):
+    params = {
+        "account": "prod",
+        "regions": "us-east-1",
+        "backfill_hours": "96",
+        "overlap_minutes": "15",
+        "collect_active_violations": "1",
+        "index": "iot",
+    }
+    params.update(extra)
+    return params
+
+
+def keys_of(indexed):
+    return [events.violation_key(e["event"]) for e in indexed]
+
+
+def truth_keys(fleet, at=None):
+    at = at or dt.datetime.now(dt.timezone.utc)
+    return {events.violation_key(e) for e in fleet.visible_violation_events(at)}
+
+
+def test_scheme_declares_every_parameter(built_app):
+    scheme = runner.run_scheme(built_app, VIOLATIONS)
+    args = runner.scheme_arguments(scheme)
+    assert {
+        "account",
+        "regions",
+        "backfill_hours",
+        "overlap_minutes",
+        "security_profile_name",
+        "behavior_criteria_type",
+        "collect_active_violations",
+        "include_suppressed",
+    } <= set(args)
+    assert set(runner.scheme_arguments(runner.run_scheme(built_app, AUDIT))) >= {"account", "backfill_days"}
+
+
+def test_validate_arguments_refuses_bad_values_with_a_clear_message(stack):
+    ok = runner.run_validate(stack.home, VIOLATIONS, violation_params(), home=stack.home, standin=stack.splunkd)
+    assert ok.ok, ok.message
+    bad = runner.run_validate(
+        stack.home, VIOLATIONS, violation_params(backfill_hours="5000"), home=stack.home, standin=stack.splunkd
+    )
+    assert not bad.ok and "backfill_hours" in bad.message
+    bad_region = runner.run_validate(
+        stack.home, AUDIT, {"account": "prod", "regions": "mars-1"}, home=stack.home, standin=stack.splunkd
+    )
+    assert not bad_region.ok and "mars-1" in bad_region.message
+
+
+def test_violations_input_indexes_every_event_exactly_once_then_nothing_new(stack):
+    first = runner.run_input(
+        stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
+    )
+    assert first.exit_code == 0, first.stderr
+    indexed = first.by_sourcetype("aws:iot:defender:violation")
+    counts = collections.Counter(keys_of(indexed))
+    assert counts and max(counts.values()) == 1
+    assert set(counts) == truth_keys(stack.fleet)
+    sample = indexed[0]
+    assert sample["index"] == "iot" and sample["source"].startswith("aws:iot:123456789012:us-east-1:")
+    assert sample["event"]["account_id"] == "123456789012" and sample["event"]["region"] == "us-east-1"
+    assert sample["time"] == pytest.approx(events.to_epoch(sample["event"]["violationEventTime"]), abs=0.001)
+    active = first.by_sourcetype("aws:iot:defender:active_violation")
+    assert {a["event"]["violationId"] for a in active} == {v["violationId"] for v in stack.fleet.active_violations}
+
+    second = runner.run_input(
+        stack.home,
+        VIOLATIONS,
+        {"v": violation_params(collect_active_violations="0")},
+        standin=stack.splunkd,
+        env=stack.script_env(),
+    )
+    assert second.exit_code == 0
+    assert second.by_sourcetype("aws:iot:defender:violation") == []
+    summary = [line for line in runner.collect_logs(stack.home) if "iot_defender_run_summary" in line]
+    assert len(summary) == 2 and "status=ok" in summary[-1] and "duplicates_skipped=" in summary[-1]
+
+
+def test_audit_input_indexes_tasks_checks_and_every_finding_once(stack):
+    params = {"account": "prod", "backfill_days": "5", "include_suppressed": "1"}
+    result = runner.run_input(stack.home, AUDIT, {"a": params}, standin=stack.splunkd, env=stack.script_env())
+    assert result.exit_code == 0, result.stderr
+    findings = result.by_sourcetype("aws:iot:defender:audit:finding")
+    got = collections.Counter(f["event"]["findingId"] for f in findings)
+    finished = {
+        t["taskId"] for t in stack.fleet.audit_tasks if t.get("taskStatus") in ("COMPLETED", "FAILED", "CANCELED")
+    }
+    expected = {f["findingId"] for f in stack.fleet.findings if f["taskId"] in finished}
+    assert max(got.values()) == 1 and set(got) == expected
+    assert any(f["event"]["isSuppressed"] for f in findings)
+    tasks = [e for e in result.by_sourcetype("aws:iot:defender:audit:task") if e["event"]["record_type"] == "task"]
+    assert {t["event"]["taskId"] for t in tasks} == finished
+    again = runner.run_input(stack.home, AUDIT, {"a": params}, standin=stack.splunkd, env=stack.script_env())
+    assert again.events == []
+
+
+def test_inventory_input_emits_things_and_fills_the_lookup_incrementally(stack):
+    result = runner.run_input(
+        stack.home, INVENTORY, {"i": {"account": "prod"}}, standin=stack.splunkd, env=stack.script_env()
+    )
+    assert result.exit_code == 0, result.stderr
+    things = result.by_sourcetype("aws:iot:thing")
+    assert things and all(t["event"]["certificates"] for t in things)
+    rows = stack.splunkd.kv_collection("iot_thing_inventory")
+    assert {r["thing_name"] for r in rows} == {t["event"]["thingName"] for t in things}
+    assert all(r["_key"] == f"123456789012:us-east-1:{r['thing_name']}" for r in rows)
+    writes_before = len(stack.splunkd.requests_to(r"storage/collections/data/iot_thing_inventory/batch_save"))
+    runner.run_input(stack.home, INVENTORY, {"i": {"account": "prod"}}, standin=stack.splunkd, env=stack.script_env())
+    writes_after = len(stack.splunkd.requests_to(r"storage/collections/data/iot_thing_inventory/batch_save"))
+    assert writes_after == writes_before  # nothing changed, nothing rewritten
+
+
+def test_account_without_detect_gets_one_clear_error_and_a_health_record(stack):
+    stack.aws.set_account_features("123456789012", detect=False)
+    result = runner.run_input(
+        stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
+    )
+    assert result.exit_code == 0 and result.events == []
+    lines = runner.collect_logs(stack.home)
+    errors = [line for line in lines if "ERROR" in line and "Detect is not available" in line]
+    assert len(errors) == 1, lines
+    assert any(
+        "iot_defender_run_summary" in line and "status=error" in line and "error_code=AccessDeniedException" in line
+        for line in lines
+    )
+
+
+def test_no_secret_appears_in_any_log_or_event(stack):
+    runner.run_input(stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env())
+    texts = runner.collect_logs(stack.home)
+    assert runner.find_secrets(texts, stack.splunkd.secrets()) == []
