@@ -182,6 +182,17 @@ OVERLY_PERMISSIVE_POLICY = "LegacyWildcardPolicy"
 SUPPRESSED_POLICY = "LabBenchPolicy"
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _mix(x: int, i: int) -> float:
+    """splitmix64 of (x, i) as a float in [0, 1): a fast, seedable, order-free per-slot random number."""
+    z = (x + i * 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) / 18446744073709551616.0
+
+
 def _utc(epoch: float) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc)
 
@@ -245,6 +256,7 @@ class Thing:
     source_ip: str
     compromise: Optional[Compromise] = None
     episodes: List[Episode] = field(default_factory=list)
+    _episode_starts: List[float] = field(default_factory=list, repr=False)
 
     @property
     def arn_suffix(self) -> str:
@@ -459,7 +471,7 @@ class Fleet:
                 end = None  # stuck in alarm
             else:
                 end = start + rng.randint(1, 12) * SLOT
-                if end > last_slot:
+                if end > last_slot - SLOT:  # keep the closing event (end + <=90 s) before ``now``
                     end = None
             terminal = None
             if end is not None:
@@ -477,44 +489,51 @@ class Fleet:
             self.episodes.append(ep)
             count += 1
             produced_events += 1 if end is None else 2
+        for th in self.things:
+            th.episodes.sort(key=lambda e: (e.start, e.violation_id))
+            th._episode_starts = [e.start for e in th.episodes]
 
     # ------------------------------------------------------------------ metrics
-    def _slot_rng(self, thing: Thing, t: float) -> random.Random:
-        return random.Random((self._seed_int * 1_000_003 + thing.index) * 1_000_003 + int(t // SLOT))
+    def _slot_key(self, thing: Thing, t: float) -> int:
+        return ((self._seed_int * 1_000_003 + thing.index) * 1_000_003 + int(t // SLOT)) & _MASK64
 
     def metrics_at(self, thing_name: str, t: float) -> Dict[str, Dict[str, Any]]:
         """Metric values of ``thing_name`` at slot time ``t`` (epoch seconds), keyed by metric name."""
         th = self.thing_by_name[thing_name]
         t = self._slot_floor(t)
-        r = self._slot_rng(th, t)
+        x = self._slot_key(th, t)
         tcp = list(th.tcp_ports)
         udp = list(th.udp_ports)
         cidrs = list(th.dest_cidrs)
-        bytes_out = int(th.bytes_mean * r.uniform(0.7, 1.3))
-        packets = max(1, bytes_out // r.randint(120, 180))
-        msgs = max(0, int(th.msgs_mean * r.uniform(0.6, 1.4)))
-        auth_failures = 1 if r.random() < 0.02 else 0
+        bytes_out = int(th.bytes_mean * (0.7 + 0.6 * _mix(x, 1)))
+        packets = max(1, bytes_out // (120 + int(61 * _mix(x, 2))))
+        msgs = max(0, int(th.msgs_mean * (0.6 + 0.8 * _mix(x, 3))))
+        auth_failures = 1 if _mix(x, 4) < 0.02 else 0
         c = th.compromise
-        if c is not None and c.active_at(t):
+        if c is not None and c.start <= t and (c.end is None or t < c.end):
             tcp = sorted(set(tcp) | {c.port})
             bytes_out *= c.egress_factor
             packets *= c.egress_factor
             cidrs = sorted(set(cidrs) | {c.new_cidr})
-            auth_failures += r.randint(0, 3)
-        for ep in th.episodes:
-            if not ep.active_at(t):
-                continue
-            name = ep.behavior["name"]
-            if name == "AuthFailures":
-                auth_failures = r.randint(6, 20)
-            elif name == "MessagesSentP99":
-                msgs = msgs * 8 + 40
-            elif name == "AuthorizedUdpPorts":
-                udp = sorted(set(udp) | {69})
-            elif name == "MLBytesOut":
-                bytes_out = int(bytes_out * 1.4)
-            elif name == "MLAuthFailures":
-                auth_failures = max(auth_failures, r.randint(3, 5))
+            auth_failures += int(4 * _mix(x, 5))
+        eps = th.episodes
+        if eps:
+            starts = th._episode_starts
+            for i in range(bisect.bisect_right(starts, t)):
+                ep = eps[i]
+                if ep.end is not None and t >= ep.end:
+                    continue
+                name = ep.behavior["name"]
+                if name == "AuthFailures":
+                    auth_failures = 6 + int(15 * _mix(x, 6))
+                elif name == "MessagesSentP99":
+                    msgs = msgs * 8 + 40
+                elif name == "AuthorizedUdpPorts":
+                    udp = sorted(set(udp) | {69})
+                elif name == "MLBytesOut":
+                    bytes_out = int(bytes_out * 1.4)
+                elif name == "MLAuthFailures":
+                    auth_failures = max(auth_failures, 3 + int(3 * _mix(x, 7)))
         return {
             "aws:num-listening-tcp-ports": {"count": len(tcp)},
             "aws:listening-tcp-ports": {"ports": tcp},
@@ -598,7 +617,8 @@ class Fleet:
         return ev
 
     def _value_for(self, behavior: Dict[str, Any], thing: str, t: float) -> Dict[str, Any]:
-        return copy.deepcopy(self.metrics_at(thing, t)[behavior["metric"]])
+        value = self.metrics_at(thing, t)[behavior["metric"]]
+        return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
 
     def _build_events(self) -> None:
         rng = random.Random(f"fleet/{self.seed}/events")

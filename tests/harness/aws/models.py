@@ -343,99 +343,171 @@ def validate_params(op_model, params: Dict[str, Any], error_code: str) -> None:
 
 # -------------------------------------------------------------------------------------- response shape check
 def check_shape(shape, value: Any, path: str = "$", errors: Optional[List[str]] = None) -> List[str]:
-    """Check a JSON-ready (wire form: timestamps as epoch numbers) value against a botocore shape.
+    """Check a JSON-ready value (timestamps as epoch numbers or datetimes) against a botocore shape.
 
     Returns the list of problems (empty when the value is valid): unknown/missing members, wrong types, values
-    outside enums, out-of-range lengths and numbers, pattern mismatches.
+    outside enums, out-of-range lengths and numbers, pattern mismatches. Checkers are compiled once per shape.
     """
     if errors is None:
         errors = []
+    found = _checker(shape)(value)
+    if found:
+        errors.extend(f"{path}{e}" for e in found)
+    return errors
+
+
+_CHECKERS: Dict[Tuple[int, str], Tuple[Any, Any]] = {}
+_CHECKERS_LOCK = threading.Lock()
+_NUMBER = (int, float)
+
+
+def _checker(shape):
+    key = (id(shape._shape_resolver), shape.name)
+    hit = _CHECKERS.get(key)
+    if hit is not None:
+        return hit[1]
+    with _CHECKERS_LOCK:
+        hit = _CHECKERS.get(key)
+        if hit is not None:
+            return hit[1]
+        holder: List[Any] = []
+
+        def deferred(v):
+            return holder[0](v)
+
+        _CHECKERS[key] = (shape._shape_resolver, deferred)  # recursive shapes resolve through this
+        fn = _build_checker(shape)
+        holder.append(fn)
+        _CHECKERS[key] = (shape._shape_resolver, fn)
+        return fn
+
+
+def _build_checker(shape):
     t = shape.type_name
     md = shape.metadata
-    if value is None:
-        errors.append(f"{path}: null")
-        return errors
+    mx, mn = md.get("max"), md.get("min")
     if t == "structure":
-        if not isinstance(value, dict):
-            errors.append(f"{path}: expected an object, got {type(value).__name__}")
-            return errors
-        members = shape.members
-        wire = {m.serialization.get("name", n): (n, m) for n, m in members.items()}
-        for key, v in value.items():
-            if key not in wire:
-                errors.append(f"{path}: unknown member {key!r}")
-                continue
-            _, m = wire[key]
-            check_shape(m, v, f"{path}.{key}", errors)
-        for req in shape.required_members:
-            m = members[req]
-            if m.serialization.get("location"):
-                continue
-            if m.serialization.get("name", req) not in value:
-                errors.append(f"{path}: missing required member {req!r}")
-        if md.get("union") and len(value) != 1:
-            errors.append(f"{path}: union must have exactly one member, has {len(value)}")
-        return errors
+        members = {}
+        required = []
+        for name, m in shape.members.items():
+            wire = m.serialization.get("name", name)
+            members[wire] = m
+            if name in shape.required_members and not m.serialization.get("location"):
+                required.append(wire)
+        checkers: Dict[str, Any] = {}
+        union = bool(md.get("union"))
+
+        def check_struct(v):
+            if not isinstance(v, dict):
+                return [f": expected an object, got {type(v).__name__}"]
+            errs = None
+            for k, item in v.items():
+                c = checkers.get(k)
+                if c is None:
+                    m = members.get(k)
+                    if m is None:
+                        errs = (errs or []) + [f": unknown member {k!r}"]
+                        continue
+                    c = checkers[k] = _checker(m)
+                if item is None:
+                    errs = (errs or []) + [f".{k}: null"]
+                    continue
+                e = c(item)
+                if e:
+                    errs = (errs or []) + [f".{k}{x}" for x in e]
+            for r in required:
+                if r not in v:
+                    errs = (errs or []) + [f": missing required member {r!r}"]
+            if union and len(v) != 1:
+                errs = (errs or []) + [f": union must have exactly one member, has {len(v)}"]
+            return errs
+
+        return check_struct
     if t == "list":
-        if not isinstance(value, list):
-            errors.append(f"{path}: expected a list, got {type(value).__name__}")
-            return errors
-        if "max" in md and len(value) > md["max"]:
-            errors.append(f"{path}: {len(value)} items > max {md['max']}")
-        for i, v in enumerate(value):
-            check_shape(shape.member, v, f"{path}[{i}]", errors)
-        return errors
+        member = shape.member
+
+        def check_list(v):
+            if not isinstance(v, list):
+                return [f": expected a list, got {type(v).__name__}"]
+            errs = None
+            if mx is not None and len(v) > mx:
+                errs = [f": {len(v)} items > max {mx}"]
+            c = _checker(member)
+            for i, item in enumerate(v):
+                e = c(item) if item is not None else [": null"]
+                if e:
+                    errs = (errs or []) + [f"[{i}]{x}" for x in e]
+            return errs
+
+        return check_list
     if t == "map":
-        if not isinstance(value, dict):
-            errors.append(f"{path}: expected a map, got {type(value).__name__}")
-            return errors
-        for k, v in value.items():
-            check_shape(shape.key, k, f"{path}<key>", errors)
-            check_shape(shape.value, v, f"{path}.{k}", errors)
-        return errors
+        kshape, vshape = shape.key, shape.value
+
+        def check_map(v):
+            if not isinstance(v, dict):
+                return [f": expected a map, got {type(v).__name__}"]
+            errs = None
+            kc, vc = _checker(kshape), _checker(vshape)
+            for k, item in v.items():
+                e = (kc(k) or []) + ((vc(item) or []) if item is not None else [": null"])
+                if e:
+                    errs = (errs or []) + [f".{k}{x}" for x in e]
+            return errs
+
+        return check_map
     if t == "string":
-        if not isinstance(value, str):
-            errors.append(f"{path}: expected a string, got {type(value).__name__}")
-            return errors
-        enum = md.get("enum")
-        if enum and value not in enum:
-            errors.append(f"{path}: {value!r} not in enum {enum}")
-        if "max" in md and len(value) > md["max"]:
-            errors.append(f"{path}: length {len(value)} > max {md['max']}")
-        if "min" in md and len(value) < md["min"]:
-            errors.append(f"{path}: length {len(value)} < min {md['min']}")
-        pattern = md.get("pattern")
-        if pattern:
-            rx = _compiled(pattern)
-            if rx is not None and not rx.fullmatch(value):
-                errors.append(f"{path}: {value!r} does not match {pattern}")
-        return errors
-    if t in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors.append(f"{path}: expected an integer, got {type(value).__name__}")
-            return errors
-    elif t in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            errors.append(f"{path}: expected a number, got {type(value).__name__}")
-            return errors
-    elif t == "boolean":
-        if not isinstance(value, bool):
-            errors.append(f"{path}: expected a boolean, got {type(value).__name__}")
-        return errors
-    elif t == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            errors.append(f"{path}: expected an epoch-seconds number, got {type(value).__name__}")
-        return errors
-    elif t == "blob":
-        if not isinstance(value, str):
-            errors.append(f"{path}: expected base64 text")
-        return errors
+        enum = frozenset(md["enum"]) if md.get("enum") else None
+        rx = _compiled(md["pattern"]) if md.get("pattern") else None
+
+        def check_string(v):
+            if not isinstance(v, str):
+                return [f": expected a string, got {type(v).__name__}"]
+            if enum is not None and v not in enum:
+                return [f": {v!r} not in enum {sorted(enum)}"]
+            if mx is not None and len(v) > mx:
+                return [f": length {len(v)} > max {mx}"]
+            if mn is not None and len(v) < mn:
+                return [f": length {len(v)} < min {mn}"]
+            if rx is not None and not rx.fullmatch(v):
+                return [f": {v!r} does not match {rx.pattern}"]
+            return None
+
+        return check_string
     if t in ("integer", "long", "float", "double"):
-        if "max" in md and value > md["max"]:
-            errors.append(f"{path}: {value} > max {md['max']}")
-        if "min" in md and value < md["min"]:
-            errors.append(f"{path}: {value} < min {md['min']}")
-    return errors
+        integral = t in ("integer", "long")
+
+        def check_number(v):
+            if isinstance(v, bool) or not isinstance(v, int if integral else _NUMBER):
+                return [f": expected {'an integer' if integral else 'a number'}, got {type(v).__name__}"]
+            if mx is not None and v > mx:
+                return [f": {v} > max {mx}"]
+            if mn is not None and v < mn:
+                return [f": {v} < min {mn}"]
+            return None
+
+        return check_number
+    if t == "boolean":
+        return lambda v: None if isinstance(v, bool) else [f": expected a boolean, got {type(v).__name__}"]
+    if t == "timestamp":
+
+        def check_ts(v):
+            if isinstance(v, _dt.datetime) or (isinstance(v, _NUMBER) and not isinstance(v, bool)):
+                return None
+            return [f": expected an epoch-seconds number, got {type(v).__name__}"]
+
+        return check_ts
+    if t == "blob":
+        return lambda v: None if isinstance(v, (str, bytes)) else [": expected base64 text"]
+    return lambda v: None
+
+
+def json_default(o: Any) -> Any:
+    """json.dumps ``default``: datetimes as epoch seconds (what the real services send)."""
+    if isinstance(o, _dt.datetime):
+        if o.tzinfo is None:
+            o = o.replace(tzinfo=_dt.timezone.utc)
+        return o.timestamp()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def to_wire(value: Any) -> Any:

@@ -517,7 +517,6 @@ class LoopbackAWS:
             r = err.render(exc.code, exc.message, exc.status, exc.extra)
             r.params = _loggable(params)
             return r
-        out = models.to_wire(out)
         if self.validate_responses:
             try:
                 models.check_output(op_model, out)
@@ -537,7 +536,7 @@ class LoopbackAWS:
             else:
                 out.setdefault(list_key, []).append(item)
         status = int(op_model.http.get("responseCode", 200))
-        payload = json.dumps(out, separators=(",", ":")).encode()
+        payload = json.dumps(out, separators=(",", ":"), default=models.json_default).encode()
         hdrs = [
             ("Content-Type", "application/json"),
             ("x-amzn-RequestId", str(uuid.uuid4())),
