@@ -314,7 +314,9 @@ class StartIncident(AlertAction):
         )
 
     def uses_store(self, params: IncidentParams) -> bool:
-        return params.options.suppression_minutes > 0 or params.options.destination == "sns"
+        # Needed for the suppression window and SNS de-duplication; otherwise it only tells a repeat
+        # ("already-in-state") from a new incident, which Incident Manager's client token already prevents.
+        return True
 
 
 @dataclass(frozen=True)

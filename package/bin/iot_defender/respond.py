@@ -364,7 +364,7 @@ class IncidentOptions:
                 raise OptionError(f"the SNS topic is in partition {match.group(1)}, the account in {partition}")
         if not self.title or not self.title.strip():
             raise OptionError("the incident title template is empty")
-        if not inc.template_fields(self.impact):
+        if self.impact.strip() and not inc.template_fields(self.impact):
             inc.render_impact(self.impact, {})  # a fixed impact is checked once, before any row
         if not 0 <= self.suppression_minutes <= 7 * 24 * 60:
             raise OptionError("suppression window must be between 0 and 10080 minutes (7 days)")
@@ -1042,16 +1042,14 @@ class Responder:
         fields.setdefault("thing_name", thing_name)
         title = inc.render_template(options.title, fields, inc.TITLE_MAX) or f"IoT incident: thing {thing_name}"
         try:
-            impact = inc.render_impact(options.impact, fields)
+            # an empty impact leaves the response plan's own impact in force
+            impact = inc.render_impact(options.impact, fields) if options.impact.strip() else None
         except inc.TemplateError as exc:
             return self.result(action, "refused-invalid", thing_name, region, str(exc))
         token = inc.client_token(context.sid, thing_name, violation_id)
-        details: Dict[str, Any] = {
-            "destination": options.destination,
-            "title": title,
-            "impact": impact,
-            "client_token": token,
-        }
+        details: Dict[str, Any] = {"destination": options.destination, "title": title, "client_token": token}
+        if impact is not None:
+            details["impact"] = impact
         if violation_id:
             details["violation_id"] = violation_id
         try:
@@ -1100,17 +1098,16 @@ class Responder:
                 )
             repeat = bool(previous and previous.get("client_token") == token)
             if options.destination == "incident_manager":
-                answer = self.call(
-                    "ssm-incidents",
-                    region,
-                    "StartIncident",
-                    clientToken=token,
-                    responsePlanArn=options.response_plan_arn,
-                    title=title,
-                    impact=impact,
-                    relatedItems=items,
-                    triggerDetails={"source": options.source, "timestamp": when, "rawData": raw},
-                )
+                request: Dict[str, Any] = {
+                    "clientToken": token,
+                    "responsePlanArn": options.response_plan_arn,
+                    "title": title,
+                    "relatedItems": items,
+                    "triggerDetails": {"source": options.source, "timestamp": when, "rawData": raw},
+                }
+                if impact is not None:
+                    request["impact"] = impact
+                answer = self.call("ssm-incidents", region, "StartIncident", **request)
                 reference = answer["incidentRecordArn"]
                 repeat = repeat or bool(previous and previous.get("reference") == reference)
                 details["incident_record_arn"] = reference
@@ -1147,7 +1144,7 @@ class Responder:
         self,
         options: IncidentOptions,
         title: str,
-        impact: int,
+        impact: Optional[int],
         thing_name: str,
         region: str,
         row: Mapping[str, Any],
@@ -1177,9 +1174,10 @@ class Responder:
             "Message": json.dumps(message, separators=(",", ":"), ensure_ascii=False),
             "MessageAttributes": {
                 "thing_name": {"DataType": "String", "StringValue": thing_name},
-                "impact": {"DataType": "Number", "StringValue": str(impact)},
             },
         }
+        if impact is not None:
+            params["MessageAttributes"]["impact"] = {"DataType": "Number", "StringValue": str(impact)}
         if topic.endswith(".fifo"):
             params["MessageGroupId"] = thing_name
             params["MessageDeduplicationId"] = token
@@ -1234,3 +1232,129 @@ class Responder:
 def with_origin(result: ActionResult, **origin: Any) -> ActionResult:
     """The result with the alert's origin fields (orig_sid, orig_rid, search_name, ...) filled in."""
     return replace(result, **{k: v for k, v in origin.items() if v is not None})
+
+
+# ------------------------------------------------------------------------------------------ Lambda adapters
+# Shared by infra/response/functions/{containment,start_incident}/app.py, which vendor this package at build time.
+
+_THING_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov|aws-cn):iot:([a-z0-9-]+):(\d{12}):thing/([a-zA-Z0-9:_-]{1,128})$")
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, (str, bytes)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def violation_messages(event: Any) -> List[Dict[str, Any]]:
+    """The violations a Lambda was invoked for, whatever invoked it.
+
+    - SNS (Device Defender alert target): ``Records[].Sns.Message`` is the violation JSON;
+    - a direct invocation: one violation object (``thingName``, ``violationId``, ``violationEventType``...) or
+      ``{"violations": [...]}``;
+    - an Incident Manager runbook step: ``InvolvedResources`` (JSON string or list of ARNs): every IoT thing ARN
+      in it is a target (the start-incident function lists the thing as an INVOLVED_RESOURCE related item).
+
+    A record that cannot be read comes back as ``{"_error": reason}`` so the caller can report it.
+    """
+    event = _as_json(event)
+    if not isinstance(event, Mapping):
+        return [{"_error": "event is not a JSON object"}]
+    found: List[Dict[str, Any]] = []
+    if isinstance(event.get("Records"), list):
+        for record in event["Records"]:
+            sns = record.get("Sns") if isinstance(record, Mapping) else None
+            message = _as_json((sns or {}).get("Message"))
+            if not isinstance(message, Mapping):
+                found.append({"_error": "SNS record without a JSON violation message"})
+                continue
+            found.append(dict(message, _sns_message_id=(sns or {}).get("MessageId")))
+        return found
+    if isinstance(event.get("violations"), list):
+        return [
+            dict(v) if isinstance(v, Mapping) else {"_error": "violation is not an object"} for v in event["violations"]
+        ]
+    involved = _as_json(event.get("InvolvedResources"))
+    if involved:
+        arns: List[str] = []
+        if isinstance(involved, Mapping):
+            involved = [v for values in involved.values() for v in (values if isinstance(values, list) else [values])]
+        for item in involved if isinstance(involved, list) else []:
+            arns.append(str(item.get("arn") if isinstance(item, Mapping) else item))
+        for arn in arns:
+            match = _THING_ARN_RE.match(arn)
+            if match:
+                found.append(
+                    {
+                        "thingName": match.group(4),
+                        "violationEventType": "in-alarm",
+                        "incidentRecordArn": event.get("IncidentRecordArn"),
+                    }
+                )
+        return found or [{"_error": "InvolvedResources holds no IoT thing ARN"}]
+    if event.get("thingName") or event.get("ThingName"):
+        return [dict(event, thingName=event.get("thingName") or event.get("ThingName"))]
+    return [{"_error": "no violation, SNS record or involved IoT thing in the event"}]
+
+
+def violation_row(message: Mapping[str, Any]) -> Dict[str, str]:
+    """A violation message flattened into a result-row-like mapping for templates and rawData."""
+    row: Dict[str, str] = {}
+    for key, value in message.items():
+        if str(key).startswith("_") or value is None:
+            continue
+        row[str(key)] = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+    behavior = message.get("behavior") if isinstance(message.get("behavior"), Mapping) else {}
+    row["thing_name"] = str(message.get("thingName") or "")
+    row["behavior_name"] = str(behavior.get("name") or "")
+    row["metric"] = str(behavior.get("metric") or "")
+    row["security_profile"] = str(message.get("securityProfileName") or "")
+    return row
+
+
+def environment_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = str(env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    return value in ("1", "true", "yes", "on")
+
+
+def lambda_responder(env: Mapping[str, str], context: Any = None, **kw: Any) -> Responder:
+    """A Responder for a Lambda: the function's own role (default credential chain) in its own region."""
+    from .aws import Account, ClientSettings
+
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    account = Account(
+        name="lambda",
+        credential_source="default_chain",
+        partition=partition_of_region(region),
+        default_region=region,
+    )
+    account.check()
+    session = AwsSession(account, ClientSettings(retry_mode="standard", max_attempts=8, timeout_seconds=10))
+    arn = parse_arn(str(getattr(context, "invoked_function_arn", "") or ""))
+    account_id = arn.get("account") or ""
+    if not account_id:
+        from .aws import caller_identity
+
+        account_id = caller_identity(session)["account"]
+    return Responder(session, account_id=account_id, partition=account.partition, **kw)
+
+
+def lambda_report(results: Sequence[ActionResult], skipped: Sequence[Dict[str, Any]], when: Any) -> Dict[str, Any]:
+    """What a response Lambda returns (and logs): one ``aws:iot:defender:action`` event body per result."""
+    from .events import action_event
+
+    events = [action_event(r, when=when).data for r in results]
+    counts: Dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return {
+        "ok": all(r.ok for r in results),
+        "counts": counts,
+        "skipped": list(skipped),
+        "events": events,
+    }

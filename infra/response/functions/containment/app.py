@@ -1,0 +1,107 @@
+"""Containment Lambda: quarantine the IoT thing of a Device Defender violation.
+
+Invoked either by the Incident Manager runbook (mode ``incident_manager``: the payload's ``InvolvedResources``
+carries the thing ARN that the start-incident function attached to the incident) or directly by the Device
+Defender alert SNS topic (mode ``sns_only``). Only ``in-alarm`` violations are contained; ``alarm-cleared`` and
+``alarm-invalidated`` are reported as skipped and cause no AWS call.
+
+The work is done by ``iot_defender.respond`` (the same code as the Splunk ``iot_quarantine_thing`` action,
+vendored next to this file by the Makefile): the quarantine group is created on first use and carries the
+isolating policy, what changed is recorded on the thing so the Splunk release action can undo exactly that.
+
+Environment: ``QUARANTINE_GROUP``, ``ISOLATION_POLICY_NAME``, ``NOTIFY_TOPIC_ARN`` (optional: a summary of what
+was contained is published there), ``MODE``; optional ``PROTECTED_GROUPS`` (comma-separated, never
+quarantined), ``DEACTIVATE_CERTIFICATES`` (default false), ``ALLOW_REMEDIATION`` (default true: the thing's
+own shadow/jobs topics stay open), ``DRY_RUN``.
+
+A target that failed (AWS error after retries) makes the invocation fail, so Lambda's own retry runs it again;
+quarantine is idempotent, so a retry never does anything twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Dict, List
+
+from iot_defender import respond
+from iot_defender.aws import error_code
+from iot_defender.respond import QuarantineOptions, RunContext
+
+LOG = logging.getLogger(__name__)
+LOG.setLevel(logging.INFO)
+
+
+def options_from(env: Dict[str, str]) -> QuarantineOptions:
+    options = QuarantineOptions(
+        group=env.get("QUARANTINE_GROUP") or respond.DEFAULT_QUARANTINE_GROUP,
+        policy_name=env.get("ISOLATION_POLICY_NAME") or respond.DEFAULT_POLICY_NAME,
+        allow_remediation=respond.environment_flag(env, "ALLOW_REMEDIATION", True),
+        deactivate_certificates=respond.environment_flag(env, "DEACTIVATE_CERTIFICATES", False),
+        protected_groups=tuple(g.strip() for g in (env.get("PROTECTED_GROUPS") or "").split(",") if g.strip()),
+    )
+    options.check()
+    return options
+
+
+def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
+    env = dict(os.environ)
+    options = options_from(env)
+    targets: List[Dict[str, Any]] = []
+    skipped: List[Dict[str, Any]] = []
+    seen = set()
+    for message in respond.violation_messages(event):
+        if "_error" in message:
+            skipped.append({"reason": message["_error"]})
+            continue
+        kind = message.get("violationEventType") or "in-alarm"
+        thing = message.get("thingName")
+        if kind != "in-alarm":
+            skipped.append({"thing_name": thing, "reason": f"{kind}: nothing to contain"})
+        elif thing in seen:
+            skipped.append({"thing_name": thing, "reason": "same thing twice in one event"})
+        else:
+            seen.add(thing)
+            targets.append(message)
+    results = []
+    if targets:
+        responder = respond.lambda_responder(env, context, dry_run=respond.environment_flag(env, "DRY_RUN", False))
+        region = responder.session.account.default_region
+        run = RunContext(sid=f"lambda-containment-{getattr(context, 'aws_request_id', '') or 'local'}")
+        results = respond.run_all(
+            targets,
+            lambda m: responder.quarantine(str(m.get("thingName")), region, options, run),
+            lambda m, exc: responder.crashed(respond.ACTION_QUARANTINE, m.get("thingName"), region, exc),
+        )
+        notify(responder, env.get("NOTIFY_TOPIC_ARN"), region, results)
+    report = respond.lambda_report(results, skipped, respond.RunContext().now())
+    for body in report["events"]:
+        LOG.info(json.dumps(body, sort_keys=True))
+    failed = [r for r in results if r.outcome == "failed"]
+    if failed:
+        raise RuntimeError("containment failed for " + ", ".join(f"{r.thing_name} ({r.error_code})" for r in failed))
+    return report
+
+
+def notify(responder: respond.Responder, topic: Any, region: str, results: List[Any]) -> None:
+    """Tell the incident contacts what was contained (best effort: a failed notice never undoes containment)."""
+    changed = [r for r in results if r.outcome in ("done", "already-in-state")]
+    if not topic or not changed:
+        return
+    things = ", ".join(sorted(str(r.thing_name) for r in changed))
+    message = {
+        "type": "iot-defender-containment",
+        "things": [{"thing_name": r.thing_name, "outcome": r.outcome, "message": r.message} for r in changed],
+    }
+    try:
+        responder.call(
+            "sns",
+            respond.parse_arn(str(topic)).get("region") or region,
+            "Publish",
+            TopicArn=str(topic),
+            Subject=f"IoT containment: {things}"[:100],
+            Message=json.dumps(message),
+        )
+    except Exception as exc:
+        LOG.warning("containment notice to %s failed: %s", topic, error_code(exc))
