@@ -639,9 +639,11 @@ def _finish(
     now = deps.now()
     finished: List[ActionResult] = []
     by_source: Dict[str, List[Tuple[Row, str]]] = {}
+    account_id = next((r.account_id for r in results if r.account_id), None)
     for row, result in zip(rows, results):
         result = replace(
             result,
+            account_id=result.account_id or account_id,
             orig_sid=str(row.get("orig_sid") or sid) or None,
             orig_rid=str(row.get("orig_rid") or row.get("rid") or "") or None,
             sid=sid or None,

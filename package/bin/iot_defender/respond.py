@@ -711,7 +711,7 @@ class Responder:
                     if error_code(create_exc) != "ResourceAlreadyExistsException":
                         raise
                     return self._ensure_policy(region, name, document)
-            return [f"create IoT policy {name}"]
+            return [f"{'create' if self.dry_run else 'created'} IoT policy {name}"]
         try:
             same = json.loads(current.get("policyDocument") or "{}") == document
         except ValueError:
@@ -720,7 +720,7 @@ class Responder:
             return []
         if not self.dry_run:
             self._new_policy_version(region, name, text)
-        return [f"set a new default version of IoT policy {name}"]
+        return [f"{'set' if self.dry_run else 'made'} a new default version of IoT policy {name}"]
 
     def _new_policy_version(self, region: str, name: str, text: str) -> None:
         try:
