@@ -65,7 +65,7 @@ def _public(item: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _normalize(item: Dict[str, Any], time_fields: Iterable[str]) -> Dict[str, Any]:
-    out = dict(item)
+    out = {k: v for k, v in item.items() if v is not None}
     for f in time_fields:
         if f in out and out[f] is not None:
             out[f] = to_epoch(out[f])
