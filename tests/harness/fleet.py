@@ -678,6 +678,11 @@ class Fleet:
                 av["verificationState"] = "BENIGN_POSITIVE"
                 av["verificationStateDescription"] = "firmware update burst"
         events.sort(key=lambda p: (p[0]["violationEventTime"], p[0]["violationId"], p[0]["violationEventType"]))
+        # the two newest in-alarm events are still in flight at ``now``: visible 2 and 7 minutes later
+        tail = [i for i in range(len(events) - 1, -1, -1) if events[i][0]["violationEventType"] == "in-alarm"][:2]
+        for k, i in enumerate(tail):
+            ev, vis = events[i]
+            events[i] = (ev, max(vis or 0.0, self.now_epoch + 120 + 300 * k))
         active.sort(key=lambda v: (v["violationStartTime"], v["violationId"]))
         self._events = events
         self.active_violations = active
