@@ -781,3 +781,71 @@ def test_page_build_speed(aws):
     per_page = (time.perf_counter() - t0) / 80
     assert n == 20000
     assert per_page < 0.02  # a 250-item page is built in well under a few ms on a normal machine
+
+
+def test_detect_mitigation_moves_thing_into_quarantine_group(aws):
+    iot = aws.client("iot")
+    iot.create_thing(thingName="pump-station-000")
+    iot.create_thing_group(thingGroupName="quarantine")
+    _seed_events(aws, 6)
+    role = "arn:aws:iam::123456789012:role/IoTMitigation"
+    created = iot.create_mitigation_action(
+        actionName="QuarantineThing",
+        roleArn=role,
+        actionParams={
+            "addThingsToThingGroupParams": {"thingGroupNames": ["quarantine"], "overrideDynamicGroups": True}
+        },
+    )
+    assert created["actionArn"].endswith(":mitigationaction/QuarantineThing")
+    with pytest.raises(ClientError) as e:
+        iot.create_mitigation_action(
+            actionName="QuarantineThing",
+            roleArn=role,
+            actionParams={"addThingsToThingGroupParams": {"thingGroupNames": ["quarantine"]}},
+        )
+    assert _code(e.value) == "ResourceAlreadyExistsException"
+    iot.create_mitigation_action(
+        actionName="Deactivate", roleArn=role, actionParams={"updateDeviceCertificateParams": {"action": "DEACTIVATE"}}
+    )
+    vid = f"{0:032x}"  # pump-station-000's first event
+    with pytest.raises(ClientError) as e:
+        iot.start_detect_mitigation_actions_task(taskId="t-bad", target={"violationIds": [vid]}, actions=["Deactivate"])
+    assert (
+        _code(e.value) == "InvalidRequestException"
+        and "ADD_THINGS_TO_THING_GROUP" in e.value.response["Error"]["Message"]
+    )
+    iot.start_detect_mitigation_actions_task(
+        taskId="t-1", target={"violationIds": [vid]}, actions=["QuarantineThing"], clientRequestToken="tok1"
+    )
+    assert (
+        iot.start_detect_mitigation_actions_task(
+            taskId="t-1", target={"violationIds": [vid]}, actions=["QuarantineThing"], clientRequestToken="tok1"
+        )["taskId"]
+        == "t-1"
+    )
+    assert iot.list_things_in_thing_group(thingGroupName="quarantine")["things"] == ["pump-station-000"]
+    summary = iot.describe_detect_mitigation_actions_task(taskId="t-1")["taskSummary"]
+    assert summary["taskStatus"] == "SUCCESSFUL" and summary["taskStatistics"]["actionsExecuted"] == 1
+    ex = iot.list_detect_mitigation_actions_executions(taskId="t-1")["actionsExecutions"]
+    assert [(x["thingName"], x["status"]) for x in ex] == [("pump-station-000", "SUCCESSFUL")]
+    # a thing missing from the registry fails its execution, as it would in AWS
+    iot.start_detect_mitigation_actions_task(
+        taskId="t-2", target={"violationIds": [f"{1:032x}"]}, actions=["QuarantineThing"]
+    )
+    assert iot.describe_detect_mitigation_actions_task(taskId="t-2")["taskSummary"]["taskStatus"] == "FAILED"
+
+
+def test_scheduled_audits_describe_finding_and_unimplemented(aws):
+    _seed_audit(aws)
+    iot = aws.client("iot", retries=ONE_SHOT)
+    assert [a["scheduledAuditName"] for a in iot.list_scheduled_audits()["scheduledAudits"]] == ["Daily"]
+    f = iot.describe_audit_finding(findingId="task-a-f1")["finding"]
+    assert f["isSuppressed"] is True and f["taskId"] == "task-a"
+    with pytest.raises(ClientError) as e:
+        iot.describe_audit_finding(findingId="nope")
+    assert _code(e.value) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        iot.describe_account_audit_configuration()
+    assert (_code(e.value), _status(e.value)) == ("NotImplemented", 501)
+    assert len(aws.unimplemented) == 1
+    aws.unimplemented.clear()

@@ -22,8 +22,27 @@ DETECT_OPERATIONS = {
     "ListSecurityProfiles",
     "ListMetricValues",
     "PutVerificationStateOnViolation",
+    "StartDetectMitigationActionsTask",
+    "DescribeDetectMitigationActionsTask",
+    "ListDetectMitigationActionsExecutions",
 }
-AUDIT_OPERATIONS = {"ListAuditTasks", "DescribeAuditTask", "ListAuditFindings", "StartOnDemandAuditTask"}
+AUDIT_OPERATIONS = {
+    "ListAuditTasks",
+    "DescribeAuditTask",
+    "ListAuditFindings",
+    "StartOnDemandAuditTask",
+    "ListScheduledAudits",
+    "DescribeAuditFinding",
+}
+SHARED_OPERATIONS = {"CreateMitigationAction"}
+MITIGATION_ACTION_TYPES = {
+    "updateDeviceCertificateParams": "UPDATE_DEVICE_CERTIFICATE",
+    "updateCACertificateParams": "UPDATE_CA_CERTIFICATE",
+    "addThingsToThingGroupParams": "ADD_THINGS_TO_THING_GROUP",
+    "replaceDefaultPolicyVersionParams": "REPLACE_DEFAULT_POLICY_VERSION",
+    "enableIoTLoggingParams": "ENABLE_IOT_LOGGING",
+    "publishFindingToSnsParams": "PUBLISH_FINDING_TO_SNS",
+}
 
 AUDIT_CHECKS = (
     "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
@@ -147,6 +166,10 @@ class RegionData:
         self.profiles: Dict[str, Dict[str, Any]] = {}
         self.metrics: Dict[Tuple[str, str], _SortedItems] = {}
         self.metric_source: Optional[Callable[..., Iterable[Tuple[float, Dict[str, Any]]]]] = None
+        self.mitigation_actions: Dict[str, Dict[str, Any]] = {}
+        self.detect_tasks: Dict[str, Dict[str, Any]] = {}
+        self.detect_executions: List[Dict[str, Any]] = []
+        self.scheduled_audits: Dict[str, Dict[str, Any]] = {}
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -178,6 +201,9 @@ class DefenderStore:
         # (ctx, task) -> (auditDetails, findings); default: re-run the checks against the newest completed task
         self.on_demand_audit_result: Optional[Callable[[RequestContext, Dict[str, Any]], Tuple[dict, list]]] = None
         self.verification_states: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+        # (account, region, thing_name, group_names) -> None; raise to make the execution FAILED.
+        # LoopbackAWS wires this to moto's registry (the thing really moves into the groups).
+        self.add_things_to_thing_group: Optional[Callable[[str, str, str, List[str]], None]] = None
 
     # ------------------------------------------------------------------ state access
     def data(self, account_id: Optional[str] = None, region: Optional[str] = None) -> RegionData:
@@ -640,6 +666,220 @@ class DefenderStore:
                 ctx.region,
             )
         return {"taskId": task_id}
+
+    # ------------------------------------------------------------------ more audit reads
+    def add_scheduled_audit(self, name: str, frequency: str = "DAILY", account_id=None, region=None, **extra):
+        a = account_id or self.default_account
+        r = region or self.default_region
+        audit = {
+            "scheduledAuditName": name,
+            "scheduledAuditArn": f"arn:aws:iot:{r}:{a}:scheduledaudit/{name}",
+            "frequency": frequency,
+            **extra,
+        }
+        with self.lock:
+            self.data(a, r).scheduled_audits[name] = audit
+        return audit
+
+    def op_ListScheduledAudits(self, ctx: RequestContext, params: Dict[str, Any]) -> Dict[str, Any]:
+        limit = page_size(ctx, params, DEFAULT_PAGE_SIZE)
+        rd = self.data(ctx.account_id, ctx.region)
+        with self.lock:
+            audits = dict(rd.scheduled_audits)
+            for t in rd.tasks.values():
+                name = t.get("scheduledAuditName")
+                if name and name not in audits:
+                    audits[name] = {
+                        "scheduledAuditName": name,
+                        "scheduledAuditArn": f"arn:aws:iot:{ctx.region}:{ctx.account_id}:scheduledaudit/{name}",
+                        "frequency": "DAILY",
+                    }
+        items = [audits[k] for k in sorted(audits)]
+        keys = [(a["scheduledAuditName"],) for a in items]
+        lo = 0
+        if params.get("nextToken"):
+            lo = bisect.bisect_right(keys, tuple(decode_token(ctx, params["nextToken"], params)))
+        page, last, more = _scan(keys, items, lo, len(items), lambda _a: True, limit)
+        out: Dict[str, Any] = {"scheduledAudits": page}
+        if more:
+            out["nextToken"] = encode_token(ctx.operation, list(last), params)
+        return out
+
+    def op_DescribeAuditFinding(self, ctx: RequestContext, params: Dict[str, Any]) -> Dict[str, Any]:
+        rd = self.data(ctx.account_id, ctx.region)
+        fid = params["findingId"]
+        with self.lock:
+            for f in rd.findings.items:
+                fresh = f.get("taskStartTime", 0.0) >= ctx.now - AUDIT_RETENTION
+                if f["findingId"] == fid and fresh and _visible(f, ctx.now):
+                    return {"finding": copy.deepcopy(_public(f))}
+        raise RequestError("ResourceNotFoundException", f"Audit finding {fid} not found.", 404)
+
+    # ------------------------------------------------------------------ mitigation actions (Detect)
+    def op_CreateMitigationAction(self, ctx: RequestContext, params: Dict[str, Any]) -> Dict[str, Any]:
+        name = params["actionName"]
+        kinds = [k for k in MITIGATION_ACTION_TYPES if k in params["actionParams"]]
+        if len(kinds) != 1:
+            raise RequestError(ctx.error_code, "actionParams must contain exactly one action type.")
+        rd = self.data(ctx.account_id, ctx.region)
+        with self.lock:
+            if name in rd.mitigation_actions:
+                raise RequestError("ResourceAlreadyExistsException", f"Mitigation action {name} already exists.", 409)
+            if len(rd.mitigation_actions) >= 100:
+                raise RequestError("LimitExceededException", "At most 100 mitigation actions.", 410)
+            action_id = hashlib.sha256(f"{ctx.account_id}/{ctx.region}/{name}".encode()).hexdigest()[:32]
+            action = {
+                "name": name,
+                "id": action_id,
+                "arn": f"arn:aws:iot:{ctx.region}:{ctx.account_id}:mitigationaction/{name}",
+                "roleArn": params["roleArn"],
+                "actionParams": copy.deepcopy(params["actionParams"]),
+                "_type": MITIGATION_ACTION_TYPES[kinds[0]],
+            }
+            rd.mitigation_actions[name] = action
+        return {"actionArn": action["arn"], "actionId": action_id}
+
+    def op_StartDetectMitigationActionsTask(self, ctx: RequestContext, params: Dict[str, Any]) -> Dict[str, Any]:
+        task_id = params["taskId"]
+        target = params["target"]
+        rd = self.data(ctx.account_id, ctx.region)
+        with self.lock:
+            old = rd.detect_tasks.get(task_id)
+            if old is not None:
+                if old["_token"] == params["clientRequestToken"]:
+                    return {"taskId": task_id}
+                raise RequestError("TaskAlreadyExistsException", f"Task {task_id} already exists.", 400)
+            actions = []
+            for name in params["actions"]:
+                a = rd.mitigation_actions.get(name)
+                if a is None:
+                    raise RequestError(ctx.error_code, f"Mitigation action {name} does not exist.")
+                if a["_type"] != "ADD_THINGS_TO_THING_GROUP":
+                    raise RequestError(
+                        ctx.error_code,
+                        f"Mitigation action {name} of type {a['_type']} is not supported for Detect; "
+                        "only ADD_THINGS_TO_THING_GROUP is.",
+                    )
+                actions.append(a)
+            if not target.get("violationIds") and not target.get("securityProfileName"):
+                raise RequestError(ctx.error_code, "target needs violationIds or securityProfileName.")
+            violations = self._mitigation_targets(rd, ctx, params)
+            executions = []
+            failed = 0
+            for v in violations:
+                for a in actions:
+                    groups = a["actionParams"]["addThingsToThingGroupParams"]["thingGroupNames"]
+                    ex = {
+                        "taskId": task_id,
+                        "violationId": v["violationId"],
+                        "actionName": a["name"],
+                        "thingName": v["thingName"],
+                        "executionStartDate": ctx.now,
+                        "executionEndDate": ctx.now,
+                        "status": "SUCCESSFUL",
+                    }
+                    try:
+                        if self.add_things_to_thing_group is not None:
+                            self.add_things_to_thing_group(ctx.account_id, ctx.region, v["thingName"], list(groups))
+                    except Exception as exc:
+                        failed += 1
+                        ex.update(status="FAILED", errorCode=type(exc).__name__, message=str(exc)[:2048])
+                    executions.append(ex)
+            rd.detect_executions.extend(executions)
+            summary: Dict[str, Any] = {
+                "taskId": task_id,
+                "taskStatus": "FAILED" if failed and failed == len(executions) else "SUCCESSFUL",
+                "taskStartTime": ctx.now,
+                "taskEndTime": ctx.now,
+                "target": copy.deepcopy(target),
+                "onlyActiveViolationsIncluded": bool(params.get("includeOnlyActiveViolations", False)),
+                "suppressedAlertsIncluded": bool(params.get("includeSuppressedAlerts", False)),
+                "actionsDefinition": [
+                    {"name": a["name"], "id": a["id"], "roleArn": a["roleArn"], "actionParams": a["actionParams"]}
+                    for a in actions
+                ],
+                "taskStatistics": {
+                    "actionsExecuted": len(executions) - failed,
+                    "actionsSkipped": 0,
+                    "actionsFailed": failed,
+                },
+                "_token": params["clientRequestToken"],
+            }
+            rng = params.get("violationEventOccurrenceRange")
+            if rng:
+                summary["violationEventOccurrenceRange"] = {
+                    "startTime": rng["startTime"].timestamp(),
+                    "endTime": rng["endTime"].timestamp(),
+                }
+            rd.detect_tasks[task_id] = summary
+        return {"taskId": task_id}
+
+    def _mitigation_targets(self, rd: RegionData, ctx: RequestContext, params: Dict[str, Any]):
+        target = params["target"]
+        only_active = params.get("includeOnlyActiveViolations", False)
+        with_suppressed = params.get("includeSuppressedAlerts", False)
+        rng = params.get("violationEventOccurrenceRange")
+        lo = rng["startTime"].timestamp() if rng else -_INF
+        hi = rng["endTime"].timestamp() if rng else _INF
+        found: Dict[str, Dict[str, Any]] = {}
+        ids = set(target.get("violationIds") or [])
+        profile, behavior = target.get("securityProfileName"), target.get("behaviorName")
+
+        def wanted(v):
+            if ids:
+                return v["violationId"] in ids
+            if v.get("securityProfileName") != profile:
+                return False
+            beh = v.get("behavior") or {}
+            if behavior is not None and beh.get("name") != behavior:
+                return False
+            return with_suppressed or not beh.get("suppressAlerts", False)
+
+        for v in rd.active.values():
+            if wanted(v) and _visible(v, ctx.now):
+                found[v["violationId"]] = v
+        if not only_active:
+            for e in rd.events.items:
+                if e["violationId"] in found or not wanted(e) or not _visible(e, ctx.now):
+                    continue
+                if lo <= e["violationEventTime"] <= hi and e.get("violationEventType") == "in-alarm":
+                    found[e["violationId"]] = e
+        return sorted(found.values(), key=lambda v: v["violationId"])
+
+    def op_DescribeDetectMitigationActionsTask(self, ctx: RequestContext, params: Dict[str, Any]) -> Dict[str, Any]:
+        rd = self.data(ctx.account_id, ctx.region)
+        with self.lock:
+            t = rd.detect_tasks.get(params["taskId"])
+            if t is None:
+                raise RequestError("ResourceNotFoundException", f"Task {params['taskId']} not found.", 404)
+            return {"taskSummary": copy.deepcopy(_public(t))}
+
+    def op_ListDetectMitigationActionsExecutions(self, ctx: RequestContext, params: Dict[str, Any]) -> Dict[str, Any]:
+        limit = page_size(ctx, params, DEFAULT_PAGE_SIZE)
+        rd = self.data(ctx.account_id, ctx.region)
+        task_id, vid, thing = params.get("taskId"), params.get("violationId"), params.get("thingName")
+        lo_t = params["startTime"].timestamp() if params.get("startTime") else -_INF
+        hi_t = params["endTime"].timestamp() if params.get("endTime") else _INF
+        with self.lock:
+            items = list(rd.detect_executions)
+        keys = [(i,) for i in range(len(items))]
+
+        def pred(x):
+            return (
+                (task_id is None or x["taskId"] == task_id)
+                and (vid is None or x["violationId"] == vid)
+                and (thing is None or x["thingName"] == thing)
+                and lo_t <= x["executionStartDate"] <= hi_t
+            )
+
+        lo = 0
+        if params.get("nextToken"):
+            lo = bisect.bisect_right(keys, tuple(decode_token(ctx, params["nextToken"], params)))
+        page, last, more = _scan(keys, items, lo, len(items), pred, limit)
+        out: Dict[str, Any] = {"actionsExecutions": [dict(x) for x in page]}
+        if more:
+            out["nextToken"] = encode_token(ctx.operation, list(last), params)
+        return out
 
 
 def task_statistics(details: Dict[str, Dict[str, Any]]) -> Dict[str, int]:

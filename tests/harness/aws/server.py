@@ -34,7 +34,7 @@ from .auth import (
     parse_authorization,
 )
 from .common import Clock, RequestContext
-from .defender import AUDIT_OPERATIONS, DETECT_OPERATIONS, DefenderStore
+from .defender import AUDIT_OPERATIONS, DETECT_OPERATIONS, SHARED_OPERATIONS, DefenderStore
 from .faults import Faults
 from .incidents import INCIDENT_OPERATIONS, IncidentStore
 from .models import ModelViolation, RequestError
@@ -49,9 +49,12 @@ _STATUS_TEXT = {
     402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
+    406: "Not Acceptable",
     409: "Conflict",
+    410: "Gone",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
 }
 
@@ -79,8 +82,7 @@ _JSON_ERRORS = (
     ("ServiceUnavailable", 503),
 )
 
-# Signing names whose service model differs from the signing name itself.
-EMULATED_IOT_OPERATIONS = DETECT_OPERATIONS | AUDIT_OPERATIONS
+EMULATED_IOT_OPERATIONS = DETECT_OPERATIONS | AUDIT_OPERATIONS | SHARED_OPERATIONS
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class LoopbackAWS:
         self.incidents = IncidentStore(self.clock, account_id, region)
         self.requests = RequestLog()
         self.internal_errors: List[str] = []
+        self.unimplemented: List[str] = []  # operations neither the emulator nor moto implement
+        self.defender.add_things_to_thing_group = _moto_add_things_to_groups
         self._server = None
         self._thread: Optional[threading.Thread] = None
         self._moto_app = None
@@ -270,6 +274,7 @@ class LoopbackAWS:
         self.auth.add_credentials(self.access_key, self.secret_key, self.account_id, user_name="loopback")
         self.requests.clear()
         self.internal_errors.clear()
+        self.unimplemented.clear()
 
     def reset_moto(self) -> None:
         """Reset moto's (process-global) backends."""
@@ -639,13 +644,18 @@ class LoopbackAWS:
             captured["headers"] = headers
             return chunks.append
 
-        result = self._moto()(env, start_response)
         try:
-            for c in result:
-                chunks.append(c)
-        finally:
-            if hasattr(result, "close"):
-                result.close()
+            result = self._moto()(env, start_response)
+            try:
+                for c in result:
+                    chunks.append(c)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        except NotImplementedError as exc:
+            self.unimplemented.append(str(exc))
+            r = self._json_error("NotImplemented", f"LoopbackAWS: not emulated and not in moto: {exc}", 501)
+            return r
         payload = b"".join(chunks)
         status = int(str(captured.get("status", "500")).split()[0])
         headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
@@ -709,6 +719,15 @@ class _ErrorRenderer:
 
 # ---------------------------------------------------------------------------------------------------- helpers
 _HANDLER = None
+
+
+def _moto_add_things_to_groups(account: str, region: str, thing_name: str, groups: List[str]) -> None:
+    """ADD_THINGS_TO_THING_GROUP mitigation: really move the thing into the groups in moto's registry."""
+    from moto.iot.models import iot_backends
+
+    backend = iot_backends[account][region]
+    for g in groups:
+        backend.add_thing_to_thing_group(g, None, thing_name, None)
 
 
 def _moto_valid_certs() -> None:
