@@ -459,6 +459,9 @@ class _Setup:
     group_arn: Optional[str]
     changes: List[str]
     plan: List[str]
+    # Things already in the quarantine group when the run started (read once per run instead of one
+    # ListThingGroupsForThing per thing); None when protected groups need each thing's groups anyway.
+    members: Optional[frozenset] = None
 
 
 class Responder:
@@ -676,7 +679,19 @@ class Responder:
             else:
                 self.call("iot", region, "AttachPolicy", policyName=options.policy_name, target=group_arn)
                 changes.append(f"attached policy {options.policy_name} to thing group {options.group}")
-        return _Setup(group_arn=group_arn, changes=changes, plan=plan)
+        members: Optional[frozenset] = None
+        if not options.protected_groups:
+            members = frozenset(
+                t
+                for t in (
+                    self._pages(
+                        "iot", region, "ListThingsInThingGroup", "things", thingGroupName=options.group, maxResults=250
+                    )
+                    if group_arn
+                    else ()
+                )
+            )
+        return _Setup(group_arn=group_arn, changes=changes, plan=plan, members=members)
 
     def _create_group(self, region: str, group: str, policy_name: str) -> str:
         try:
@@ -760,7 +775,10 @@ class Responder:
                 return self.result(
                     action, "refused-invalid", thing_name, region, f"thing {thing_name} does not exist in {region}"
                 )
-            groups = self.thing_groups(region, thing_name)
+            if setup.members is None:
+                groups = self.thing_groups(region, thing_name)
+            else:
+                groups = [options.group] if thing_name in setup.members else []
             protected = self.protected_by(region, groups, options.protected_groups)
             if protected:
                 return self.result(
@@ -787,8 +805,9 @@ class Responder:
                 "quarantine_group": options.group,
                 "policy_name": options.policy_name,
                 "was_member": in_group,
-                "thing_groups_before": groups,
             }
+            if setup.members is None:
+                details["thing_groups_before"] = groups
             if cert_states:
                 details["certificates_before"] = cert_states
             if setup.changes:

@@ -1,0 +1,193 @@
+"""Quarantine 500 things while the emulator holds AddThingToThingGroup to its 100 TPS quota.
+
+The floor is 500 / 100 = 5 s (the quota, not the code); the target is <= 1.2x the floor with 0 failures after
+retries. Two measurements against a fresh LoopbackAWS each:
+
+- ``alert``: the BUILT ``bin/iot_quarantine_thing.py --execute`` run as splunkd runs it (runner + splunkd
+  stand-in; ``max_things=500``), i.e. what a user gets, process start and result events included;
+- ``library``: ``iot_defender.respond`` driven in-process (8 threads), the same code without Splunk around it
+  (client and emulator then share one interpreter, so this one is slower on a small machine);
+- ``alert_unthrottled_baseline``: the alert run again without any rate limit, to show how much of the time is
+  the loopback emulator's own per-request cost rather than the quota.
+
+Writes ``build/bench/respond.json``. Run alone: ``.venv/bin/python -m benchmarks.bench_respond``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, List
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "package" / "bin"))
+
+from tests.harness.aws import LoopbackAWS  # noqa: E402
+
+THINGS = 500
+TPS = 100
+FLOOR_S = THINGS / TPS
+TARGET_RATIO = 1.2
+APP_DIR = ROOT / "output" / "TA-aws-iot-defender"
+OUT = ROOT / "build" / "bench" / "respond.json"
+
+
+def seed(aws: LoopbackAWS, count: int) -> List[str]:
+    names = [f"bench-device-{i:04d}" for i in range(count)]
+    iot = aws.client("iot")
+    iot.create_thing_group(thingGroupName="fleet")
+
+    def one(name: str) -> None:
+        iot.create_thing(thingName=name, attributePayload={"attributes": {"site": "bench"}})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, names))
+    return names
+
+
+def throttle_stats(aws: LoopbackAWS) -> Dict[str, Any]:
+    adds = aws.requests.filter(operation="AddThingToThingGroup")
+    return {
+        "add_calls": len(adds),
+        "add_throttled": sum(1 for r in adds if r.error_code == "ThrottlingException"),
+        "requests": len(aws.requests),
+    }
+
+
+def members(aws: LoopbackAWS) -> int:
+    iot = aws.client("iot")
+    return len(iot.list_things_in_thing_group(thingGroupName="QUARANTINED", maxResults=250 * 4)["things"])
+
+
+def figures(wall: float, outcomes: Dict[str, int], extra: Dict[str, Any]) -> Dict[str, Any]:
+    failures = sum(v for k, v in outcomes.items() if k not in ("done", "already-in-state"))
+    return {
+        "wall_s": round(wall, 3),
+        "ratio_to_floor": round(wall / FLOOR_S, 3),
+        "target_met": wall <= FLOOR_S * TARGET_RATIO and failures == 0,
+        "failures": failures,
+        "outcomes": outcomes,
+        **extra,
+    }
+
+
+def bench_library() -> Dict[str, Any]:
+    from iot_defender import respond
+    from iot_defender.aws import Account, AwsSession, ClientSettings
+
+    with LoopbackAWS() as aws:
+        names = seed(aws, THINGS)
+        aws.set_rate_limit("AddThingToThingGroup", TPS)
+        aws.reset_log()
+        import os
+
+        os.environ["AWS_ENDPOINT_URL"] = aws.endpoint_url
+        account = Account(name="bench", access_key_id=aws.access_key, secret_access_key=aws.secret_key)
+        session = AwsSession(account, ClientSettings())
+        responder = respond.Responder(session, account_id=aws.account_id)
+        options = respond.QuarantineOptions()
+        context = respond.RunContext(sid="bench")
+        started = time.monotonic()
+        results = respond.run_all(
+            names,
+            lambda n: responder.quarantine(n, aws.region, options, context),
+            lambda n, e: responder.crashed("bench", n, aws.region, e),
+        )
+        wall = time.monotonic() - started
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        outcomes: Dict[str, int] = {}
+        for r in results:
+            outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+        stats = responder.stats.summary()
+        return figures(
+            wall,
+            outcomes,
+            {
+                **throttle_stats(aws),
+                "quarantined_members": members(aws),
+                "client_calls": stats["total_calls"],
+                "client_throttled_retries": stats["total_throttled"],
+                "pacing_wait_s": round(responder.limiter.waited, 3),
+            },
+        )
+
+
+def bench_alert(rate_limited: bool = True) -> Dict[str, Any]:
+    from tests.harness import runner
+    from tests.harness.splunkd import SplunkdStandIn, SplunkHome
+
+    if not (APP_DIR / "bin" / "iot_quarantine_thing.py").is_file():
+        return {"skipped": "add-on not built (make build)"}
+    with LoopbackAWS() as aws, SplunkdStandIn() as splunkd, tempfile.TemporaryDirectory() as tmp:
+        names = seed(aws, THINGS)
+        home = SplunkHome.create(Path(tmp), app_dir=APP_DIR, splunkd=splunkd)
+        splunkd.create_account(
+            "bench",
+            {"credential_source": "access_key", "aws_access_key_id": aws.access_key, "default_region": aws.region},
+            {"aws_secret_access_key": aws.secret_key},
+        )
+        if rate_limited:
+            aws.set_rate_limit("AddThingToThingGroup", TPS)
+        aws.reset_log()
+        result = runner.run_alert(
+            home,
+            "iot_quarantine_thing",
+            {"account": "bench", "max_things": str(THINGS)},
+            [{"thing_name": n} for n in names],
+            standin=splunkd,
+            env={"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"},
+            timeout=300,
+        )
+        outcomes: Dict[str, int] = {}
+        for event in result.events:
+            if event["sourcetype"] == "aws:iot:defender:action":
+                outcome = event["event"]["outcome"]
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        throttled = next(
+            (
+                line.split('throttled_retries="')[1].split('"')[0]
+                for line in result.log_lines
+                if "throttled_retries=" in line
+            ),
+            None,
+        )
+        return figures(
+            result.duration,
+            outcomes,
+            {
+                **throttle_stats(aws),
+                "quarantined_members": members(aws),
+                "exit_code": result.exit_code,
+                "result_events": sum(outcomes.values()),
+                "client_throttled_retries": int(throttled) if throttled else None,
+            },
+        )
+
+
+def run() -> Dict[str, Any]:
+    report = {
+        "scenario": f"quarantine {THINGS} things, AddThingToThingGroup limited to {TPS} TPS (token bucket, burst {TPS})",
+        "things": THINGS,
+        "rate_limit_tps": TPS,
+        "floor_s": FLOOR_S,
+        "target_ratio": TARGET_RATIO,
+        "alert": bench_alert(),
+        "library": bench_library(),
+        # The same alert run with no rate limit at all: how fast the loopback emulator itself can serve the
+        # ~3 calls per thing. When this is close to the throttled time, the emulator, not the quota, is the bound.
+        "alert_unthrottled_baseline": bench_alert(rate_limited=False),
+    }
+    alert, baseline = report["alert"], report["alert_unthrottled_baseline"]
+    if "wall_s" in alert and "wall_s" in baseline:
+        report["throttling_overhead_s"] = round(alert["wall_s"] - baseline["wall_s"], 3)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2, sort_keys=True))
