@@ -193,8 +193,9 @@ def alerts() -> list:
                     "label": "Title",
                     "field": "title",
                     "required": False,
-                    "defaultValue": "IoT Device Defender: {thing_name} {behavior_name}",
-                    "help": "Per-row template: {field} is replaced by the row's field (max 200 characters).",
+                    "defaultValue": "IoT Device Defender: {thing_name} {behavior_name|behavior.name}",
+                    "help": "Per-row template: {field} is replaced by the row's field, {a|b} by the first "
+                    "non-empty of a and b (max 200 characters).",
                 },
                 {
                     "type": "text",

@@ -640,7 +640,7 @@ def _finish(
     finished: List[ActionResult] = []
     by_source: Dict[str, List[Tuple[Row, str]]] = {}
     account_id = next((r.account_id for r in results if r.account_id), None)
-    for row, result in zip(rows, results):
+    for position, (row, result) in enumerate(zip(rows, results)):
         result = replace(
             result,
             account_id=result.account_id or account_id,
@@ -655,6 +655,8 @@ def _finish(
         event = action_event(result, when=now)
         by_source.setdefault(event.source, []).append((row, event.body()))
         helper.update(row)
+        if position:  # ModularAlertBase already announced the first row (prepare_meta_for_cam)
+            helper.invoke()
         level = logging.INFO if result.ok else logging.ERROR if result.outcome == "failed" else logging.WARNING
         helper.message(
             f"{result.outcome}: {result.message}"[:1000],

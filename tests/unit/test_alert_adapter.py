@@ -45,6 +45,9 @@ class Helper:
             self.update(row)
             yield row
 
+    def invoke(self) -> None:
+        self.message("Invoking modular action")
+
     def update(self, row: Dict[str, str]) -> None:
         self.orig_sid, self.orig_rid, self.rid = row.get("orig_sid", ""), row.get("orig_rid", ""), row["rid"]
 

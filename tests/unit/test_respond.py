@@ -479,6 +479,8 @@ def test_templates_and_tokens():
         "IoT t1 Ports, Injected: yes"
     )
     assert len(inc.render_template("{x}", {"x": "a" * 500}, 200)) == 200
+    assert inc.render_template("{a|behavior.name}", {"a": "", "behavior.name": "Ports"}, 50) == "Ports"
+    assert inc.template_fields("{a|b} {c}") == ["a", "b", "c"]
     assert inc.render_impact("{n}", row) == 3
     for bad in ("0", "6", "x", "{missing}"):
         with pytest.raises(inc.TemplateError):

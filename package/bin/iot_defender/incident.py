@@ -37,7 +37,9 @@ SNS_MESSAGE_MAX = 200 * 1024
 
 TRIGGER_SOURCE = "splunk.ta-aws-iot-defender"
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.:-]{1,100})\}")
+# {field} or {field|other.field|...}: the first non-empty of the fields (rows from different searches name the
+# same thing differently, e.g. behavior_name from a table vs behavior.name from the JSON event).
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.:-]{1,100}(?:\|[A-Za-z0-9_.:-]{1,100}){0,4})\}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _SPACES = re.compile(r"\s+")
 
@@ -74,12 +76,21 @@ def row_value(row: Mapping[str, Any], name: str) -> str:
 
 
 def template_fields(template: str) -> List[str]:
-    return _PLACEHOLDER.findall(template or "")
+    return [name for group in _PLACEHOLDER.findall(template or "") for name in group.split("|")]
+
+
+def _fill(row: Mapping[str, Any], names: str) -> str:
+    for name in names.split("|"):
+        value = clean_text(row_value(row, name))
+        if value:
+            return value
+    return ""
 
 
 def render_template(template: str, row: Mapping[str, Any], limit: int) -> str:
-    """Fill ``{field}`` placeholders from the row (missing fields render empty) and clean the result."""
-    rendered = _PLACEHOLDER.sub(lambda m: clean_text(row_value(row, m.group(1))), template or "")
+    """Fill ``{field}`` / ``{field|fallback}`` placeholders from the row (missing fields render empty) and clean
+    the result."""
+    rendered = _PLACEHOLDER.sub(lambda m: _fill(row, m.group(1)), template or "")
     return clean_text(rendered, limit)
 
 

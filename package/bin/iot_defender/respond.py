@@ -55,7 +55,7 @@ DESTINATIONS = ("incident_manager", "sns")
 
 DEFAULT_QUARANTINE_GROUP = "QUARANTINED"
 DEFAULT_POLICY_NAME = "TA-IoTDefender-Quarantine"
-DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name}"
+DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
 DEFAULT_WORKERS = 8
 MANAGED_BY = "TA-aws-iot-defender"
 
