@@ -595,6 +595,7 @@ def _perform(
         dry_run=common.dry_run,
         limiter=deps.limiter(),
         store=store,
+        run_size=len(targets),
     )
     results = respond.run_all(
         targets,

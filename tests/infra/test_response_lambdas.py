@@ -23,6 +23,7 @@ FUNCTIONS = REPO / "infra" / "response" / "functions"
 SHARED_SAMPLE = Path("/work/shared/samples/sns-violation-lambda-event.json")
 THING = "pump-station-017"
 VIOLATION = "8a1b0c2d3e4f56789a0b1c2d3e4f5a6b"
+STACK_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]}
 CONTEXT = SimpleNamespace(
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:iot-response", aws_request_id="req-1"
 )
@@ -50,6 +51,9 @@ def world(aws, monkeypatch):
     cert = iot.register_certificate_without_ca(certificatePem=certificate_pems()[0], status="ACTIVE")
     iot.attach_thing_principal(thingName=THING, principal=cert["certificateArn"])
     plan = aws.incidents.add_response_plan("iot-critical", title="IoT device compromise", impact=2)
+    # the response stack owns the quarantine group and the isolation policy (CloudFormation)
+    iot.create_thing_group(thingGroupName="QUARANTINED")
+    iot.create_policy(policyName="IoTQuarantineIsolation", policyDocument=json.dumps(STACK_POLICY))
     sns, sqs = aws.client("sns"), aws.client("sqs")
     topic = sns.create_topic(Name="iot-incident-notify")["TopicArn"]
     queue = sqs.create_queue(QueueName="soc-contacts")["QueueUrl"]
@@ -155,13 +159,17 @@ def test_containment_quarantines_the_thing_from_the_sns_event(world, sns_violati
     group_arn = world.iot.describe_thing_group(thingGroupName="QUARANTINED")["thingGroupArn"]
     policies = [p["policyName"] for p in world.iot.list_attached_policies(target=group_arn)["policies"]]
     assert policies == ["IoTQuarantineIsolation"]
+    document = json.loads(world.iot.get_policy(policyName="IoTQuarantineIsolation")["policyDocument"])
+    assert document == STACK_POLICY  # the stack's policy is attached, never rewritten
+    assert not {"CreatePolicy", "CreatePolicyVersion", "CreateThingGroup"} & set(world.aws.requests.operations())
+    assert report["quarantined"] == [THING] and report["already_quarantined"] == []
     assert "iotdefender_quarantine" in world.iot.describe_thing(thingName=THING)["attributes"]
     status = world.iot.describe_certificate(certificateId=world.cert)["certificateDescription"]["status"]
     assert status == "ACTIVE"  # DEACTIVATE_CERTIFICATES defaults to false
     (notice,) = world.inbox()
     assert notice["type"] == "iot-defender-containment" and notice["things"][0]["thing_name"] == THING
     again = app.lambda_handler(sns_violation_lambda_event, CONTEXT)  # replay: nothing more to do
-    assert again["counts"] == {"already-in-state": 1}
+    assert again["counts"] == {"already-in-state": 1} and again["already_quarantined"] == [THING]
 
 
 def test_runbook_containment_reads_the_incident_involved_resource(world, sns_violation_lambda_event, monkeypatch):
@@ -169,11 +177,32 @@ def test_runbook_containment_reads_the_incident_involved_resource(world, sns_vio
     load("start_incident").lambda_handler(sns_violation_lambda_event, CONTEXT)
     (record,) = world.aws.incidents.incident_records()
     involved = [i["identifier"]["value"]["arn"] for i in record["relatedItems"] if "arn" in i["identifier"]["value"]]
-    payload = {"IncidentRecordArn": record["arn"], "InvolvedResources": json.dumps(involved)}
-    report = load("containment").lambda_handler(payload, CONTEXT)
-    assert report["counts"] == {"done": 1}
+    # the runbook's aws:invokeLambdaFunction InputPayload (infra/response/template.yaml, step Contain)
+    payload = {
+        "source": "ssm-automation",
+        "automation_execution_id": "0f1e2d3c-aaaa-bbbb-cccc-0123456789ab",
+        "incident_record_arn": record["arn"],
+        "involved_resources": involved,
+        "thing_names": [],
+        "violation_id": VIOLATION,
+        "dry_run": "true",
+    }
+    planned = load("containment").lambda_handler(payload, CONTEXT)
+    assert planned["counts"] == {"dry-run": 1} and planned["quarantined"] == [] and planned["dry_run"] is True
+    report = load("containment").lambda_handler(dict(payload, dry_run="false"), CONTEXT)
+    assert report["counts"] == {"done": 1} and report["quarantined"] == [THING]
     status = world.iot.describe_certificate(certificateId=world.cert)["certificateDescription"]["status"]
     assert status == "INACTIVE"
+
+
+def test_runbook_run_by_hand_with_thing_names_and_missing_policy_fails(world, monkeypatch):
+    app = load("containment")
+    nothing = app.lambda_handler({"source": "ssm-automation", "involved_resources": [], "thing_names": []}, CONTEXT)
+    assert nothing["events"] == [] and nothing["quarantined"] == []
+    monkeypatch.setenv("ISOLATION_POLICY_NAME", "NoSuchPolicy")
+    with pytest.raises(RuntimeError, match=r"containment failed for pump-station-017 \(ResourceNotFoundException\)"):
+        app.lambda_handler({"source": "ssm-automation", "thing_names": json.dumps([THING])}, CONTEXT)
+    assert world.iot.list_thing_groups_for_thing(thingName=THING)["thingGroups"] == []
 
 
 def test_protected_thing_is_never_contained(world, sns_violation_lambda_event, monkeypatch):

@@ -115,6 +115,21 @@ def test_quarantine_and_release_with_certificates_restore_exactly(iot):
     assert again.outcome == "already-in-state"
 
 
+def test_big_runs_read_the_quarantine_group_once_instead_of_each_things_groups(iot):
+    client, _ = iot
+    client.create_thing_group(thingGroupName="QUARANTINED")
+    client.add_thing_to_thing_group(thingGroupName="QUARANTINED", thingName="sensor-002")
+    session = AwsSession(account(), ClientSettings(retry_mode="standard", max_attempts=3))
+    r = Responder(session, account_id=ACCOUNT_ID, limiter=RateLimiter({}), run_size=respond.BULK_MEMBERSHIP_MIN)
+    results = [r.quarantine(t, REGION, QuarantineOptions(), context()) for t in ("sensor-001", "sensor-002")]
+    assert [x.outcome for x in results] == ["done", "already-in-state"]
+    calls = r.stats.summary()["calls"]
+    assert calls["ListThingsInThingGroup"] == 1 and "ListThingGroupsForThing" not in calls
+    guarded = Responder(session, account_id=ACCOUNT_ID, limiter=RateLimiter({}), run_size=100)
+    guarded.quarantine("sensor-001", REGION, QuarantineOptions(protected_groups=("pumps",)), context())
+    assert "ListThingGroupsForThing" in guarded.stats.summary()["calls"]  # protection needs each thing's groups
+
+
 def test_release_keeps_membership_that_predates_quarantine(iot):
     client, _ = iot
     client.create_thing_group(thingGroupName="QUARANTINED")

@@ -57,6 +57,7 @@ DEFAULT_QUARANTINE_GROUP = "QUARANTINED"
 DEFAULT_POLICY_NAME = "TA-IoTDefender-Quarantine"
 DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
 DEFAULT_WORKERS = 8
+BULK_MEMBERSHIP_MIN = 50
 MANAGED_BY = "TA-aws-iot-defender"
 
 # Documented default TPS quotas (API-FACTS.md; IoT Core figures marked [verify] there). Calls are paced at these
@@ -318,6 +319,9 @@ class QuarantineOptions:
     allow_remediation: bool = True
     deactivate_certificates: bool = False
     protected_groups: Tuple[str, ...] = ()
+    # False when the isolation policy is owned by someone else (the response stack's CloudFormation): then it is
+    # only checked to exist and attached to the group, never created or rewritten.
+    manage_policy: bool = True
 
     def check(self) -> None:
         if not THING_GROUP_NAME_RE.match(self.group or ""):
@@ -477,8 +481,13 @@ class Responder:
         limiter: Optional[RateLimiter] = None,
         stats: Optional[CallStats] = None,
         store: Optional[SuppressionStore] = None,
+        run_size: int = 0,
     ):
+        """``run_size``: how many targets the caller is about to act on. From BULK_MEMBERSHIP_MIN targets on,
+        quarantine reads the quarantine group's members once instead of each thing's groups (one call per
+        thing fewer), unless protected groups need each thing's groups anyway."""
         self.session = session
+        self.run_size = run_size
         self.account_id = account_id
         self.partition = partition or session.account.partition
         self.dry_run = dry_run
@@ -628,13 +637,15 @@ class Responder:
 
         In a dry run nothing is written: the result's ``plan`` says what would be created or changed.
         """
-        key = (region, options.group, options.policy_name, options.allow_remediation, self.dry_run)
+        key = (region, options, self.dry_run)
         with self._lock:
             lock = self._setups.setdefault(("lock", *key), threading.Lock())
         with lock:
             if key not in self._setups:
                 try:
                     self._setups[key] = self._do_setup(region, options)
+                except SetupError as exc:
+                    self._setups[key] = exc
                 except (ClientError, BotoCoreError) as exc:
                     code = error_code(exc)
                     self._setups[key] = SetupError(
@@ -663,8 +674,19 @@ class Responder:
         arn = parse_arn(group_arn or "")
         account = arn.get("account") or self.account_id
         document = isolation_policy(self.partition, region, account, options.allow_remediation)
-        policy_plan = self._ensure_policy(region, options.policy_name, document)
-        (plan if self.dry_run else changes).extend(policy_plan)
+        if options.manage_policy:
+            policy_plan = self._ensure_policy(region, options.policy_name, document)
+            (plan if self.dry_run else changes).extend(policy_plan)
+        else:
+            try:
+                self.call("iot", region, "GetPolicy", policyName=options.policy_name)
+            except ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":
+                    raise
+                raise SetupError(
+                    f"isolation policy {options.policy_name} does not exist (it is managed outside this action)",
+                    "ResourceNotFoundException",
+                ) from None
         attached = False
         if group_arn:
             attached = any(
@@ -680,7 +702,7 @@ class Responder:
                 self.call("iot", region, "AttachPolicy", policyName=options.policy_name, target=group_arn)
                 changes.append(f"attached policy {options.policy_name} to thing group {options.group}")
         members: Optional[frozenset] = None
-        if not options.protected_groups:
+        if not options.protected_groups and self.run_size >= BULK_MEMBERSHIP_MIN:
             members = frozenset(
                 t
                 for t in (
@@ -1036,6 +1058,7 @@ class Responder:
         *,
         violation_id: str = "",
         trigger_time: Any = None,
+        verify_thing: bool = True,
     ) -> ActionResult:
         """Start one incident (Incident Manager) or publish it (SNS) for one thing.
 
@@ -1072,11 +1095,14 @@ class Responder:
         if violation_id:
             details["violation_id"] = violation_id
         try:
-            thing = self.describe_thing(region, thing_name)
-            if thing is None:
-                return self.result(
-                    action, "refused-invalid", thing_name, region, f"thing {thing_name} does not exist in {region}"
-                )
+            if verify_thing:  # rows are untrusted; a Device Defender message (Lambda) names a real thing
+                thing = self.describe_thing(region, thing_name)
+                if thing is None:
+                    return self.result(
+                        action, "refused-invalid", thing_name, region, f"thing {thing_name} does not exist in {region}"
+                    )
+            else:
+                thing = {"thingArn": self.thing_arn(region, thing_name)}
             now = context.now()
             key = f"{self.account_id or self.session.account.name}.{region}.{thing_name}"
             previous = self.store.get(key) if self.store is not None else None
@@ -1268,14 +1294,29 @@ def _as_json(value: Any) -> Any:
     return value
 
 
+def _string_list(value: Any) -> List[str]:
+    """A list of strings from a list, a JSON array string or a comma-separated string (SSM StringList values
+    arrive in any of these shapes depending on how the runbook interpolates them)."""
+    value = _as_json(value) if isinstance(value, str) and value.strip().startswith(("[", "{")) else value
+    if isinstance(value, Mapping):
+        value = [v for values in value.values() for v in (values if isinstance(values, list) else [values])]
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[\s,]+", value) if part]
+    if not isinstance(value, list):
+        return []
+    return [str(v.get("arn") if isinstance(v, Mapping) else v) for v in value if v not in (None, "")]
+
+
 def violation_messages(event: Any) -> List[Dict[str, Any]]:
     """The violations a Lambda was invoked for, whatever invoked it.
 
     - SNS (Device Defender alert target): ``Records[].Sns.Message`` is the violation JSON;
+    - the containment runbook (``aws:invokeLambdaFunction``): ``involved_resources`` / ``InvolvedResources``
+      (IoT thing ARNs, as the start-incident function lists the thing as an INVOLVED_RESOURCE related item) and
+      ``thing_names`` / ``ThingNames`` (names, when run by hand), with ``violation_id`` and
+      ``incident_record_arn``;
     - a direct invocation: one violation object (``thingName``, ``violationId``, ``violationEventType``...) or
-      ``{"violations": [...]}``;
-    - an Incident Manager runbook step: ``InvolvedResources`` (JSON string or list of ARNs): every IoT thing ARN
-      in it is a target (the start-incident function lists the thing as an INVOLVED_RESOURCE related item).
+      ``{"violations": [...]}``.
 
     A record that cannot be read comes back as ``{"_error": reason}`` so the caller can report it.
     """
@@ -1296,26 +1337,25 @@ def violation_messages(event: Any) -> List[Dict[str, Any]]:
         return [
             dict(v) if isinstance(v, Mapping) else {"_error": "violation is not an object"} for v in event["violations"]
         ]
-    involved = _as_json(event.get("InvolvedResources"))
-    if involved:
-        arns: List[str] = []
-        if isinstance(involved, Mapping):
-            involved = [v for values in involved.values() for v in (values if isinstance(values, list) else [values])]
-        for item in involved if isinstance(involved, list) else []:
-            arns.append(str(item.get("arn") if isinstance(item, Mapping) else item))
-        for arn in arns:
+    common = {
+        "violationEventType": "in-alarm",
+        "violationId": event.get("violation_id") or event.get("ViolationId") or event.get("violationId") or None,
+        "incidentRecordArn": event.get("incident_record_arn") or event.get("IncidentRecordArn") or None,
+    }
+    common = {k: v for k, v in common.items() if v}
+    involved = _string_list(event.get("involved_resources") or event.get("InvolvedResources"))
+    names = _string_list(event.get("thing_names") or event.get("ThingNames"))
+    if involved or names:
+        for arn in involved:
             match = _THING_ARN_RE.match(arn)
             if match:
-                found.append(
-                    {
-                        "thingName": match.group(4),
-                        "violationEventType": "in-alarm",
-                        "incidentRecordArn": event.get("IncidentRecordArn"),
-                    }
-                )
-        return found or [{"_error": "InvolvedResources holds no IoT thing ARN"}]
+                found.append(dict(common, thingName=match.group(4)))
+        found.extend(dict(common, thingName=name) for name in names)
+        return found or [{"_error": "the involved resources hold no IoT thing ARN"}]
     if event.get("thingName") or event.get("ThingName"):
         return [dict(event, thingName=event.get("thingName") or event.get("ThingName"))]
+    if "source" in event or "incident_record_arn" in event or "InvolvedResources" in event:
+        return []  # a runbook run with nothing to contain (e.g. no involved thing): nothing to do
     return [{"_error": "no violation, SNS record or involved IoT thing in the event"}]
 
 

@@ -1,21 +1,27 @@
-"""Containment Lambda: quarantine the IoT thing of a Device Defender violation.
+"""Containment Lambda: quarantine the IoT thing(s) of a Device Defender violation.
 
-Invoked either by the Incident Manager runbook (mode ``incident_manager``: the payload's ``InvolvedResources``
-carries the thing ARN that the start-incident function attached to the incident) or directly by the Device
-Defender alert SNS topic (mode ``sns_only``). Only ``in-alarm`` violations are contained; ``alarm-cleared`` and
-``alarm-invalidated`` are reported as skipped and cause no AWS call.
+Invoked either by the containment runbook of the Incident Manager response plan (mode ``incident_manager``:
+``aws:invokeLambdaFunction`` with ``involved_resources`` = the incident's thing ARNs, which the start-incident
+function attached as INVOLVED_RESOURCE related items, or ``thing_names`` when the runbook is run by hand), or
+directly by the Device Defender alert SNS topic (mode ``sns_only``). Only ``in-alarm`` violations are contained;
+``alarm-cleared`` / ``alarm-invalidated`` are reported as skipped and cause no AWS call.
 
 The work is done by ``iot_defender.respond`` (the same code as the Splunk ``iot_quarantine_thing`` action,
-vendored next to this file by the Makefile): the quarantine group is created on first use and carries the
-isolating policy, what changed is recorded on the thing so the Splunk release action can undo exactly that.
+vendored next to this file by the Makefile): the thing joins the quarantine group, the isolating policy is
+attached to the group if it is not yet, and what changed is recorded on the thing so the Splunk release action
+can undo exactly that. The stack owns the group and the policy document: this function never creates or
+rewrites the policy (``manage_policy=False``).
 
 Environment: ``QUARANTINE_GROUP``, ``ISOLATION_POLICY_NAME``, ``NOTIFY_TOPIC_ARN`` (optional: a summary of what
-was contained is published there), ``MODE``; optional ``PROTECTED_GROUPS`` (comma-separated, never
-quarantined), ``DEACTIVATE_CERTIFICATES`` (default false), ``ALLOW_REMEDIATION`` (default true: the thing's
-own shadow/jobs topics stay open), ``DRY_RUN``.
+was contained is published there), ``MODE``; optional ``PROTECTED_GROUPS`` (comma-separated, never quarantined;
+needs iot:DescribeThingGroup on those groups' children), ``DEACTIVATE_CERTIFICATES`` (default false; needs
+iot:DescribeCertificate + iot:UpdateCertificate), ``ALLOW_REMEDIATION`` (informational here: the stack's policy
+decides), ``DRY_RUN``. The runbook's ``dry_run`` input overrides ``DRY_RUN``.
 
-A target that failed (AWS error after retries) makes the invocation fail, so Lambda's own retry runs it again;
-quarantine is idempotent, so a retry never does anything twice.
+Returns ``quarantined`` / ``already_quarantined`` / ``refused`` / ``failed`` thing names (the runbook reads the
+first two) plus one ``aws:iot:defender:action`` event body per thing. A target that failed (AWS error after
+retries) makes the invocation fail, so the runbook step (or Lambda's own retry) sees it; quarantine is
+idempotent, so a retry never does anything twice.
 """
 
 from __future__ import annotations
@@ -40,9 +46,16 @@ def options_from(env: Dict[str, str]) -> QuarantineOptions:
         allow_remediation=respond.environment_flag(env, "ALLOW_REMEDIATION", True),
         deactivate_certificates=respond.environment_flag(env, "DEACTIVATE_CERTIFICATES", False),
         protected_groups=tuple(g.strip() for g in (env.get("PROTECTED_GROUPS") or "").split(",") if g.strip()),
+        manage_policy=False,
     )
     options.check()
     return options
+
+
+def dry_run_of(event: Any, env: Dict[str, str]) -> bool:
+    if isinstance(event, dict) and "dry_run" in event:
+        return str(event["dry_run"]).strip().lower() in ("1", "true", "yes", "on")
+    return respond.environment_flag(env, "DRY_RUN", False)
 
 
 def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
@@ -66,7 +79,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
             targets.append(message)
     results = []
     if targets:
-        responder = respond.lambda_responder(env, context, dry_run=respond.environment_flag(env, "DRY_RUN", False))
+        responder = respond.lambda_responder(env, context, dry_run=dry_run_of(event, env))
         region = responder.session.account.default_region
         run = RunContext(sid=f"lambda-containment-{getattr(context, 'aws_request_id', '') or 'local'}")
         results = respond.run_all(
@@ -75,7 +88,14 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
             lambda m, exc: responder.crashed(respond.ACTION_QUARANTINE, m.get("thingName"), region, exc),
         )
         notify(responder, env.get("NOTIFY_TOPIC_ARN"), region, results)
-    report = respond.lambda_report(results, skipped, respond.RunContext().now())
+    report = respond.lambda_report(results, skipped, RunContext().now())
+    report.update(
+        quarantined=[r.thing_name for r in results if r.outcome == "done"],
+        already_quarantined=[r.thing_name for r in results if r.outcome == "already-in-state"],
+        refused=[r.thing_name for r in results if r.outcome.startswith("refused")],
+        failed=[r.thing_name for r in results if r.outcome == "failed"],
+        dry_run=any(r.outcome == "dry-run" for r in results),
+    )
     for body in report["events"]:
         LOG.info(json.dumps(body, sort_keys=True))
     failed = [r for r in results if r.outcome == "failed"]

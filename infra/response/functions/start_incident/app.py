@@ -80,6 +80,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
                 run,
                 violation_id=str(m.get("violationId") or ""),
                 trigger_time=m.get("violationEventTime"),
+                verify_thing=False,  # Device Defender named the thing; its ARN is built, not looked up
             ),
             lambda m, exc: responder.crashed(respond.ACTION_INCIDENT, m.get("thingName"), region, exc),
         )
