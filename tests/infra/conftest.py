@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any, Dict
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO_ROOT / "infra"
@@ -210,6 +211,32 @@ METRICS_EXPORT: Dict[str, Any] = _load(METRICS_EXPORT_JSON)
 SNS_AUDIT_NOTIFICATION: Dict[str, Any] = _load(SNS_AUDIT_NOTIFICATION_JSON)
 SNS_VIOLATION_LAMBDA_EVENT: Dict[str, Any] = _load(SNS_VIOLATION_LAMBDA_EVENT_JSON)
 FIREHOSE_TRANSFORM_EVENT: Dict[str, Any] = _load(FIREHOSE_TRANSFORM_EVENT_JSON)
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """PyYAML loader that reads CloudFormation short-form tags (``!Sub``, ``!GetAtt`` ...) as their long form."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else ("Condition" if suffix == "Condition" else f"Fn::{suffix}")
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path) -> Dict[str, Any]:
+    """A CloudFormation/SAM YAML template as plain data (intrinsics in their long JSON form)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with only tag constructors
 
 
 def load_transform() -> ModuleType:
