@@ -88,7 +88,7 @@ def bench_library() -> Dict[str, Any]:
         os.environ["AWS_ENDPOINT_URL"] = aws.endpoint_url
         account = Account(name="bench", access_key_id=aws.access_key, secret_access_key=aws.secret_key)
         session = AwsSession(account, ClientSettings())
-        responder = respond.Responder(session, account_id=aws.account_id)
+        responder = respond.Responder(session, account_id=aws.account_id, run_size=len(names))
         options = respond.QuarantineOptions()
         context = respond.RunContext(sid="bench")
         started = time.monotonic()
