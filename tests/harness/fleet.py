@@ -1122,15 +1122,16 @@ class Fleet:
         if direct:
             from moto.iot.models import iot_backends
 
-            be = iot_backends[self.account_id][self.region]
-            for th in direct:
-                be.create_thing(th.name, th.thing_type, {"attributes": dict(th.attributes)})
-                for g in th.groups:
-                    be.add_thing_to_thing_group(g, None, th.name, None)
-                cert = be.register_certificate_without_ca(th.certificate.pem, th.certificate.status)
-                if cert.certificate_id != th.certificate.certificate_id:
-                    raise AssertionError(f"moto computed certificate id {cert.certificate_id} for {th.name}")
-                be.attach_thing_principal(th.name, th.certificate.arn)
+            with aws.moto_state():
+                be = iot_backends[self.account_id][self.region]
+                for th in direct:
+                    be.create_thing(th.name, th.thing_type, {"attributes": dict(th.attributes)})
+                    for g in th.groups:
+                        be.add_thing_to_thing_group(g, None, th.name, None)
+                    cert = be.register_certificate_without_ca(th.certificate.pem, th.certificate.status)
+                    if cert.certificate_id != th.certificate.certificate_id:
+                        raise AssertionError(f"moto computed certificate id {cert.certificate_id} for {th.name}")
+                    be.attach_thing_principal(th.name, th.certificate.arn)
         return len(todo)
 
 

@@ -849,3 +849,22 @@ def test_scheduled_audits_describe_finding_and_unimplemented(aws):
     assert (_code(e.value), _status(e.value)) == ("NotImplemented", 501)
     assert len(aws.unimplemented) == 1
     aws.unimplemented.clear()
+
+
+def test_moto_state_is_per_instance(aws):
+    from moto import mock_aws
+
+    aws.client("iot").create_thing(thingName="mine")
+    with LoopbackAWS() as other:
+        other.client("iot").create_thing(thingName="theirs")
+        assert [t["thingName"] for t in other.client("iot").list_things()["things"]] == ["theirs"]
+        assert [t["thingName"] for t in aws.client("iot").list_things()["things"]] == ["mine"]
+        other.reset()
+        assert other.client("iot").list_things()["things"] == []
+    import boto3
+
+    with mock_aws():  # an in-process moto mock elsewhere sees neither instance, and does not wipe them
+        local = boto3.client("iot", region_name="us-east-1")
+        assert local.list_things()["things"] == []
+        local.create_thing(thingName="mocked")
+    assert [t["thingName"] for t in aws.client("iot").list_things()["things"]] == ["mine"]

@@ -200,11 +200,12 @@ class LoopbackAWS:
         self.requests = RequestLog()
         self.internal_errors: List[str] = []
         self.unimplemented: List[str] = []  # operations neither the emulator nor moto implement
-        self.defender.add_things_to_thing_group = _moto_add_things_to_groups
+        self.defender.add_things_to_thing_group = self._moto_add_things_to_groups
         self._server = None
         self._thread: Optional[threading.Thread] = None
         self._moto_app = None
         self._moto_lock = threading.Lock()
+        self._moto_snapshot = _MotoSnapshot()
         self.port: Optional[int] = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -234,6 +235,7 @@ class LoopbackAWS:
         self._server.server_close()
         self._server = None
         self._thread = None
+        self._moto_snapshot = _MotoSnapshot()
 
     def __enter__(self) -> LoopbackAWS:
         return self.start()
@@ -277,10 +279,19 @@ class LoopbackAWS:
         self.unimplemented.clear()
 
     def reset_moto(self) -> None:
-        """Reset moto's (process-global) backends."""
-        from moto.moto_api._internal.models import moto_api_backend
+        """Reset this instance's moto state (other LoopbackAWS instances and ``mock_aws`` are not touched)."""
+        from moto.core.base_backend import BackendDict
 
-        moto_api_backend.reset()
+        with self.moto_state():
+            BackendDict.reset()
+
+    def moto_state(self):
+        """Context manager: moto's process-global backends hold this instance's state while inside, e.g.
+        ``with aws.moto_state(): iot_backends[account][region].create_thing(...)``. Each LoopbackAWS keeps its
+        own moto state and swaps it in only for the duration of a request (under a process-wide lock), so
+        instances never see each other's registry and ``moto.mock_aws`` elsewhere in the process is unaffected.
+        """
+        return _moto_active(self._moto_snapshot)
 
     def reset_log(self) -> None:
         self.requests.clear()
@@ -645,13 +656,14 @@ class LoopbackAWS:
             return chunks.append
 
         try:
-            result = self._moto()(env, start_response)
-            try:
-                for c in result:
-                    chunks.append(c)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
+            with self.moto_state():
+                result = self._moto()(env, start_response)
+                try:
+                    for c in result:
+                        chunks.append(c)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
         except NotImplementedError as exc:
             self.unimplemented.append(str(exc))
             r = self._json_error("NotImplemented", f"LoopbackAWS: not emulated and not in moto: {exc}", 501)
@@ -664,6 +676,15 @@ class LoopbackAWS:
         if status >= 400:
             code = _error_code_from(headers, payload)
         return _Response(status, headers, payload, code)
+
+    def _moto_add_things_to_groups(self, account: str, region: str, thing_name: str, groups: List[str]) -> None:
+        """ADD_THINGS_TO_THING_GROUP mitigation: really move the thing into the groups in moto's registry."""
+        from moto.iot.models import iot_backends
+
+        with self.moto_state():
+            backend = iot_backends[account][region]
+            for g in groups:
+                backend.add_thing_to_thing_group(g, None, thing_name, None)
 
     # ------------------------------------------------------------------ errors
     @staticmethod
@@ -721,13 +742,58 @@ class _ErrorRenderer:
 _HANDLER = None
 
 
-def _moto_add_things_to_groups(account: str, region: str, thing_name: str, groups: List[str]) -> None:
-    """ADD_THINGS_TO_THING_GROUP mitigation: really move the thing into the groups in moto's registry."""
-    from moto.iot.models import iot_backends
+class _MotoSnapshot:
+    """One LoopbackAWS's moto state while swapped out: {BackendDict: {account: AccountSpecificBackend}}."""
 
-    backend = iot_backends[account][region]
-    for g in groups:
-        backend.add_thing_to_thing_group(g, None, thing_name, None)
+    def __init__(self):
+        self.backends: Dict[Any, Dict[str, Any]] = {}
+        self.depth = 0
+
+
+_MOTO_LOCK = threading.RLock()
+
+
+def _take_moto_state() -> Dict[Any, Dict[str, Any]]:
+    from moto.core.base_backend import BackendDict
+
+    taken = {bd: dict(bd.items()) for bd in BackendDict._instances}
+    for bd in list(BackendDict._instances):
+        dict.clear(bd)
+    BackendDict._instances.clear()
+    return taken
+
+
+def _put_moto_state(state: Dict[Any, Dict[str, Any]]) -> None:
+    from moto.core.base_backend import BackendDict
+
+    for bd, content in state.items():
+        dict.update(bd, content)
+        if bd not in BackendDict._instances:
+            BackendDict._instances.append(bd)
+
+
+class _moto_active:
+    def __init__(self, snap: _MotoSnapshot):
+        self.snap = snap
+        self.foreign: Optional[Dict[Any, Dict[str, Any]]] = None
+
+    def __enter__(self):
+        _MOTO_LOCK.acquire()
+        if self.snap.depth == 0:
+            self.foreign = _take_moto_state()
+            _put_moto_state(self.snap.backends)
+        self.snap.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.snap.depth -= 1
+            if self.snap.depth == 0:
+                self.snap.backends = _take_moto_state()
+                _put_moto_state(self.foreign or {})
+                self.foreign = None
+        finally:
+            _MOTO_LOCK.release()
 
 
 def _moto_valid_certs() -> None:
