@@ -529,14 +529,25 @@ def test_response_security_profiles(templates) -> None:
     assert '"AWS": {"Fn::GetAtt": ["AlertPublisherRole", "Arn"]}' in key_policy
 
 
+def resolve_subs(node: Any, values: Dict[str, str]) -> Any:
+    """Resolve Fn::Sub strings (``${Name}`` from ``values``, ``${!x}`` to ``${x}``) throughout ``node``."""
+    if isinstance(node, dict) and set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+        text = re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: values[m.group(1)], node["Fn::Sub"])
+        return text.replace("${!", "${")
+    if isinstance(node, dict):
+        return {key: resolve_subs(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [resolve_subs(value, values) for value in node]
+    return node
+
+
 def test_response_isolation_policy(templates) -> None:
     resources = templates["response"]["Resources"]
     document = resources["IsolationPolicy"]["Properties"]["PolicyDocument"]["Fn::If"]
     assert document[0] == "AllowShadowAndJobs"
     remediation, full = document[1]["Statement"], document[2]["Statement"]
     assert all(statement["Effect"] == "Deny" for statement in remediation + full)
-    (deny_all,) = full
-    assert {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"} <= set(deny_all["Action"])
+    assert full == [{"Sid": "QuarantineDenyAll", "Effect": "Deny", "Action": "iot:*", "Resource": "*"}]
     open_topics = [render_sub(r) for s in remediation for r in as_list(s.get("NotResource", []))]
     assert len(open_topics) == 4
     for suffix in ("shadow/*", "jobs/*"):
@@ -546,6 +557,18 @@ def test_response_isolation_policy(templates) -> None:
     # the policy goes on the group at quarantine time (CloudFormation cannot attach IoT policies to groups)
     assert not [r for r in resources.values() if r["Type"] == "AWS::IoT::PolicyPrincipalAttachment"]
     assert resources["QuarantineGroup"]["Properties"]["ThingGroupName"] == {"Ref": "QuarantineGroupName"}
+
+
+@pytest.mark.parametrize("allow_remediation", [True, False])
+def test_isolation_policy_is_the_add_ons_own(templates, allow_remediation: bool) -> None:
+    """The stack's document equals what the add-on's quarantine action would write, so the action finds the
+    stack-managed policy up to date and never rewrites it (no drift, no version churn)."""
+    respond = pytest.importorskip("iot_defender.respond")
+    branch = templates["response"]["Resources"]["IsolationPolicy"]["Properties"]["PolicyDocument"]["Fn::If"]
+    values = {"AWS::Partition": "aws-us-gov", "AWS::Region": "us-gov-west-1", "AWS::AccountId": "123456789012"}
+    ours = resolve_subs(branch[1] if allow_remediation else branch[2], values)
+    theirs = respond.isolation_policy("aws-us-gov", "us-gov-west-1", "123456789012", allow_remediation)
+    assert ours == theirs
 
 
 def test_response_plan(templates) -> None:
