@@ -5,8 +5,8 @@ each, some duplicate versions), audit-completed SNS envelopes, violation SNS env
 and junk (non-JSON, JSON of other shapes). The handler runs in-process; the figures are the median of repeated
 runs after a warm-up.
 
-``run()`` returns the figures; ``main()`` (or ``python benchmarks/bench_transform.py``) also writes them to
-``build/bench/transform.json`` and prints them. MB means 10^6 bytes.
+``run()`` measures, writes ``build/bench/transform.json`` and returns the figures (what ``make bench`` calls);
+``main()`` (or ``python benchmarks/bench_transform.py``) also prints them. MB means 10^6 bytes.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def build_batch(seed: int = 20251122) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------------------ run
 
 
-def run() -> Dict[str, Any]:
+def measure() -> Dict[str, Any]:
     transform = load_transform()
     event = build_batch()
     input_bytes = sum(len(record["data"]) for record in event["records"])
@@ -229,10 +229,15 @@ def run() -> Dict[str, Any]:
     }
 
 
-def main() -> Dict[str, Any]:
-    figures = run()
+def run() -> Dict[str, Any]:
+    figures = measure()
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return figures
+
+
+def main() -> Dict[str, Any]:
+    figures = run()
     print(
         f"transform: {figures['batch_records']} records ({figures['input_bytes'] / 1e6:.2f} MB in, "
         f"{figures['events_out']} events / {figures['output_bytes'] / 1e6:.2f} MB out) in "
