@@ -145,3 +145,23 @@ def test_hec_payload_and_record_shapes():
 def test_action_result_refuses_unknown_outcomes():
     with pytest.raises(ValueError):
         events.ActionResult(action="iot_quarantine_thing", outcome="maybe")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_epoch_numbers_and_botocore_datetimes_give_the_same_iso(seconds):
+    from botocore.utils import parse_timestamp
+
+    assert events.to_iso(seconds) == events.to_iso(parse_timestamp(seconds))
+    if seconds >= 1e8:  # epoch milliseconds are told from seconds by size (both cover 1973 onwards)
+        assert events.to_iso(round(seconds * 1000)) == events.to_iso(round(seconds * 1000) / 1000.0)
+
+
+def test_violation_event_key_matches_violation_key():
+    record = violation_from_sns()
+    event = events.violation_event(record, account_id="1", region="r")
+    assert events.violation_event_key(event) == "|".join(events.violation_key(record))

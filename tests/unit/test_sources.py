@@ -69,7 +69,6 @@ def test_violation_window_pages_filters_and_malformed_items(session):
         "startTime": dt.datetime.fromtimestamp(NOW - 3600, dt.timezone.utc),
         "endTime": dt.datetime.fromtimestamp(NOW, dt.timezone.utc),
         "maxResults": 250,
-        
         "securityProfileName": "DeviceRuleBaseline",
         "behaviorCriteriaType": "STATIC",
     }
@@ -112,7 +111,6 @@ def test_second_run_overlaps_and_skips_repeats(session):
                 "startTime": dt.datetime.fromtimestamp(NOW - 1200, dt.timezone.utc),
                 "endTime": ANY,
                 "maxResults": 250,
-                
             },
         )
         out, stats = collect(
@@ -132,9 +130,7 @@ def test_active_violations_snapshot_carries_snapshot_time(session):
     row["lastViolationValue"] = {"ports": [21, 22]}
     row["lastViolationTime"] = dt.datetime.fromtimestamp(NOW - 60, dt.timezone.utc)
     with Stubber(client) as stub:
-        stub.add_response(
-            "list_active_violations", {"activeViolations": [row]}, {"maxResults": 250}
-        )
+        stub.add_response("list_active_violations", {"activeViolations": [row]}, {"maxResults": 250})
         out, _ = collect(
             detect.active_violation_pages(session, "us-east-1", detect.ViolationOptions(), account_id="1", now=NOW),
             InputState(),

@@ -148,14 +148,24 @@ class Journal:
                     continue
         return found
 
-    def append(self, key: str, when: float) -> None:
+    @staticmethod
+    def encode(key: str, when: float) -> bytes:
+        return (key.replace("\n", " ").replace("\t", " ") + f"\t{when:.3f}\n").encode("utf-8")
+
+    def open(self) -> None:
         if self._fd is None:
             directory = os.path.dirname(self.path)
             if directory:
                 os.makedirs(directory, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        line = key.replace("\n", " ").replace("\t", " ") + f"\t{when:.3f}\n"
-        os.write(self._fd, line.encode("utf-8"))
+
+    def append(self, key: str, when: float) -> None:
+        self.open()
+        self.write_encoded(self.encode(key, when))
+
+    def write_encoded(self, line: bytes) -> None:
+        """One ``write(2)`` of a line prepared by :meth:`encode` (call :meth:`open` first)."""
+        os.write(self._fd, line)  # type: ignore[arg-type]
 
     def reset(self) -> None:
         """Called after a checkpoint that includes every journaled key."""
@@ -178,6 +188,13 @@ class MemoryJournal(Journal):
 
     def keys(self) -> Dict[str, float]:
         return dict(self.lines)
+
+    def open(self) -> None:
+        return None
+
+    def write_encoded(self, line: bytes) -> None:
+        key, _, when = line.decode("utf-8").rstrip("\n").rpartition("\t")
+        self.lines[key] = float(when)
 
     def append(self, key: str, when: float) -> None:
         self.lines[key] = when

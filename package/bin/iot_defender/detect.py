@@ -80,8 +80,8 @@ def shape_violation_page(
     malformed: List[str] = []
     for record in records:
         try:
-            key = "|".join(events.violation_key(record))
-            items.append((key, events.violation_event(record, account_id=account_id, region=region)))
+            event = events.violation_event(record, account_id=account_id, region=region)
+            items.append((events.violation_event_key(event), event))
         except MalformedRecord as exc:
             malformed.append(str(exc))
     return items, malformed

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -59,6 +60,10 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _MILLIS_THRESHOLD = 1e11
 
 
+# One encoder for every event body: building a JSONEncoder per call costs more than the encoding of a small body.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 class MalformedRecord(ValueError):
     """A record that cannot become an event. The message names the record kind and the missing/bad field."""
 
@@ -76,7 +81,7 @@ class Event:
 
     def body(self) -> str:
         """The event text as indexed: compact JSON with stable key order."""
-        return json.dumps(self.data, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        return _ENCODER.encode(self.data)
 
     def to_hec(self, index: Optional[str] = None) -> Dict[str, Any]:
         """A payload for HEC's ``/services/collector/event`` endpoint."""
@@ -138,20 +143,35 @@ def to_epoch(value: Any) -> float:
 
 def to_iso(value: Any) -> str:
     """ISO-8601 UTC with milliseconds and a ``Z``: the one time format in every event body."""
-    moment = to_datetime(value).astimezone(_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if type(value) is float or type(value) is int:  # the hot path: epoch numbers from raw API answers
+        seconds = value / 1000.0 if abs(value) >= _MILLIS_THRESHOLD else float(value)
+        # Whole microseconds first (as datetime.fromtimestamp does), then down to the millisecond, so an epoch
+        # number and the datetime botocore makes of it give the same string.
+        millis = math.floor(round(seconds * 1000.0, 3))
+        moment = _EPOCH + _dt.timedelta(milliseconds=millis)
+    else:
+        moment = to_datetime(value).astimezone(_dt.timezone.utc)
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def normalize(value: Any, key: Optional[str] = None) -> Any:
     """Deep copy of an API record with datetimes (and epoch numbers in known time fields) as ISO strings."""
+    kind = type(value)
+    if kind is dict:
+        return {k: normalize(v, k) for k, v in value.items() if k != "ResponseMetadata"}
+    if kind is list:
+        return [normalize(v) for v in value]
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is float or kind is int:
+        return to_iso(value) if key in TIME_FIELDS else value
     if isinstance(value, _dt.datetime):
         return to_iso(value)
     if isinstance(value, Mapping):
         return {str(k): normalize(v, str(k)) for k, v in value.items() if k != "ResponseMetadata"}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):
         return [normalize(v) for v in value]
-    if key in TIME_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return to_iso(value)
     return value
 
 
@@ -212,6 +232,12 @@ def violation_event(
         host=str(record["thingName"]),
         data=data,
     )
+
+
+def violation_event_key(event: Event) -> str:
+    """:func:`violation_key` of an already shaped violation event, as one string (no second time parse)."""
+    data = event.data
+    return f"{data['violationId']}|{data['violationEventType']}|{data['violationEventTime']}"
 
 
 def active_violation_event(record: Mapping[str, Any], *, account_id: str, region: str, snapshot_time: Any) -> Event:

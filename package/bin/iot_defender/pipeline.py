@@ -25,6 +25,41 @@ from .events import Event
 MAX_REPORTED_MALFORMED = 20
 
 
+class WriteGate:
+    """Keeps the prefetch thread's long C-level work (parsing an AWS answer holds the GIL for milliseconds) out
+    of the instant between an event's write and its journal line. The writer holds the gate for each such pair;
+    the AWS session takes it around every response parse (botocore ``before-parse``/``response-received``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __enter__(self) -> WriteGate:
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+    def enter_parse(self) -> None:
+        if not getattr(self._local, "held", False):
+            self._lock.acquire()
+            self._local.held = True
+
+    def exit_parse(self) -> None:
+        if getattr(self._local, "held", False):
+            self._local.held = False
+            self._lock.release()
+
+
+class _NoGate:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
 class Sink(Protocol):
     def write(self, event: Event) -> None: ...
 
@@ -107,16 +142,23 @@ def deliver(
     save: Callable[[InputState], None],
     stats: RunStats,
     keep_after: Callable[[InputState], float],
+    gate: Optional[WriteGate] = None,
 ) -> None:
     """Write every page's new events, then checkpoint; see the module docstring for the guarantees."""
+    pair_guard: Any = gate if gate is not None else _NoGate()
     for page in pages:
         for key, event in page.items:
             if key is not None:
                 if key in state.seen:
                     stats.duplicates_skipped += 1
                     continue
-                sink.write(event)
-                journal.append(key, event.time)
+                # Everything is prepared before the two writes, so nothing runs between the event becoming
+                # visible and its journal line: a kill -9 can only land between them in that one instant.
+                line = journal.encode(key, event.time)
+                journal.open()
+                with pair_guard:
+                    sink.write(event)
+                    journal.write_encoded(line)
                 state.seen[key] = event.time
             else:
                 sink.write(event)

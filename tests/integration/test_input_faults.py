@@ -1,0 +1,148 @@
+"""Fault tests of the violations input, run as splunkd runs it: every event of the emulator's ground truth must
+end up indexed exactly once (or, for a malformed record, be reported and counted while the rest is delivered).
+
+Figures (kills, throttles, retries) are printed with -s for the issue notes."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import random
+import threading
+import time
+
+import pytest
+
+from iot_defender import events
+from tests.harness import runner
+from tests.harness.fleet import Fleet
+from tests.integration.conftest import make_stack
+
+VIOLATIONS = "iot_defender_violations"
+PARAMS = {"account": "prod", "backfill_hours": "96", "overlap_minutes": "15", "collect_active_violations": "0"}
+
+
+@pytest.fixture
+def big_stack(tmp_path, built_app):
+    stack = make_stack(
+        tmp_path, built_app, Fleet(seed=5, things=120, days=3, compromised=5, violation_events=40000), registry_limit=5
+    )
+    yield stack
+    stack.splunkd.stop()
+    stack.aws.stop()
+
+
+def truth(stack):
+    return {events.violation_key(e) for e in stack.fleet.visible_violation_events(dt.datetime.now(dt.timezone.utc))}
+
+
+def indexed_keys(results):
+    return collections.Counter(
+        events.violation_key(e["event"]) for r in results for e in r.by_sourcetype("aws:iot:defender:violation")
+    )
+
+
+def run(stack, **kwargs):
+    return runner.run_input(
+        stack.home, VIOLATIONS, {"v": dict(PARAMS)}, standin=stack.splunkd, env=stack.script_env(), **kwargs
+    )
+
+
+def summaries(stack):
+    return [line for line in runner.collect_logs(stack.home) if "iot_defender_run_summary" in line]
+
+
+def assert_exactly_once(stack, results):
+    counts = indexed_keys(results)
+    expected = truth(stack)
+    lost = expected - set(counts)
+    duplicated = {k: n for k, n in counts.items() if n > 1}
+    print(f"expected={len(expected)} indexed={sum(counts.values())} lost={len(lost)} duplicated={len(duplicated)}")
+    assert not lost and not duplicated
+    assert set(counts) == expected
+
+
+def test_kill_9_at_20_random_points_then_restart_loses_and_repeats_nothing(big_stack):
+    # ~0.05 s per AWS call: a full run takes ~18 s (first event after ~1.1 s), so SIGKILLs at random times land
+    # in HTTP waits, event
+    # writes and checkpoint writes alike, and every run is killed before it can finish.
+    big_stack.aws.faults.latency = 0.05
+    rng = random.Random(20261122)
+    results = [run(big_stack, kill_after=rng.uniform(1.0, 2.6)) for _ in range(20)]
+    final = run(big_stack)
+    assert final.exit_code == 0 and not final.killed, final.stderr[-12:]
+    results.append(final)
+    kills = sum(r.killed for r in results)
+    mid_stream = sum(bool(r.killed and r.events) for r in results)
+    recovered = sum(int(s.split("recovered_from_journal=")[1].split()[0]) for s in summaries(big_stack))
+    print(f"kills={kills} killed_after_streaming_events={mid_stream} keys_recovered_from_journal={recovered}")
+    assert kills >= 18 and mid_stream >= 12  # the kills really landed mid-run, while events streamed
+    assert_exactly_once(big_stack, results)
+
+
+def test_half_of_all_calls_throttled(big_stack):
+    big_stack.aws.faults.throttle_ratio = 0.5
+    big_stack.home.write_conf(
+        "ta_aws_iot_defender_settings", "advanced", {"max_attempts": "15", "retry_mode": "adaptive"}
+    )
+    big_stack.splunkd.reload_from_disk()
+    big_stack.configure_account()
+    results = [run(big_stack)]
+    while "status=ok" not in summaries(big_stack)[-1] and len(results) < 4:
+        results.append(run(big_stack))
+    line = summaries(big_stack)[-1]
+    print(line)
+    assert "status=ok" in line
+    throttles = sum(int(s.split("throttles=")[1].split()[0]) for s in summaries(big_stack))
+    assert throttles > 10
+    assert_exactly_once(big_stack, results)
+
+
+def test_credentials_expiring_mid_run(big_stack):
+    role = "arn:aws:iam::123456789012:role/SplunkIoTDefender"
+    big_stack.aws.add_role(role, external_id="ext-id-1234")
+    big_stack.aws.sts_credential_lifetime_seconds = 4
+    big_stack.aws.faults.latency = 0.03
+    big_stack.configure_account(role_arn=role, external_id="ext-id-1234")
+    stop = threading.Event()
+
+    def expire_now_and_then():
+        while not stop.wait(0.7):
+            big_stack.aws.expire_all_credentials()
+
+    killer = threading.Thread(target=expire_now_and_then, daemon=True)
+    killer.start()
+    try:
+        result = run(big_stack)
+    finally:
+        stop.set()
+    line = summaries(big_stack)[-1]
+    print(line)
+    assert result.exit_code == 0 and "status=ok" in line
+    assume_calls = big_stack.aws.requests.count("AssumeRole")
+    print(f"AssumeRole calls={assume_calls}")
+    assert assume_calls >= 3
+    assert_exactly_once(big_stack, [result])
+
+
+def test_kv_store_unavailable_at_start(big_stack):
+    big_stack.splunkd.faults.kvstore_unavailable_for(8)
+    started = time.time()
+    result = run(big_stack)
+    print(f"run with KV 503 x8 at start: {time.time() - started:.1f}s; {summaries(big_stack)[-1]}")
+    assert result.exit_code == 0 and "status=ok" in summaries(big_stack)[-1]
+    assert_exactly_once(big_stack, [result])
+
+
+def test_a_malformed_record_is_reported_counted_and_the_rest_delivered(big_stack):
+    good = dict(big_stack.fleet.violation_events[0])
+    broken = {k: v for k, v in good.items() if k != "violationId"}
+    broken["violationEventTime"] = good["violationEventTime"].timestamp()
+    big_stack.aws.faults.malformed_next_page("ListViolationEvents", broken)
+    result = run(big_stack)
+    line = summaries(big_stack)[-1]
+    print(line)
+    assert result.exit_code == 0 and "malformed=1" in line and "status=ok" in line
+    warnings = [x for x in runner.collect_logs(big_stack.home) if "malformed records reported" in x]
+    assert warnings and "violationId" in warnings[0]
+    assert_exactly_once(big_stack, [result])
