@@ -379,6 +379,27 @@ def test_start_incident_request_shape_token_and_suppression(iot):
     stub.assert_no_pending_responses()
 
 
+def test_unreadable_suppression_state_does_not_stop_the_incident(iot):
+    class Broken(MemorySuppressionStore):
+        def get(self, key):
+            raise ConnectionError("KV store is not ready")
+
+        def put(self, key, value):
+            raise ConnectionError("KV store is not ready")
+
+    client, stub = incident_stub()
+    stub.add_response(
+        "start_incident", {"incidentRecordArn": "arn:aws:ssm-incidents::123456789012:incident-record/p/1"}
+    )
+    r = StubbedResponder({"ssm-incidents": client}, store=Broken())
+    with stub:
+        result = r.start_incident(
+            "pump-station-017", REGION, ROW, IncidentOptions(response_plan_arn=PLAN, suppression_minutes=30), context()
+        )
+    assert result.outcome == "done"
+    assert result.details["suppression_state"] == "not saved (ConnectionError)"
+
+
 def test_start_incident_related_items_and_raw_data(iot):
     client, stub = incident_stub()
     captured = {}

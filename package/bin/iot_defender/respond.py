@@ -1105,7 +1105,7 @@ class Responder:
                 thing = {"thingArn": self.thing_arn(region, thing_name)}
             now = context.now()
             key = f"{self.account_id or self.session.account.name}.{region}.{thing_name}"
-            previous = self.store.get(key) if self.store is not None else None
+            previous = self._store_get(key, details)
             if previous and previous.get("client_token") != token and options.suppression_minutes > 0:
                 started = float(previous.get("time") or 0)
                 age = now.timestamp() - started
@@ -1169,8 +1169,7 @@ class Responder:
                     )
                 reference = self._publish(options, title, impact, thing_name, region, row, items, when, token)
                 details["message_id"] = reference
-            if self.store is not None:
-                self.store.put(key, {"client_token": token, "reference": reference, "time": now.timestamp()})
+            self._store_put(key, {"client_token": token, "reference": reference, "time": now.timestamp()}, details)
             details["throttled_retries"] = self.stats.thread_throttled()
             if repeat:
                 return self.result(
@@ -1184,6 +1183,26 @@ class Responder:
             return self.result(action, "done", thing_name, region, f"incident started: {reference}", details=details)
         except (ClientError, BotoCoreError) as exc:
             return self._failed(action, thing_name, region, exc, [], "start incident")
+
+    def _store_get(self, key: str, details: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Suppression state is best effort: when it cannot be read, the incident is started (a duplicate
+        incident is better than a missed one; the client token still stops repeats of the same alert)."""
+        if self.store is None:
+            return None
+        try:
+            value = self.store.get(key)
+        except Exception as exc:
+            details["suppression_state"] = f"unavailable ({type(exc).__name__})"
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _store_put(self, key: str, value: Dict[str, Any], details: Dict[str, Any]) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.put(key, value)
+        except Exception as exc:
+            details["suppression_state"] = f"not saved ({type(exc).__name__})"
 
     def _publish(
         self,
