@@ -112,6 +112,14 @@ def alerts() -> list:
                 },
                 {
                     "type": "checkbox",
+                    "label": "Manage the isolation policy",
+                    "field": "manage_policy",
+                    "defaultValue": 1,
+                    "help": "Create the policy and keep its document as defined by the add-on. Uncheck when the "
+                    "policy is managed elsewhere (e.g. the response stack's): it is then only attached to the group.",
+                },
+                {
+                    "type": "checkbox",
                     "label": "Keep remediation topics open",
                     "field": "allow_remediation",
                     "defaultValue": 1,

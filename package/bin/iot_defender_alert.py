@@ -235,6 +235,7 @@ class Quarantine(AlertAction):
             allow_remediation=truthy(get("allow_remediation"), default=True),
             deactivate_certificates=truthy(get("deactivate_certificates")),
             protected_groups=split_names(text_param(get, "protected_groups")),
+            manage_policy=truthy(get("manage_policy"), default=True),
         )
         options.check()
         return options

@@ -137,6 +137,21 @@ def test_every_row_gets_one_result_event_and_a_log_line(iot):
     assert sorted(added) == ["sensor-001", "sensor-002"]
 
 
+def test_policy_managed_elsewhere_is_only_attached(iot):
+    stack_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]}
+    iot.create_policy(policyName="StackIsolation", policyDocument=json.dumps(stack_policy))
+    params = {"policy_name": "StackIsolation", "manage_policy": "0"}
+    code, helper, _ = run(alert.QUARANTINE, params, [{"thing_name": "sensor-001"}])
+    assert code == alert.EXIT_OK, helper.results()
+    assert json.loads(iot.get_policy(policyName="StackIsolation")["policyDocument"]) == stack_policy
+    group = iot.describe_thing_group(thingGroupName="QUARANTINED")["thingGroupArn"]
+    assert [p["policyName"] for p in iot.list_attached_policies(target=group)["policies"]] == ["StackIsolation"]
+    code, helper, _ = run(
+        alert.QUARANTINE, {"policy_name": "Missing", "manage_policy": "0"}, [{"thing_name": "sensor-002"}]
+    )
+    assert code == alert.EXIT_FAILED and "does not exist" in helper.results()[0]["message"]
+
+
 def test_notable_rows_keep_their_origin(iot):
     rows = [{"thing_name": "sensor-001", "orig_sid": "notable-sid", "orig_rid": "7"}]
     _, helper, _ = run(alert.QUARANTINE, {"dry_run": "1"}, rows)
