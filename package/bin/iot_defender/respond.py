@@ -864,7 +864,7 @@ class Responder:
             record = QuarantineRecord(
                 at=previous.at if previous else to_iso(context.now()),
                 group=options.group if (not in_group or (previous and previous.group)) else None,
-                certificates=(previous.certificates if previous else []) + deactivated,
+                certificates=list(dict.fromkeys((previous.certificates if previous else []) + deactivated)),
                 by=(previous.by if previous else "") or context.sid,
             )
             details.update(changes=changes, certificates_deactivated=deactivated)
