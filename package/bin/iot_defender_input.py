@@ -296,7 +296,7 @@ def _run_stanza(
         stats = RunStats(input=input_type, stanza=stanza, account=account.name, region=region)
         session = None
         try:
-            session = AwsSession(account, settings)
+            session = AwsSession(account, settings, raw_timestamps=True)
             account_id = _account_id(session, logger)
             now = time.time()
             if input_type == "iot_defender_inventory":

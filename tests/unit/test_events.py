@@ -165,3 +165,39 @@ def test_violation_event_key_matches_violation_key():
     record = violation_from_sns()
     event = events.violation_event(record, account_id="1", region="r")
     assert events.violation_event_key(event) == "|".join(events.violation_key(record))
+
+
+def test_time_fields_cover_every_timestamp_the_inputs_read():
+    """The inputs keep AWS timestamps raw (epoch numbers); the event model must know every such field."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("iot")
+    operations = [
+        "ListViolationEvents",
+        "ListActiveViolations",
+        "ListAuditTasks",
+        "DescribeAuditTask",
+        "ListAuditFindings",
+        "ListThings",
+        "ListThingGroupsForThing",
+        "ListThingPrincipals",
+        "DescribeCertificate",
+    ]
+    found = set()
+
+    def walk(shape, name=None, seen=()):
+        if shape.name in seen:
+            return
+        if shape.type_name == "timestamp":
+            found.add(name)
+        elif shape.type_name == "structure":
+            for member, sub in shape.members.items():
+                walk(sub, member, (*seen, shape.name))
+        elif shape.type_name == "list":
+            walk(shape.member, name, (*seen, shape.name))
+        elif shape.type_name == "map":
+            walk(shape.value, name, (*seen, shape.name))
+
+    for operation in operations:
+        walk(model.operation_model(operation).output_shape)
+    assert found and found <= events.TIME_FIELDS, found - events.TIME_FIELDS

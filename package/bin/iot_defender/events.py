@@ -52,6 +52,11 @@ TIME_FIELDS = frozenset(
         "timestamp",
         "creationDate",
         "lastModifiedDate",
+        "notBefore",
+        "notAfter",
+        "acceptDate",
+        "rejectDate",
+        "transferDate",
     }
 )
 
