@@ -47,9 +47,10 @@ scalars = st.one_of(
 any_json = st.recursive(
     scalars,
     lambda children: st.one_of(
-        st.lists(children, max_size=3), st.dictionaries(st.sampled_from(KEYS), children, max_size=3)
+        st.lists(children, max_size=3),
+        st.lists(st.tuples(st.sampled_from(KEYS), children), max_size=3).map(dict),
     ),
-    max_leaves=6,
+    max_leaves=4,
 )
 times = st.one_of(
     st.integers(min_value=0, max_value=4_102_444_800_000),  # seconds or milliseconds up to 2100
@@ -104,7 +105,7 @@ def metric_datum(draw: Any) -> Any:
     return datum
 
 
-metrics_message = st.fixed_dictionaries({"version": st.just("1.0"), "metrics": st.lists(metric_datum(), max_size=4)})
+metrics_message = st.fixed_dictionaries({"version": st.just("1.0"), "metrics": st.lists(metric_datum(), max_size=3)})
 
 
 def mutated(base: Dict[str, Any], fields: Dict[str, Any]) -> Any:
