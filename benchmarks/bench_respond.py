@@ -182,6 +182,13 @@ def bench_alert(rate_limited: bool = True) -> Dict[str, Any]:
         )
 
 
+def without_target(figures_: Dict[str, Any]) -> Dict[str, Any]:
+    """A scenario that shows behaviour (here: no failure under throttling), not speed against the floor."""
+    figures_.pop("target_met", None)
+    figures_["ok"] = figures_["failures"] == 0 and figures_.get("add_throttled", 0) > 0
+    return figures_
+
+
 def run() -> Dict[str, Any]:
     report = {
         "scenario": f"quarantine {THINGS} things, AddThingToThingGroup limited to {TPS} TPS (token bucket, burst {TPS})",
@@ -194,7 +201,7 @@ def run() -> Dict[str, Any]:
         # Retries under real throttling: client pacing off and a quota low enough that this emulator can exceed
         # it (20 TPS, burst 5), so AddThingToThingGroup is throttled again and again; botocore's retries must
         # bring every thing through.
-        "retries_without_pacing": bench_library(things=100, tps=20, pacing=False, burst=5),
+        "retries_without_pacing": without_target(bench_library(things=100, tps=20, pacing=False, burst=5)),
         # The same alert run with no rate limit at all: how fast the loopback emulator itself can serve the
         # ~3 calls per thing. When this is close to the throttled time, the emulator, not the quota, is the bound.
         "alert_unthrottled_baseline": bench_alert(rate_limited=False),
