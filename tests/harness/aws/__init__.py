@@ -1,5 +1,22 @@
-"""AWS on loopback for tests, the demo and benchmarks: Device Defender + Incident Manager + STS emulator in front
-of an in-process moto server. See :class:`LoopbackAWS`."""
+"""AWS on loopback for tests, the demo and benchmarks.
+
+One endpoint (``LoopbackAWS().endpoint_url``, 127.0.0.1, OS-chosen port) for every service: Device Defender
+(Detect/Audit operations of ``iot``), all of ``ssm-incidents`` and ``sts`` are emulated with requests and responses
+checked against botocore's service models; everything else (IoT registry, policies, certificates, SNS, S3, SQS...)
+is checked for credentials/faults and served by an in-process moto app whose state belongs to this instance.
+
+    with LoopbackAWS() as aws:
+        Fleet(seed=7).install(aws)
+        subprocess.run([...], env={**os.environ, **aws.env()})
+        assert aws.requests.count(operation="AddThingToThingGroup") == 1
+
+Main handles: ``aws.client(service)``, ``aws.env()``, ``aws.defender`` (DefenderStore), ``aws.incidents``
+(IncidentStore), ``aws.faults`` (Faults), ``aws.clock`` (Clock), ``aws.requests`` (RequestLog),
+``aws.add_account/add_credentials/add_role/set_account_features``, ``aws.sts_credential_lifetime_seconds``,
+``aws.expire_all_credentials()``, ``aws.set_rate_limit(op, tps)``, ``aws.reset()``, ``aws.moto_state()``,
+``aws.internal_errors`` (harness bugs, should stay empty), ``aws.unimplemented`` (ops neither emulated nor in moto).
+CLI: ``python -m tests.harness.aws --port 0 --seed 7 --things 50``.
+"""
 
 from __future__ import annotations
 

@@ -220,6 +220,8 @@ class DefenderStore:
         with self.lock:
             self.accounts.clear()
             self.verification_states.clear()
+            self.audit_completion_delay_seconds = 2.0
+            self.on_demand_audit_result = None
 
     def add_violation_events(self, events: Iterable[Dict[str, Any]], account_id=None, region=None) -> int:
         rd = self.data(account_id, region)
