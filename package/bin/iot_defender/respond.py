@@ -726,7 +726,7 @@ class Responder:
                     "thingGroupDescription": f"Quarantined things: isolated by IoT policy {policy_name}. "
                     f"Managed by {MANAGED_BY}."
                 },
-                tags=[{"Key": "managed-by", "Value": MANAGED_BY}],
+                # no tags: tagging on create would also need iot:TagResource in the add-on's role
             )["thingGroupArn"]
         except ClientError as exc:
             if error_code(exc) != "ResourceAlreadyExistsException":  # created meanwhile by a concurrent run
