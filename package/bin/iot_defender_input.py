@@ -31,7 +31,7 @@ APP = "TA-aws-iot-defender"
 CHECKPOINT_COLLECTION = "ta_aws_iot_defender_checkpoints"
 INVENTORY_COLLECTION = "iot_thing_inventory"
 # KV store answers 503 while it starts (splunkd restart, SHC member joining): wait this long, then give up.
-KV_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+KV_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 FEATURE_HINT = {
     "iot_defender_violations": (
         "Device Defender Detect is not available to this account or role (AWS closed Detect to new customers on "

@@ -30,6 +30,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ProxyConnectionError,
 )
+from botocore.paginate import TokenEncoder
 
 from . import USER_AGENT_EXTRA
 
@@ -377,7 +378,8 @@ class AwsSession:
         page_size: Optional[int] = None,
         **params: Any,
     ) -> Iterator[Tuple[List[Any], Optional[str]]]:
-        """Yield ``(items, next_token)`` per page with botocore's paginator.
+        """Yield ``(items, next_token)`` per page with botocore's paginator (operations whose token is
+        ``nextToken``: every Device Defender and registry list call the add-on makes).
 
         ``next_token`` is where a later call resumes after this page (None on the last page), so a caller can
         checkpoint between pages. Expired credentials mid-way are refreshed once and paging resumes at the
@@ -388,13 +390,14 @@ class AwsSession:
         while True:
             config: Dict[str, Any] = {}
             if token:
-                config["StartingToken"] = token
+                # The paginator wants its own encoded form of the service's token.
+                config["StartingToken"] = TokenEncoder().encode({"nextToken": token})
             if page_size:
                 config["PageSize"] = page_size
             pages = client.get_paginator(operation).paginate(PaginationConfig=config, **params)
             try:
                 for page in pages:
-                    token = page.get("nextToken") or page.get("NextToken")
+                    token = page.get("nextToken")
                     yield list(page.get(result_key) or []), token
                     refreshed = False
                 return
