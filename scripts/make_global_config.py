@@ -15,9 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSION = (ROOT / "VERSION").read_text().strip()
 
 REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
-REGIONS_PATTERN = (
-    r"^\s*([a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d)(\s*,\s*[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d)*\s*$"
-)
+REGIONS_PATTERN = r"^\s*([a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d)(\s*,\s*[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d)*\s*$"
 NAME_VALIDATORS = [
     {
         "type": "regex",
