@@ -14,7 +14,7 @@ PIP_VERSION := 26.3
 # Part-specific targets (dashboard schema tooling, ...) live in mk/*.mk, owned by each part.
 -include mk/*.mk
 
-.PHONY: all venv build package appinspect lint test unit integration infra-test demo bench clean
+.PHONY: all venv build package package-check appinspect lint test unit integration infra-test demo bench clean
 
 all: test
 
@@ -37,10 +37,14 @@ build: $(VENV)/.installed
 	$(PY) scripts/build.py --version $(VERSION)
 
 package: build
+	$(MAKE) --no-print-directory package-check
+
+# Tarball + AppInspect (Splunk Cloud tags, offline) of what output/ holds now.
+package-check: $(VENV)/.installed
 	$(PY) scripts/package.py --version $(VERSION)
+	$(PY) scripts/appinspect.py $(TARBALL)
 
 appinspect: package
-	$(PY) scripts/appinspect.py $(TARBALL)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -55,10 +59,12 @@ integration: build
 infra-test: $(VENV)/.installed $(VENV_INFRA)/.installed
 	$(PY) -m pytest tests/infra -q
 
-# The README's test command: lint, every test suite, and the package + AppInspect check.
+# The README's test command: lint, build, every test suite (unit, harness, integration, infra, knowledge),
+# then the package + AppInspect check of the same build.
 test: lint build $(VENV_INFRA)/.installed
+	@if [ -f mk/knowledge.mk ]; then $(MAKE) --no-print-directory knowledge-tools; fi
 	$(PY) -m pytest -q
-	$(MAKE) --no-print-directory appinspect
+	$(MAKE) --no-print-directory package-check
 
 demo: build
 	$(PY) -m tests.harness.demo

@@ -56,8 +56,12 @@ def run_input(stack: Dict[str, Any], name: str, profile: str = "") -> Dict[str, 
     """Run the built script once, stdout to a file (a reader that costs nothing), and measure it."""
     home, splunkd, aws = stack["home"], stack["splunkd"], stack["aws"]
     script = home.app_path / "bin" / f"{INPUT}.py"
-    params = {"account": "bench", "backfill_hours": str(BACKFILL_HOURS), "collect_active_violations": "0",
-              "index": "main"}
+    params = {
+        "account": "bench",
+        "backfill_hours": str(BACKFILL_HOURS),
+        "collect_active_violations": "0",
+        "index": "main",
+    }
     document = runner.input_xml(INPUT, {name: params}, home, splunkd, home.app_name)
     env = runner.script_env(home, {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"})
     with tempfile.TemporaryFile() as stdout:
@@ -65,8 +69,9 @@ def run_input(stack: Dict[str, Any], name: str, profile: str = "") -> Dict[str, 
         command = runner.python_command(script)
         if profile:
             command[2:2] = ["-m", "cProfile", "-o", profile]
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=stdout,
-                                stderr=subprocess.PIPE, env=env, cwd=str(home.root))
+        proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=str(home.root)
+        )
         proc.stdin.write(document.encode())
         proc.stdin.close()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -93,8 +98,12 @@ def make_stack(tmp: Path, n_events: int, app_dir: Path) -> Dict[str, Any]:
     fleet.install(aws, registry=False, incidents=False)
     splunkd.create_account(
         "bench",
-        {"credential_source": "access_key", "aws_access_key_id": aws.access_key, "partition": "aws",
-         "default_region": "us-east-1"},
+        {
+            "credential_source": "access_key",
+            "aws_access_key_id": aws.access_key,
+            "partition": "aws",
+            "default_region": "us-east-1",
+        },
         {"aws_secret_access_key": aws.secret_key},
     )
     return {"aws": aws, "splunkd": splunkd, "home": home, "fleet": fleet}
