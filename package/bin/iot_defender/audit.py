@@ -7,14 +7,12 @@ again; tasks still running are revisited on later runs until they finish.
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import events
 from .aws import AwsSession
-from .checkpoint import DAY, InputState, next_window
-from .detect import _bounded_int, _flag
+from .checkpoint import DAY, InputState, advance_to, bounded_int, flag, next_window, utc_datetime
 from .events import FINISHED_TASK_STATUSES, MalformedRecord
 from .pipeline import Page
 
@@ -34,13 +32,9 @@ class AuditOptions:
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> AuditOptions:
         return cls(
-            backfill_seconds=_bounded_int(params, "backfill_days", 7, 0, 90) * DAY,
-            include_suppressed=_flag(params.get("include_suppressed", True)),
+            backfill_seconds=bounded_int(params, "backfill_days", 7, 0, 90) * DAY,
+            include_suppressed=flag(params.get("include_suppressed", True)),
         )
-
-
-def _utc(epoch: float) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
 
 
 def _task_prefix(task_id: str) -> str:
@@ -84,8 +78,8 @@ def audit_pages(
         "list_audit_tasks",
         result_key="tasks",
         page_size=PAGE_SIZE,
-        startTime=_utc(start),
-        endTime=_utc(end),
+        startTime=utc_datetime(start),
+        endTime=utc_datetime(end),
     ):
         for task in tasks:
             task_id = task.get("taskId") if isinstance(task, dict) else None
@@ -95,10 +89,7 @@ def audit_pages(
     for task_id in sorted(candidates, key=lambda tid: (candidates[tid], tid)):
         yield from _task_pages(session, client, task_id, options, account_id=account_id, region=region)
 
-    def advance(target: InputState) -> None:
-        target.high_water = end
-
-    yield Page(progress=advance)
+    yield Page(progress=advance_to(end))
 
 
 def _task_pages(

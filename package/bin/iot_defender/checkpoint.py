@@ -14,10 +14,11 @@ The checkpoint only moves forward after the events it covers were written, so a 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple
 
 STATE_VERSION = 1
 DAY = 86400.0
@@ -121,6 +122,39 @@ def next_window(
         start = state.high_water - overlap_seconds
     start = max(start, oldest)
     return min(start, end), end
+
+
+def utc_datetime(epoch: float) -> _dt.datetime:
+    """An API time parameter from an epoch window bound."""
+    return _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
+
+
+def advance_to(high_water: float) -> Callable[[InputState], None]:
+    """A page progress step that moves the high-water mark (the window up to it is fully delivered)."""
+
+    def advance(target: InputState) -> None:
+        target.high_water = high_water
+
+    return advance
+
+
+def flag(value: Any) -> bool:
+    """A Splunk boolean parameter ("1", "true", "yes", ...)."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
+
+
+def bounded_int(params: Dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    """A whole-number input parameter within [low, high]; ValueError naming the parameter otherwise."""
+    raw = params.get(name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"parameter {name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"parameter {name} must be between {low} and {high}, got {value}")
+    return value
 
 
 class Journal:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import events
 from .aws import AwsSession
-from .checkpoint import DAY, InputState, next_window
+from .checkpoint import DAY, InputState, advance_to, bounded_int, flag, next_window, utc_datetime
 from .events import MalformedRecord
 from .pipeline import Page
 
@@ -33,12 +32,12 @@ class ViolationOptions:
     def from_params(cls, params: Dict[str, Any]) -> ViolationOptions:
         criteria = str(params.get("behavior_criteria_type") or "ANY").upper()
         return cls(
-            backfill_seconds=_bounded_int(params, "backfill_hours", 24, 0, 720) * 3600.0,
-            overlap_seconds=_bounded_int(params, "overlap_minutes", 15, 0, 1440) * 60.0,
+            backfill_seconds=bounded_int(params, "backfill_hours", 24, 0, 720) * 3600.0,
+            overlap_seconds=bounded_int(params, "overlap_minutes", 15, 0, 1440) * 60.0,
             security_profile_name=(str(params.get("security_profile_name") or "").strip() or None),
             behavior_criteria_type=criteria if criteria in BEHAVIOR_CRITERIA_TYPES else None,
-            include_suppressed=_flag(params.get("include_suppressed", True)),
-            collect_active=_flag(params.get("collect_active_violations", True)),
+            include_suppressed=flag(params.get("include_suppressed", True)),
+            collect_active=flag(params.get("collect_active_violations", True)),
         )
 
     def filters(self) -> Dict[str, Any]:
@@ -49,27 +48,6 @@ class ViolationOptions:
         if self.behavior_criteria_type:
             found["behaviorCriteriaType"] = self.behavior_criteria_type
         return found
-
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
-
-
-def _bounded_int(params: Dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    raw = params.get(name)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ValueError(f"parameter {name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"parameter {name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _utc(epoch: float) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
 
 
 def shape_violation_page(
@@ -113,21 +91,14 @@ def violation_pages(
             "list_violation_events",
             result_key="violationEvents",
             page_size=PAGE_SIZE,
-            startTime=_utc(slice_start),
-            endTime=_utc(slice_end),
+            startTime=utc_datetime(slice_start),
+            endTime=utc_datetime(slice_end),
             **options.filters(),
         ):
             items, malformed = shape_violation_page(records, account_id=account_id, region=region)
             yield Page(items=items, malformed=malformed)
-        yield Page(progress=_advance_to(slice_end))
+        yield Page(progress=advance_to(slice_end))
         slice_start = slice_end
-
-
-def _advance_to(high_water: float) -> Any:
-    def advance(target: InputState) -> None:
-        target.high_water = high_water
-
-    return advance
 
 
 def violation_keep_after(options: ViolationOptions) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import events
 from .aws import AwsSession
-from .detect import _flag
+from .checkpoint import flag
 from .events import MalformedRecord
 from .pipeline import Page
 
@@ -45,7 +45,7 @@ class InventoryOptions:
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> InventoryOptions:
-        return cls(include_certificates=_flag(params.get("include_certificates", True)))
+        return cls(include_certificates=flag(params.get("include_certificates", True)))
 
 
 @dataclass
