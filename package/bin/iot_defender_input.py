@@ -24,7 +24,7 @@ from iot_defender import audit as audit_source
 from iot_defender import detect, events, inventory
 from iot_defender.aws import AwsSession, ConfigError, error_code, error_message, parse_regions, redact
 from iot_defender.checkpoint import InputState, Journal, MemoryJournal, checkpoint_key, merge_seen
-from iot_defender.pipeline import Page, RunStats, WriteGate, deliver, prefetch
+from iot_defender.pipeline import Page, RunStats, deliver
 from iot_defender_splunk import SECRET_FILTER, get_logger, load_account, load_client_settings, set_log_level
 
 APP = "TA-aws-iot-defender"
@@ -251,14 +251,8 @@ def _sync_inventory_lookup(
     return {"lookup_upserts": len(upserts), "lookup_deletes": len(deletes)}
 
 
-# The page prefetch thread parses AWS answers while events are written. A short GIL switch interval bounds how
-# long it can keep the writer waiting between an event's write and its journal line (default: 5 ms).
-GIL_SWITCH_INTERVAL = 0.00002
-
-
 def run_input(input_type: str, inputs: Any, event_writer: Any) -> None:
     """Entry point of every input helper's ``stream_events``."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     metadata = inputs.metadata
     session_key = metadata["session_key"]
     logger = get_logger(input_type)
@@ -340,12 +334,9 @@ def _run_windowed(
     journal = Journal(_journal_path(metadata.get("checkpoint_dir") or ".", key))
     stats.recovered_from_journal = merge_seen(state, journal.keys())
     pages, keep_after = SOURCES[input_type](session, region, state, params, account_id=account_id, now=now)
-    gate = WriteGate()
-    session.parse_gate = gate
     try:
         deliver(
-            prefetch(pages),
-            gate=gate,
+            pages,
             state=state,
             sink=sink,
             journal=journal,
@@ -354,7 +345,6 @@ def _run_windowed(
             keep_after=keep_after,
         )
     finally:
-        session.parse_gate = None
         journal.close()
     if state.high_water is not None:
         stats.lag_seconds = max(0.0, time.time() - state.high_water)

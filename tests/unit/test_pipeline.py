@@ -123,21 +123,6 @@ def test_summary_line_is_key_value_without_spaces():
     assert "events=3" in line and "status=ok" in line
 
 
-def test_prefetch_keeps_order_and_raises_after_the_pages_before_the_error():
-    from iot_defender.pipeline import prefetch
-
-    def source():
-        yield Page(items=[("a", ev(1))])
-        yield Page(items=[("b", ev(2))])
-        raise RuntimeError("AWS said no")
-
-    seen = []
-    with pytest.raises(RuntimeError, match="AWS said no"):
-        for page in prefetch(source()):
-            seen.append(page.items[0][0])
-    assert seen == ["a", "b"]
-
-
 def test_long_backfill_is_read_in_slices_each_a_checkpoint():
     import datetime as dt
 

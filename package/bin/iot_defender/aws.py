@@ -273,8 +273,6 @@ class AwsSession:
         # Figures for the run summary: HTTP attempts and throttled answers, counted by botocore event hooks.
         self.api_calls = 0
         self.throttles = 0
-        # Optional gate (see iot_defender.pipeline.WriteGate) taken around every response parse.
-        self.parse_gate: Optional[Any] = None
         if account.role_arn:
             self.credentials: Optional[RefreshableCredentials] = self._role_credentials()
             botocore_session = botocore.session.get_session()
@@ -326,18 +324,8 @@ class AwsSession:
                 client = self.session.client(service, region_name=region, config=self._config)
                 client.meta.events.register("before-send", self._count_attempt)
                 client.meta.events.register("needs-retry", self._count_throttle)
-                client.meta.events.register("before-parse", self._enter_parse)
-                client.meta.events.register("response-received", self._exit_parse)
                 self._clients[key] = client
             return self._clients[key]
-
-    def _enter_parse(self, **_kwargs: Any) -> None:
-        if self.parse_gate is not None:
-            self.parse_gate.enter_parse()
-
-    def _exit_parse(self, **_kwargs: Any) -> None:
-        if self.parse_gate is not None:
-            self.parse_gate.exit_parse()
 
     def _count_attempt(self, **_kwargs: Any) -> None:
         self.api_calls += 1

@@ -7,57 +7,21 @@ applied to the state and the checkpoint saved, then the journal emptied: events 
 crash at any point neither loses nor repeats an event. Between two checkpoints the journal alone remembers
 what was written, which keeps checkpoint writes rare and small.
 
-Pages are fetched one ahead on a background thread, so waiting for AWS overlaps with writing events.
+Single-threaded on purpose: a page-prefetch thread measured slower (GIL hand-offs cost more than the overlap with
+AWS latency gained) and let another thread run between an event's write and its journal line.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple
 
 from .checkpoint import InputState, Journal
 from .events import Event
 
 # Malformed-record messages kept per run for the log (the count is always exact).
 MAX_REPORTED_MALFORMED = 20
-
-
-class WriteGate:
-    """Keeps the prefetch thread's long C-level work (parsing an AWS answer holds the GIL for milliseconds) out
-    of the instant between an event's write and its journal line. The writer holds the gate for each such pair;
-    the AWS session takes it around every response parse (botocore ``before-parse``/``response-received``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._local = threading.local()
-
-    def __enter__(self) -> WriteGate:
-        self._lock.acquire()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._lock.release()
-
-    def enter_parse(self) -> None:
-        if not getattr(self._local, "held", False):
-            self._lock.acquire()
-            self._local.held = True
-
-    def exit_parse(self) -> None:
-        if getattr(self._local, "held", False):
-            self._local.held = False
-            self._lock.release()
-
-
-class _NoGate:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 class Sink(Protocol):
@@ -142,10 +106,8 @@ def deliver(
     save: Callable[[InputState], None],
     stats: RunStats,
     keep_after: Callable[[InputState], float],
-    gate: Optional[WriteGate] = None,
 ) -> None:
     """Write every page's new events, then checkpoint; see the module docstring for the guarantees."""
-    pair_guard: Any = gate if gate is not None else _NoGate()
     for page in pages:
         for key, event in page.items:
             if key is not None:
@@ -156,9 +118,8 @@ def deliver(
                 # visible and its journal line: a kill -9 can only land between them in that one instant.
                 line = journal.encode(key, event.time)
                 journal.open()
-                with pair_guard:
-                    sink.write(event)
-                    journal.write_encoded(line)
+                sink.write(event)
+                journal.write_encoded(line)
                 state.seen[key] = event.time
             else:
                 sink.write(event)
@@ -170,43 +131,3 @@ def deliver(
             state.prune(keep_after(state))
             save(state)
             journal.reset()
-
-
-_END = object()
-
-
-def prefetch(pages: Iterable[Page], depth: int = 2) -> Iterator[Page]:
-    """Produce ``pages`` on a helper thread, at most ``depth`` ahead; errors surface in order, after the pages
-    produced before them. Stopping early (e.g. the consumer failed) lets the producer finish its current page
-    and stop."""
-    buffer: queue.Queue[Tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        buffer.put(("page", page), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            buffer.put(("end", _END))
-        except BaseException as exc:  # handed to the consumer, which re-raises it in order
-            buffer.put(("error", exc))
-
-    worker = threading.Thread(target=produce, name="page-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = buffer.get()
-            if kind == "page":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
