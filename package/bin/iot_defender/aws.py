@@ -31,6 +31,7 @@ from botocore.exceptions import (
     ProxyConnectionError,
 )
 from botocore.paginate import TokenEncoder
+from botocore.parsers import ResponseParserFactory, RestJSONParser
 
 from . import USER_AGENT_EXTRA
 
@@ -244,6 +245,67 @@ def _keep_raw_timestamp(value: Any) -> Any:
     return value
 
 
+_PLAIN_SCALARS = frozenset({"string", "integer", "long", "float", "double", "boolean", "timestamp"})
+
+
+def is_plain_json_shape(shape: Any, _seen: Optional[set] = None) -> bool:
+    """True when botocore's parse of ``shape`` (timestamps kept raw) equals the JSON as sent: JSON-native types
+    only, no blobs, no renamed members, no header/status members."""
+    if shape is None:
+        return True
+    seen = _seen if _seen is not None else set()
+    if shape.name in seen:
+        return True
+    seen.add(shape.name)
+    kind = shape.type_name
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind == "list":
+        return is_plain_json_shape(shape.member, seen)
+    if kind == "map":
+        return is_plain_json_shape(shape.key, seen) and is_plain_json_shape(shape.value, seen)
+    if kind == "structure":
+        for name, member in shape.members.items():
+            serialization = member.serialization
+            if serialization.get("location") or serialization.get("name", name) != name:
+                return False
+            if not is_plain_json_shape(member, seen):
+                return False
+        return True
+    return False
+
+
+class _PlainJsonRestParser(RestJSONParser):
+    """rest-json parser that returns plain JSON bodies as decoded, skipping the per-field shape walk."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._plain: Dict[str, bool] = {}
+
+    def _handle_json_body(self, raw_body: Any, shape: Any) -> Any:
+        if shape is not None and shape.type_name == "structure":
+            plain = self._plain.get(shape.name)
+            if plain is None:
+                plain = self._plain[shape.name] = is_plain_json_shape(shape)
+            if plain:
+                parsed = self._parse_body_as_json(raw_body)
+                return {k: v for k, v in parsed.items() if k in shape.members} if isinstance(parsed, dict) else {}
+        return super()._handle_json_body(raw_body, shape)
+
+
+class PlainJsonParserFactory(ResponseParserFactory):
+    """Parser factory of the inputs' sessions: raw timestamps, plain JSON answers taken as they are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_parser_defaults(timestamp_parser=_keep_raw_timestamp)
+
+    def create_parser(self, protocol_name: str) -> Any:
+        if protocol_name == "rest-json":
+            return _PlainJsonRestParser(**self._defaults)
+        return super().create_parser(protocol_name)
+
+
 class AwsSession:
     """A boto3 session for one account, with clients cached per (service, region)."""
 
@@ -282,10 +344,9 @@ class AwsSession:
             self.credentials = None
             self.session = base
         if raw_timestamps:
-            # Keep timestamps as the epoch numbers AWS sent: the event model turns them into ISO strings
-            # anyway, and skipping botocore's datetime conversion is a third of its parsing time.
-            factory = self.session._session.get_component("response_parser_factory")
-            factory.set_parser_defaults(timestamp_parser=_keep_raw_timestamp)
+            # Keep timestamps as the epoch numbers AWS sent (the event model turns them into ISO strings anyway)
+            # and take plain JSON answers as they are: botocore's shape walk would only copy them.
+            self.session._session.register_component("response_parser_factory", PlainJsonParserFactory())
 
     def _assume_role(self) -> Dict[str, Any]:
         sts = self._base.client("sts", region_name=self.account.default_region, config=self._config)
