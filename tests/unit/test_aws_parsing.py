@@ -68,7 +68,7 @@ ANSWERS = {
 
 
 @pytest.mark.parametrize("operation", sorted(ANSWERS))
-def test_fast_parse_equals_botocore_parse(operation):
+def test_fast_parse_equals_botocore_parse(operation, monkeypatch):
     shape = MODEL.operation_model(operation).output_shape
     assert is_plain_json_shape(shape), f"{operation} would not take the fast path"
     response = {
@@ -79,8 +79,13 @@ def test_fast_parse_equals_botocore_parse(operation):
     reference = ResponseParserFactory()
     reference.set_parser_defaults(timestamp_parser=lambda value: value)
     expected = reference.create_parser("rest-json").parse(dict(response), shape)
-    got = PlainJsonParserFactory().create_parser("rest-json").parse(dict(response), shape)
+    fast = PlainJsonParserFactory().create_parser("rest-json")
+    walked = []
+    original = type(fast).__mro__[1]._handle_structure
+    monkeypatch.setattr(type(fast).__mro__[1], "_handle_structure", lambda *a: walked.append(1) or original(*a))
+    got = fast.parse(dict(response), shape)
     assert got == expected
+    assert walked == []  # the fast path really skipped botocore's shape walk
 
 
 def test_errors_still_go_through_botocores_error_parsing():

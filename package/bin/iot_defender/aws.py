@@ -282,15 +282,14 @@ class _PlainJsonRestParser(RestJSONParser):
         super().__init__(**kwargs)
         self._plain: Dict[str, bool] = {}
 
-    def _handle_json_body(self, raw_body: Any, shape: Any) -> Any:
-        if shape is not None and shape.type_name == "structure":
+    def _parse_shape(self, shape: Any, node: Any) -> Any:
+        if shape is not None and shape.type_name == "structure" and isinstance(node, dict):
             plain = self._plain.get(shape.name)
             if plain is None:
                 plain = self._plain[shape.name] = is_plain_json_shape(shape)
             if plain:
-                parsed = self._parse_body_as_json(raw_body)
-                return {k: v for k, v in parsed.items() if k in shape.members} if isinstance(parsed, dict) else {}
-        return super()._handle_json_body(raw_body, shape)
+                return {k: v for k, v in node.items() if k in shape.members}
+        return super()._parse_shape(shape, node)
 
 
 class PlainJsonParserFactory(ResponseParserFactory):
