@@ -1,0 +1,269 @@
+"""Every field a saved search or dashboard uses exists in events the REAL code produces for the fleet.
+
+For each search (savedsearches.conf and every Dashboard Studio data source, tokens replaced by wildcards):
+
+1. ``splkit`` derives the fields it reads from events (base-search terms, and by/where/eval/stats/table/...
+   arguments before the first transforming command), the lookups it uses and what each later command may read;
+2. the base search is run over the indexed fleet events (``fleet_events.indexed()``: the inputs' builders, the
+   Firehose transform Lambda, alert-action results, run summaries, plus ``build/demo/events.jsonl`` when
+   ``make demo`` has run) after props.conf (json extraction, FIELDALIAS, EVAL, automatic lookups), eventtypes
+   and tags are applied by ``model.Model``;
+3. it must match events, and every field it reads must exist in the matching events of EACH transport that
+   produces them (pull inputs and the Lambda alike); every literal value it searches for must occur.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Dict, List, Set, Tuple
+
+import pytest
+
+from tests.knowledge import fleet_events, model, splkit
+
+# Values the API documents but the simulated fleet never produces (each with where AWS documents it).
+DOCUMENTED_NOT_SIMULATED: Set[Tuple[str, str]] = {
+    # AuditCheckDetails.checkRunStatus enum (botocore iot model): a canceled audit leaves CANCELED checks.
+    ("checkRunStatus", "CANCELED"),
+    # AuditCheckDetails.checkRunStatus: checks waiting for data after being enabled.
+    ("checkRunStatus", "WAITING_FOR_DATA_COLLECTION"),
+}
+
+KV_MAXCHARS = 10240  # limits.conf [kv] maxchars: automatic (JSON) extraction reads only this much of _raw
+
+SEARCHES: List[Tuple[str, str]] = sorted(model.iter_searches())
+ANALYZER = model.analyzer()
+
+
+def _candidates(node: object) -> List[fleet_events.Indexed]:
+    """Events worth matching: those of the sourcetypes / indexes the search names (all if it names none)."""
+    sourcetypes = {v for f, op, v, neg in splkit.base_terms(node) if f == "sourcetype" and op == "=" and not neg}
+    indexes = {v for f, op, v, neg in splkit.base_terms(node) if f == "index" and op == "=" and not neg}
+    items = fleet_events.indexed()
+    if sourcetypes and not any("*" in s for s in sourcetypes):
+        return [i for i in items if i.sourcetype in sourcetypes]
+    if indexes == {"_internal"}:
+        return [i for i in items if i.meta.get("index") == "_internal"]
+    return list(items)
+
+
+def _matching(node: object) -> List[fleet_events.Indexed]:
+    return [i for i in _candidates(node) if splkit.matches(node, i.fields, i.raw)]
+
+
+def _all_analyses(analysis: splkit.Analysis) -> List[splkit.Analysis]:
+    out = [analysis]
+    for sub in analysis.subsearches:
+        out.extend(_all_analyses(sub))
+    return out
+
+
+def _check_events(label: str, analysis: splkit.Analysis) -> List[str]:
+    problems: List[str] = []
+    if analysis.base is None:
+        return problems
+    matched = _matching(analysis.base)
+    if not matched:
+        return [f"{label}: the base search matches no event the code produces: {analysis.search[:160]}"]
+    by_transport: Dict[str, List[fleet_events.Indexed]] = {}
+    for item in matched:
+        by_transport.setdefault(item.transport, []).append(item)
+    for name in sorted(analysis.event_fields):
+        if not any(name in i.fields for i in matched):
+            problems.append(f"{label}: field {name!r} is in no matching event")
+            continue
+        for transport, items in sorted(by_transport.items()):
+            if fleet_events.strict(transport) and not any(name in i.fields for i in items):
+                problems.append(f"{label}: field {name!r} missing from every {transport} event the search matches")
+    # every literal value searched for occurs (each OR branch on its own)
+    candidates = _candidates(analysis.base)
+    for field_name, op, value, negated in analysis.value_terms:
+        if negated or op != "=" or field_name in splkit.META_TERMS or "*" in value:
+            continue
+        if (field_name, value) in DOCUMENTED_NOT_SIMULATED:
+            continue
+        term = ("term", field_name, op, value)
+        if not any(splkit.matches(term, i.fields, i.raw) for i in candidates):
+            problems.append(f"{label}: no event has {field_name}={value!r}")
+    # automatic JSON extraction stops at [kv] maxchars: the fields read must sit before that point
+    for item in matched:
+        if len(item.raw) <= KV_MAXCHARS or item.meta.get("index") == "_internal":
+            continue
+        for name in analysis.event_fields:
+            key = name.split(".")[0].split("{")[0]
+            position = item.raw.find(f'"{key}":')
+            if position > KV_MAXCHARS:
+                problems.append(f"{label}: {name!r} starts at byte {position} of a {len(item.raw)}-byte event")
+    return problems
+
+
+@pytest.mark.parametrize("label,spl", SEARCHES, ids=[label for label, _ in SEARCHES])
+def test_search_reads_only_fields_the_events_have(label, spl):
+    analysis = ANALYZER.analyze(spl)
+    problems = list(analysis.errors)
+    for part in _all_analyses(analysis):
+        problems.extend(_check_events(label, part))
+    assert not problems, "\n".join(problems)
+
+
+def test_every_search_was_analysed_and_fields_counted(record_property):
+    """A summary figure (and a guard that the searches really were found)."""
+    fields: Set[str] = set()
+    for _label, spl in SEARCHES:
+        for part in _all_analyses(ANALYZER.analyze(spl)):
+            fields |= part.event_fields
+    saved = [label for label, _ in SEARCHES if label.startswith("savedsearch:")]
+    dashboards = {label.split(":")[1] for label, _ in SEARCHES if label.startswith("dashboard:")}
+    record_property("searches", len(SEARCHES))
+    record_property("event_fields", len(fields))
+    assert len(saved) >= 12 and len(dashboards) >= 6
+    assert {"port", "dest_cidr", "bytes_out", "packets_out", "thing_name", "account_id", "region"} <= fields
+
+
+# ------------------------------------------------------------------------------------ the SOC field names
+
+
+METRIC_ALIASES = {
+    # field: (metric name, raw JSON path it comes from)
+    "port": ("aws:listening-tcp-ports", "value.ports{}"),
+    "dest_cidr": ("aws:destination-ip-addresses", "value.cidrs{}"),
+    "bytes_out": ("aws:all-bytes-out", "value.count"),
+    "packets_out": ("aws:all-packets-out", "value.count"),
+    "authorization_failures": ("aws:num-authorization-failures", "value.count"),
+    "port_count": ("aws:num-listening-tcp-ports", "value.count"),
+}
+
+
+@pytest.mark.parametrize("transport", ["pull", "push"])
+@pytest.mark.parametrize("name", sorted(METRIC_ALIASES))
+def test_metric_fields_without_spath(name, transport):
+    metric, path = METRIC_ALIASES[name]
+    events = [
+        i
+        for i in fleet_events.by_sourcetype()["aws:iot:defender:metric"]
+        if i.transport == transport and i.fields.get("metric_name") == metric
+    ]
+    assert events
+    for item in events:
+        assert item.fields["thing_name"] == item.fields["thing"]
+        assert item.fields[name] == item.fields[path], (name, item.raw)
+    if name in ("bytes_out", "packets_out", "authorization_failures"):  # counters named after one metric only
+        others = [
+            i
+            for i in fleet_events.by_sourcetype()["aws:iot:defender:metric"]
+            if i.transport == transport and i.fields["name"] != metric
+        ]
+        assert others and all(name not in i.fields for i in others)
+
+
+def test_port_is_multivalue_with_every_listening_port():
+    events = [
+        i
+        for i in fleet_events.by_sourcetype()["aws:iot:defender:metric"]
+        if i.transport == "pull" and i.fields["name"] == "aws:listening-tcp-ports"
+    ]
+    multi = [i for i in events if isinstance(i.fields["port"], list)]
+    assert multi, "a thing with several listening ports gives a multivalue port"
+    assert {"21", "23"} & {p for i in multi for p in i.fields["port"]}, "compromised things listen on 21 or 23"
+    assert all(i.fields["transport"] == "tcp" for i in events)
+
+
+def test_dest_ip_strips_host_prefixes_only():
+    for item in fleet_events.by_sourcetype()["aws:iot:defender:metric"]:
+        cidrs = item.fields.get("dest_cidr")
+        if cidrs is None:
+            continue
+        cidrs = cidrs if isinstance(cidrs, list) else [cidrs]
+        ips = item.fields.get("dest_ip")
+        ips = [] if ips is None else ips if isinstance(ips, list) else [ips]
+        assert ips == [c.rsplit("/", 1)[0] for c in cidrs if c.endswith(("/32", "/128"))]
+
+
+CIM_ALERTS = ("app", "description", "dest", "id", "signature", "signature_id", "severity", "type")
+CIM_ALERTS += ("vendor_account", "vendor_region", "vendor_product")
+PRESCRIBED_SEVERITY = {"critical", "high", "medium", "low", "informational", "unknown"}
+
+
+@pytest.mark.parametrize(
+    "sourcetype", ["aws:iot:defender:violation", "aws:iot:defender:active_violation", "aws:iot:defender:audit:finding"]
+)
+def test_cim_alerts_fields(sourcetype):
+    items = fleet_events.by_sourcetype()[sourcetype]
+    assert items
+    for item in items:
+        missing = [f for f in CIM_ALERTS if f not in item.fields]
+        assert not missing, (missing, item.raw[:300])
+        assert item.fields["severity"] in PRESCRIBED_SEVERITY
+        assert item.fields["type"] in {"alarm", "alert", "event", "task", "warning"}
+        assert item.fields["vendor_account"] == item.fields["account_id"]
+    alerting = [i for i in items if "alert" in (i.fields.get("tag") or [])]
+    assert alerting, "the Alerts data model finds them by tag=alert"
+
+
+def test_action_results_are_adaptive_response_results():
+    for item in fleet_events.by_sourcetype()["aws:iot:defender:action"]:
+        assert "modaction_result" in item.fields["tag"]
+        assert item.fields["action_name"] == item.fields["action"]
+        assert item.fields["action_status"] in ("success", "failure")
+        assert {"orig_sid", "orig_rid", "thing_name"} <= set(item.fields)
+
+
+def test_inventory_enrichment_reaches_detect_events():
+    enriched = [
+        i for i in fleet_events.by_sourcetype()["aws:iot:defender:violation"] if i.transport in ("pull", "push")
+    ]
+    assert enriched and all({"thing_type", "thing_groups", "site", "owner"} <= set(i.fields) for i in enriched)
+
+
+# ------------------------------------------------------------------------------------------- timestamps
+
+
+def _parse(text: str, fmt: str) -> float:
+    python = fmt.replace("%3N", "%f")
+    return dt.datetime.strptime(text[:24], python).replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def test_time_prefix_reads_every_events_own_time():
+    props = model.conf("props.conf")
+    checked = 0
+    for item in fleet_events.indexed():
+        if item.meta.get("index") == "_internal":
+            continue
+        stanza = props[item.sourcetype]
+        m = re.search(stanza["TIME_PREFIX"], item.raw)
+        assert m, (item.sourcetype, item.raw[:200])
+        text = item.raw[m.end() : m.end() + int(stanza["MAX_TIMESTAMP_LOOKAHEAD"])]
+        # bodies carry milliseconds floored, the demo file's time is rounded to 3 decimals: 1 ms apart at most
+        assert _parse(text, stanza["TIME_FORMAT"]) == pytest.approx(item.time, abs=0.0015), (item.transport, item.raw)
+        assert len(item.raw) < int(stanza["TRUNCATE"])
+        checked += 1
+    assert checked > 1000
+
+
+# -------------------------------------------------------------------------------------- search outputs
+
+
+def test_alerting_searches_return_what_the_alert_actions_read():
+    for name, values in model.saved_searches().items():
+        if values.get("alert.track") != "1":
+            continue
+        analysis = ANALYZER.analyze(model.substitute_tokens(values["search"]))
+        outputs = set(analysis.output_fields or [])
+        needed = {"account_id", "region", "description"}
+        needed |= {"checkName"} if "audit check" in name.lower() else {"thing_name"}
+        if "violation" in name.lower():
+            needed.add("violationId")
+        assert needed <= outputs, (name, needed - outputs)
+
+
+def test_drilldowns_read_fields_their_table_returns():
+    for view, definition in model.dashboard_definitions().items():
+        queries = model.dashboard_queries(definition)
+        for viz_id, viz in definition["visualizations"].items():
+            for handler in viz.get("eventHandlers", []):
+                url = handler.get("options", {}).get("url", "")
+                for name in re.findall(r"\$row\.([^.$|]+)\.value", url):
+                    ds_id = viz["dataSources"]["primary"]
+                    analysis = ANALYZER.analyze(model.substitute_tokens(queries[ds_id]))
+                    assert name in (analysis.output_fields or []), (view, viz_id, name)
