@@ -29,7 +29,6 @@ import io
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from tests.knowledge import model
@@ -74,7 +73,7 @@ def _api_task(task: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _epoch_ms(value: Any) -> int:
-    return int(round(value.timestamp() * 1000)) if isinstance(value, dt.datetime) else int(value)
+    return round(value.timestamp() * 1000) if isinstance(value, dt.datetime) else int(value)
 
 
 def metric_messages() -> List[Dict[str, Any]]:

@@ -78,7 +78,9 @@ def test_not_equal_needs_the_field():
 
 
 def test_blog_query_fields():
-    a = analyze('`idx` sourcetype=m name="aws:num-listening-tcp-ports" | chart max(port_count) as tcp_count over _time by thing')
+    a = analyze(
+        '`idx` sourcetype=m name="aws:num-listening-tcp-ports" | chart max(port_count) as tcp_count over _time by thing'
+    )
     assert a.event_fields == {"name", "port_count", "thing"}
     assert a.output_fields is None  # series names are data
 
@@ -145,7 +147,13 @@ def test_json_flattening_matches_splunk_names():
         '{"value":{"ports":[21,22]},"behavior":{"name":"P"},"rel":[{"id":{"c":"a"}},{"id":{"c":"b"}}],'
         '"ok":true,"n":null,"one":[5]}'
     )
-    assert fields == {"value.ports{}": ["21", "22"], "behavior.name": "P", "rel{}.id.c": ["a", "b"], "ok": "true", "one{}": "5"}
+    assert fields == {
+        "value.ports{}": ["21", "22"],
+        "behavior.name": "P",
+        "rel{}.id.c": ["a", "b"],
+        "ok": "true",
+        "one{}": "5",
+    }
 
 
 def test_kv_auto_reads_the_run_summary_line():
