@@ -1,0 +1,174 @@
+""".conf files: ksconf check clean, and consistent with each other, with UCC's generated files and with the code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.knowledge import model
+
+CONF_FILES = sorted(model.DEFAULT.glob("*.conf"))
+KSCONF = Path(sys.executable).parent / "ksconf"
+
+
+def test_ksconf_check_is_clean_on_every_conf():
+    assert len(CONF_FILES) >= 7, [p.name for p in CONF_FILES]
+    result = subprocess.run(
+        [str(KSCONF), "check", *map(str, CONF_FILES)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(CONF_FILES)} files were parsed successfully" in result.stdout + result.stderr
+
+
+# ----------------------------------------------------------------------------------------------- props
+
+
+def test_every_sourcetype_has_search_time_settings():
+    from iot_defender import events
+
+    props = model.conf("props.conf")
+    for sourcetype in events.ALL_SOURCETYPES:
+        stanza = props[sourcetype]
+        assert stanza["KV_MODE"] == "json"
+        assert stanza["SHOULD_LINEMERGE"] == "false"
+        assert stanza["pulldown_type"] == "1" and stanza["category"] and stanza["description"]
+        assert int(stanza["TRUNCATE"]) >= 100000
+    assert int(props["aws:iot:defender:audit:task"]["TRUNCATE"]) >= 20000 * 5
+
+
+def test_automatic_lookups_use_defined_lookups_and_fields():
+    knowledge = model.Model()
+    definitions = model.lookup_definitions()
+    for stanza in knowledge.props.values():
+        for auto in stanza.lookups:
+            assert auto.name in definitions, auto.name
+            columns = set(definitions[auto.name].fields)
+            assert {c for c, _ in auto.inputs} <= columns, auto
+            assert {c for c, _ in auto.outputs} <= columns, auto
+
+
+def test_eval_expressions_parse_and_use_only_modelled_functions():
+    knowledge = model.Model(kv_rows={"iot_thing_inventory": []})
+    for stanza in knowledge.props.values():
+        for name, _ast, text in stanza.evals:
+            assert text.strip(), name
+        # evaluating on an empty event exercises every function the expressions call
+        knowledge.apply(stanza.name, {}, "")
+
+
+# ------------------------------------------------------------------------------------------- transforms
+
+
+def test_csv_lookups_exist_and_kv_lookup_matches_the_collection_and_the_code():
+    from iot_defender import inventory
+
+    transforms = model.conf("transforms.conf")
+    collections = model.conf("collections.conf")
+    for name, values in transforms.items():
+        if "filename" in values:
+            assert (model.LOOKUPS / values["filename"]).exists(), name
+        if values.get("external_type") == "kvstore":
+            collection = collections[values["collection"]]
+            fields = [f.strip() for f in values["fields_list"].split(",")]
+            declared = {k[len("field.") :] for k in collection if k.startswith("field.")}
+            assert set(fields) - {"_key"} == declared
+            # what the inventory input writes is exactly what the lookup can return
+            assert set(inventory.LOOKUP_FIELDS) == declared
+            assert collection["accelerated_fields.by_thing"]
+
+
+# --------------------------------------------------------------------------------------- eventtypes/tags
+
+
+def test_eventtypes_and_tags_keep_what_ucc_generates(tmp_path):
+    """package/default/eventtypes.conf and tags.conf replace UCC's generated files at build: they must carry
+    every stanza UCC renders from globalConfig's alert actions (the adaptive-response result event types)."""
+    from ksconf.conf.parser import parse_conf
+    from splunk_add_on_ucc_framework.generators.conf_files.create_eventtypes_conf import EventtypesConf
+    from splunk_add_on_ucc_framework.generators.conf_files.create_tags_conf import TagsConf
+    from splunk_add_on_ucc_framework.global_config import GlobalConfig
+
+    global_config = GlobalConfig.from_file(str(model.ROOT / "globalConfig.json"))
+    for generator in (EventtypesConf, TagsConf):
+        generated = generator(global_config, str(model.ROOT / "package"), str(tmp_path)).generate()
+        assert generated, "globalConfig has alert actions: UCC generates their adaptive-response event types"
+        for item in generated:
+            path = tmp_path / item["file_name"]
+            path.write_text(item["content"])
+            theirs = {k: dict(v) for k, v in parse_conf(str(path)).items() if isinstance(k, str)}
+            ours = model.conf(item["file_name"])
+            assert theirs
+            for stanza, values in theirs.items():
+                assert values.items() <= ours.get(stanza, {}).items(), (item["file_name"], stanza, values)
+
+
+def test_tags_reference_eventtypes_and_alerts_are_tagged():
+    eventtypes = model.conf("eventtypes.conf")
+    tags = model.conf("tags.conf")
+    for stanza in tags:
+        assert stanza.startswith("eventtype="), stanza
+        assert stanza.split("=", 1)[1] in eventtypes, stanza
+    alert_types = {s.split("=", 1)[1] for s, v in tags.items() if v.get("alert") == "enabled"}
+    assert alert_types == {
+        "iot_defender_violation_alarm",
+        "iot_defender_active_violation",
+        "iot_defender_audit_finding_open",
+    }
+    assert tags["eventtype=iot_defender_modaction_result"]["modaction_result"] == "enabled"
+
+
+# ------------------------------------------------------------------------------------------ saved searches
+
+
+def test_correlation_searches_ship_disabled_and_scheduled():
+    searches = model.saved_searches()
+    alerts = {n: v for n, v in searches.items() if v.get("alert.track") == "1"}
+    reports = {n: v for n, v in searches.items() if v.get("alert.track") != "1"}
+    assert len(alerts) == 10 and len(reports) == 2
+    for name, values in alerts.items():
+        assert values["disabled"] == "1", name
+        assert values["enableSched"] == "1" and values["cron_schedule"], name
+        assert values["dispatch.earliest_time"] and values["dispatch.latest_time"] == "now", name
+        assert values["alert.digest_mode"] == "0" and values["alert.suppress"] == "1", name
+        assert values["search"].lstrip().startswith("`iot_defender_index`"), name
+        assert name.startswith("IoT Defender - ") and len(values["description"]) > 40, name
+    for name, values in reports.items():
+        assert values.get("is_scheduled") == "0", name
+        assert "`iot_defender_index`" in values["search"], name
+
+
+def test_index_macro_is_documented_for_users():
+    macros = model.conf("macros.conf")
+    assert macros["iot_defender_index"]["definition"].startswith("(index=")
+    assert "Edit" in macros["iot_defender_index"]["description"]
+    text = (model.DEFAULT / "macros.conf").read_text()
+    assert "Splunk Cloud" in text
+
+
+# --------------------------------------------------------------------------------------------------- nav
+
+
+def test_nav_reaches_every_dashboard_search_and_the_ucc_pages():
+    root = ET.parse(model.NAV).getroot()  # noqa: S314 (our own file)
+    views = [v.get("name") for v in root.iter("view")]
+    saved = [s.get("name") for s in root.iter("saved")]
+    ours = {p.stem for p in model.VIEWS.glob("*.xml")}
+    assert ours <= set(views), ours - set(views)
+    assert {"inputs", "configuration", "search"} <= set(views)
+    assert set(views) <= ours | {"inputs", "configuration", "search"}
+    assert set(saved) == set(model.saved_searches())
+    assert sum(1 for v in root.iter("view") if v.get("default") == "true") == 1
+    # every dashboard is a top-level item: one click from the app bar
+    top = [child.get("name") for child in root if child.tag == "view"]
+    assert ours <= set(top)
+
+
+@pytest.mark.parametrize("path", sorted(model.VIEWS.glob("*.xml")), ids=lambda p: p.name)
+def test_views_are_well_formed_xml(path):
+    root = ET.parse(path).getroot()  # noqa: S314 (our own file)
+    assert root.tag == "dashboard" and root.get("version") == "2"
+    assert root.findtext("label")
