@@ -463,6 +463,14 @@ def demo_available() -> bool:
     return DEMO_EVENTS.exists()
 
 
+def demo_is_fresh() -> bool:
+    """build/demo/events.jsonl is newer than the code that shapes events."""
+    if not DEMO_EVENTS.exists():
+        return False
+    shapers = [ROOT / "package" / "bin" / "iot_defender" / "events.py", TRANSFORM]
+    return all(DEMO_EVENTS.stat().st_mtime >= p.stat().st_mtime for p in shapers if p.exists())
+
+
 def transports_present(items: Iterable[Indexed]) -> Dict[str, int]:
     counts: Dict[str, int] = {}
     for item in items:

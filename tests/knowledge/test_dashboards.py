@@ -80,6 +80,7 @@ def test_the_validator_rejects_what_splunk_would_reject(tmp_path):
     mutations = {
         "bad_viz_type": lambda d: d["visualizations"][first_table].update(type="splunk.nonesuch"),
         "bad_option_type": lambda d: d["visualizations"][first_table]["options"].update(count={"rows": 3}),
+        "unknown_viz_option": lambda d: d["visualizations"][first_table]["options"].update(rowCount=3),
         "bad_layout": lambda d: d["layout"].pop("tabs"),
         "unknown_datasource_option": lambda d: d["dataSources"]["ds_risky"]["options"].update(qeury="x"),
         "missing_chain_parent": lambda d: d["dataSources"]["ds_risky_things"]["options"].update(extend="ds_gone"),
@@ -92,6 +93,7 @@ def test_the_validator_rejects_what_splunk_would_reject(tmp_path):
     expected = {
         "bad_viz_type": "schema:",
         "bad_option_type": "schema:",
+        "unknown_viz_option": "unknown option",
         "bad_layout": "schema:",
         "unknown_datasource_option": "schema:",
         "missing_chain_parent": "does not exist",

@@ -230,6 +230,8 @@ def test_time_prefix_reads_every_events_own_time():
     for item in fleet_events.indexed():
         if item.meta.get("index") == "_internal":
             continue
+        if item.transport == "demo" and not fleet_events.demo_is_fresh():
+            continue  # a demo file older than the event model is not evidence about the current code
         stanza = props[item.sourcetype]
         m = re.search(stanza["TIME_PREFIX"], item.raw)
         assert m, (item.sourcetype, item.raw[:200])

@@ -157,6 +157,11 @@ function crossReferences(def, views) {
     };
     Object.entries(viz).forEach(([id, item]) => {
         Object.values(item.dataSources || {}).forEach((dsId) => knownDataSource(dsId, `visualization ${id}`));
+        // the package lets unknown options through (additionalProperties); Splunk ignores them silently, we do not
+        const known = visualizationDict[item.type] || {};
+        Object.keys(item.options || {}).forEach((option) => {
+            if (!(option in known)) errors.push(`visualization ${id} (${item.type}) has unknown option "${option}"`);
+        });
         if (item.type !== 'splunk.markdown' && !(item.dataSources && item.dataSources.primary)) {
             errors.push(`visualization ${id} has no primary data source`);
         }
