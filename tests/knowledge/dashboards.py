@@ -204,10 +204,9 @@ class Board:
                 "formattedConfig": {"number": {"prefix": ""}},
                 "formattedStatics": ">statics | formatByType(formattedConfig)",
                 "statics": [["All"], ["*"]],
-                "label": f'>primary | seriesByName("{source_field}") | renameSeries("label") | '
-                "formatByType(formattedConfig)",
-                "value": f'>primary | seriesByName("{source_field}") | renameSeries("value") | '
-                "formatByType(formattedConfig)",
+                # no number formatting: 12-digit account ids must stay as they are
+                "label": f'>primary | seriesByName("{source_field}") | renameSeries("label")',
+                "value": f'>primary | seriesByName("{source_field}") | renameSeries("value")',
             },
         }
 
