@@ -269,3 +269,25 @@ def test_drilldowns_read_fields_their_table_returns():
                     ds_id = viz["dataSources"]["primary"]
                     analysis = ANALYZER.analyze(model.substitute_tokens(queries[ds_id]))
                     assert name in (analysis.output_fields or []), (view, viz_id, name)
+
+
+# Fields only some outcomes carry (the demo's response flow only succeeds).
+OUTCOME_FIELDS = {"error_code"}
+
+
+def test_in_process_inputs_match_the_built_inputs():
+    """The in-process pull events (the inputs' library code) carry no field the BUILT inputs, run by ``make demo``
+    as splunkd runs them, do not: the field checks above are about what Splunk really receives."""
+    if not fleet_events.demo_is_fresh():
+        pytest.skip("no build/demo/events.jsonl newer than the event model (run make demo)")
+    fields: Dict[Tuple[str, str], Set[str]] = {}
+    for item in fleet_events.indexed():
+        fields.setdefault((item.sourcetype, item.transport), set()).update(item.fields)
+    compared = 0
+    for (sourcetype, transport), names in fields.items():
+        demo = fields.get((sourcetype, "demo"))
+        if transport == "demo" or not demo or not fleet_events.strict(transport):
+            continue
+        assert names - demo <= OUTCOME_FIELDS, (sourcetype, transport, sorted(names - demo))
+        compared += 1
+    assert compared >= 7
