@@ -69,7 +69,7 @@ class XmlEventSink:
     def write(self, event: events.Event) -> None:
         host = f"<host>{escape(event.host)}</host>" if event.host else ""
         self._out.write(
-            f"{self._head}<time>{event.time:.3f}</time><source>{escape(event.source)}</source>"
+            f"{self._head}<time>{event.epoch_ms():.3f}</time><source>{escape(event.source)}</source>"
             f"<sourcetype>{escape(event.sourcetype)}</sourcetype>{self._index}{host}"
             f"<data>{escape(event.body())}</data><done /></event>"
         )

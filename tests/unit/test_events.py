@@ -201,3 +201,15 @@ def test_time_fields_cover_every_timestamp_the_inputs_read():
     for operation in operations:
         walk(model.operation_model(operation).output_shape)
     assert found and found <= events.TIME_FIELDS, found - events.TIME_FIELDS
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.floats(min_value=1e9, max_value=4e9, allow_nan=False))
+def test_event_time_metadata_and_body_time_agree_to_the_millisecond(seconds):
+    event = events.metric_event(
+        {"name": "aws:all-bytes-out", "thing": "t", "value": {"count": 1}, "version": 1, "timestamp": seconds},
+        account_id="1",
+        region="r",
+    )
+    assert events.to_iso(event.to_hec()["time"]) == event.data["timestamp"]
+    assert event.to_record()["time"] == event.epoch_ms()

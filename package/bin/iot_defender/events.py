@@ -84,6 +84,10 @@ class Event:
     host: Optional[str] = None
     index: Optional[str] = None
 
+    def epoch_ms(self) -> float:
+        """``time`` to the millisecond, cut the same way as the ISO strings in the body (never rounded up)."""
+        return math.floor(round(self.time * 1000.0, 3)) / 1000.0
+
     def body(self) -> str:
         """The event text as indexed: compact JSON with stable key order."""
         return _ENCODER.encode(self.data)
@@ -91,7 +95,7 @@ class Event:
     def to_hec(self, index: Optional[str] = None) -> Dict[str, Any]:
         """A payload for HEC's ``/services/collector/event`` endpoint."""
         payload: Dict[str, Any] = {
-            "time": round(self.time, 3),
+            "time": self.epoch_ms(),
             "sourcetype": self.sourcetype,
             "source": self.source,
             "event": self.data,
@@ -105,7 +109,7 @@ class Event:
     def to_record(self, index: Optional[str] = None) -> Dict[str, Any]:
         """The demo/test record: what Splunk would index, as one JSON-able dict."""
         return {
-            "time": round(self.time, 3),
+            "time": self.epoch_ms(),
             "sourcetype": self.sourcetype,
             "source": self.source,
             "host": self.host,
