@@ -773,18 +773,25 @@ class Responder:
             self.call("iot", region, "DeletePolicyVersion", policyName=name, policyVersionId=old[0]["versionId"])
             self.call("iot", region, "CreatePolicyVersion", policyName=name, policyDocument=text, setAsDefault=True)
 
+    def refuse_invalid_name(self, action: str, thing_name: str, region: str) -> Optional[ActionResult]:
+        """The refusal for a thing name AWS would reject, before any call; None when the name is valid."""
+        if valid_thing_name(thing_name):
+            return None
+        return self.result(
+            action,
+            "refused-invalid",
+            None,
+            region,
+            f"{show(thing_name)} is not a valid thing name ([a-zA-Z0-9:_-], 1-128 characters)",
+        )
+
     # ---------------------------------------------------------------- quarantine
 
     def quarantine(self, thing_name: str, region: str, options: QuarantineOptions, context: RunContext) -> ActionResult:
         action = ACTION_QUARANTINE
-        if not valid_thing_name(thing_name):
-            return self.result(
-                action,
-                "refused-invalid",
-                None,
-                region,
-                f"{show(thing_name)} is not a valid thing name ([a-zA-Z0-9:_-], 1-128 characters)",
-            )
+        refused = self.refuse_invalid_name(action, thing_name, region)
+        if refused is not None:
+            return refused
         self.stats.reset_thread()
         changes: List[str] = []
         try:
@@ -906,14 +913,9 @@ class Responder:
         cannot prove quarantine deactivated.
         """
         action = ACTION_RELEASE
-        if not valid_thing_name(thing_name):
-            return self.result(
-                action,
-                "refused-invalid",
-                None,
-                region,
-                f"{show(thing_name)} is not a valid thing name ([a-zA-Z0-9:_-], 1-128 characters)",
-            )
+        refused = self.refuse_invalid_name(action, thing_name, region)
+        if refused is not None:
+            return refused
         self.stats.reset_thread()
         changes: List[str] = []
         try:
@@ -1067,14 +1069,9 @@ class Responder:
         gets none (outcome ``already-in-state``).
         """
         action = ACTION_INCIDENT
-        if not valid_thing_name(thing_name):
-            return self.result(
-                action,
-                "refused-invalid",
-                None,
-                region,
-                f"{show(thing_name)} is not a valid thing name ([a-zA-Z0-9:_-], 1-128 characters)",
-            )
+        refused = self.refuse_invalid_name(action, thing_name, region)
+        if refused is not None:
+            return refused
         if violation_id and not VIOLATION_ID_RE.match(violation_id):
             return self.result(
                 action, "refused-invalid", thing_name, region, f"{show(violation_id)} is not a violation id"
