@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT / "package" / "bin"), str(ROOT)]
 from tests.harness import runner  # noqa: E402
 from tests.harness.aws import LoopbackAWS  # noqa: E402
 from tests.harness.fleet import Fleet  # noqa: E402
-from tests.harness.splunkd import SplunkdStandIn, SplunkHome  # noqa: E402
+from tests.harness.stack import Stack, start_stack  # noqa: E402
 
 APP_DIR = ROOT / "output" / "TA-aws-iot-defender"
 OUT = ROOT / "build" / "bench" / "pull.json"
@@ -68,9 +68,9 @@ def watch_peak_rss(pid: int, peak: Dict[str, int]) -> None:
         time.sleep(0.02)
 
 
-def run_input(stack: Dict[str, Any], name: str, profile: str = "") -> Dict[str, float]:
+def run_input(stack: Stack, name: str, profile: str = "") -> Dict[str, float]:
     """Run the built script once, stdout to a file (a reader that costs nothing), and measure it."""
-    home, splunkd, aws = stack["home"], stack["splunkd"], stack["aws"]
+    home, splunkd, aws = stack.home, stack.splunkd, stack.aws
     script = home.app_path / "bin" / f"{INPUT}.py"
     params = {
         "account": "bench",
@@ -109,28 +109,16 @@ def run_input(stack: Dict[str, Any], name: str, profile: str = "") -> Dict[str, 
     }
 
 
-def make_stack(tmp: Path, n_events: int, app_dir: Path) -> Dict[str, Any]:
-    aws = LoopbackAWS(validate_responses=False).start()
-    splunkd = SplunkdStandIn().start()
-    home = SplunkHome.create(tmp, app_dir=app_dir, splunkd=splunkd)
+def make_stack(tmp: Path, n_events: int, app_dir: Path) -> Stack:
     fleet = Fleet.violation_volume(n_events, things=max(50, min(2000, n_events // 20)), days=29)
-    fleet.install(aws, registry=False, incidents=False)
-    splunkd.create_account(
-        "bench",
-        {
-            "credential_source": "access_key",
-            "aws_access_key_id": aws.access_key,
-            "partition": "aws",
-            "default_region": "us-east-1",
-        },
-        {"aws_secret_access_key": aws.secret_key},
+    return start_stack(
+        tmp,
+        app_dir,
+        fleet,
+        account="bench",
+        install={"registry": False, "incidents": False},
+        aws_options={"validate_responses": False},
     )
-    return {"aws": aws, "splunkd": splunkd, "home": home, "fleet": fleet}
-
-
-def stop(stack: Dict[str, Any]) -> None:
-    stack["splunkd"].stop()
-    stack["aws"].stop()
 
 
 def run() -> Dict[str, Any]:
@@ -143,16 +131,16 @@ def run() -> Dict[str, Any]:
         shutil.copytree(APP_DIR, app_dir, symlinks=True)
         big = make_stack(Path(tmp) / "big", 100_000, app_dir)
         try:
-            bare = bare_pagination(big["aws"])
+            bare = bare_pagination(big.aws)
             pulled = run_input(big, "throughput")
-            bare_again = bare_pagination(big["aws"])
+            bare_again = bare_pagination(big.aws)
         finally:
-            stop(big)
+            big.stop()
         small = make_stack(Path(tmp) / "small", 1_000, app_dir)
         try:
             pulled_small = run_input(small, "small")
         finally:
-            stop(small)
+            small.stop()
     bare_rate = max(bare["events_per_second"], bare_again["events_per_second"])
     result["throughput"] = {
         "input_events": pulled["events"],

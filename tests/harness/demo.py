@@ -31,10 +31,9 @@ for path in (ROOT / "package" / "bin", ROOT / "infra" / "ingestion" / "functions
         sys.path.insert(0, str(path))
 
 from tests.harness import runner  # noqa: E402
-from tests.harness.aws import LoopbackAWS  # noqa: E402
 from tests.harness.demo_respond import demo_response_flow  # noqa: E402
 from tests.harness.fleet import Fleet  # noqa: E402
-from tests.harness.splunkd import SplunkdStandIn, SplunkHome  # noqa: E402
+from tests.harness.stack import Stack, start_stack  # noqa: E402
 
 APP_DIR = ROOT / "output" / "TA-aws-iot-defender"
 OUT = ROOT / "build" / "demo"
@@ -46,8 +45,8 @@ def record(event: Dict[str, Any]) -> Dict[str, Any]:
     return {k: event.get(k) for k in ("time", "sourcetype", "source", "host", "index", "event")}
 
 
-def run_inputs(stack: Dict[str, Any]) -> List[Dict[str, Any]]:
-    home, splunkd, env = stack["home"], stack["splunkd"], stack["env"]
+def run_inputs(stack: Stack) -> List[Dict[str, Any]]:
+    home, splunkd, env = stack.home, stack.splunkd, stack.script_env()
     stanzas = {
         "iot_defender_audit": {"audit": {"account": ACCOUNT, "backfill_days": "7", "index": INDEX}},
         "iot_defender_violations": {
@@ -179,27 +178,9 @@ def main() -> int:
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
     started = time.time()
-    aws = LoopbackAWS().start()
-    splunkd = SplunkdStandIn().start()
+    stack = start_stack(OUT / "splunk-home", APP_DIR, Fleet(seed=7, things=50, days=3, compromised=3), account=ACCOUNT)
+    aws, splunkd, home, fleet = stack.aws, stack.splunkd, stack.home, stack.fleet
     try:
-        home = SplunkHome.create(OUT / "splunk-home", app_dir=APP_DIR, splunkd=splunkd)
-        fleet = Fleet(seed=7, things=50, days=3, compromised=3)
-        fleet.install(aws)
-        splunkd.create_account(
-            ACCOUNT,
-            {
-                "credential_source": "access_key",
-                "aws_access_key_id": aws.access_key,
-                "partition": "aws",
-                "default_region": aws.region,
-            },
-            {"aws_secret_access_key": aws.secret_key},
-        )
-        stack = {
-            "home": home,
-            "splunkd": splunkd,
-            "env": {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"},
-        }
         pulled = run_inputs(stack)
         pushed = run_push(fleet)
         response = demo_response_flow(aws, splunkd, home, APP_DIR, OUT, account=ACCOUNT)
@@ -214,8 +195,7 @@ def main() -> int:
         print(f"demo finished in {time.time() - started:.1f} s")
         return 0 if not leaks and response["restored"] else 1
     finally:
-        splunkd.stop()
-        aws.stop()
+        stack.stop()
 
 
 if __name__ == "__main__":

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
 
 import pytest
 
-from tests.harness.aws import LoopbackAWS
 from tests.harness.fleet import Fleet
-from tests.harness.splunkd import SplunkdStandIn, SplunkHome
+from tests.harness.stack import Stack, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "output" / "TA-aws-iot-defender"
@@ -36,45 +33,12 @@ def built_app() -> Path:
     return APP_DIR
 
 
-@dataclass
-class Stack:
-    aws: LoopbackAWS
-    splunkd: SplunkdStandIn
-    home: SplunkHome
-    fleet: Fleet
-
-    def script_env(self) -> Dict[str, str]:
-        """What a script gets from its host: only the endpoint redirect. Credentials come from the add-on's
-        configured account (never from the environment), IMDS is off."""
-        return {"AWS_ENDPOINT_URL": self.aws.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"}
-
-    def configure_account(self, name: str = ACCOUNT, **fields: Any) -> None:
-        secret = fields.pop("aws_secret_access_key", self.aws.secret_key)
-        external_id = fields.pop("external_id", "")
-        base = {
-            "credential_source": "access_key",
-            "aws_access_key_id": self.aws.access_key,
-            "partition": "aws",
-            "default_region": "us-east-1",
-            "role_session_name": "splunk-ta-aws-iot-defender",
-        }
-        base.update(fields)
-        self.splunkd.create_account(name, base, {"aws_secret_access_key": secret, "external_id": external_id})
-
-
-def make_stack(tmp_path: Path, built_app: Path, fleet: Fleet, registry_limit: int = 60) -> Any:
-    aws = LoopbackAWS().start()
-    splunkd = SplunkdStandIn().start()
-    home = SplunkHome.create(tmp_path, app_dir=built_app, splunkd=splunkd)
-    fleet.install(aws, registry_limit=registry_limit)
-    stack = Stack(aws=aws, splunkd=splunkd, home=home, fleet=fleet)
-    stack.configure_account()
-    return stack
+def make_stack(tmp_path: Path, built_app: Path, fleet: Fleet, registry_limit: int = 60) -> Stack:
+    return start_stack(tmp_path, built_app, fleet, account=ACCOUNT, install={"registry_limit": registry_limit})
 
 
 @pytest.fixture
 def stack(tmp_path, built_app):
     stack = make_stack(tmp_path, built_app, Fleet(seed=11, things=40, days=3, compromised=3))
     yield stack
-    stack.splunkd.stop()
-    stack.aws.stop()
+    stack.stop()

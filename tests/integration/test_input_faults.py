@@ -28,8 +28,7 @@ def big_stack(tmp_path, built_app):
         tmp_path, built_app, Fleet(seed=5, things=120, days=3, compromised=5, violation_events=40000), registry_limit=5
     )
     yield stack
-    stack.splunkd.stop()
-    stack.aws.stop()
+    stack.stop()
 
 
 @pytest.fixture
@@ -38,8 +37,7 @@ def small_stack(tmp_path, built_app):
         tmp_path, built_app, Fleet(seed=6, things=60, days=3, compromised=3, violation_events=3000), registry_limit=5
     )
     yield stack
-    stack.splunkd.stop()
-    stack.aws.stop()
+    stack.stop()
 
 
 def truth(stack):
