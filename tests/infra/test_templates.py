@@ -232,22 +232,26 @@ def tool_runs(tmp_path_factory: pytest.TempPathFactory, templates) -> Dict[str, 
     for name, defaults in ALL_BRANCHES.items():
         (variants_dir / f"{name}-all-branches.json").write_text(json.dumps(variant(templates[name], defaults)))
     checkov_args = ["--framework", "cloudformation", "--quiet", "--compact", "--skip-download", "-o", "json"]
+    # checkov runs from inside the scanned directory with ``-d .``: it feeds each resource's file path (a
+    # ``__file__`` key it adds to Environment.Variables) to CKV_AWS_45's secret regexes, and an absolute path
+    # whose letters/digits/slashes run to exactly 40 characters reads as an AWS secret key. Relative paths keep
+    # the verdict independent of where the checkout lives.
     commands = {
-        "cfn-lint": [str(cfn_lint), "--format", "json", "--", *map(str, TEMPLATES.values())],
-        "checkov-infra": [str(checkov), "-d", str(INFRA_DIR), *checkov_args],
-        "checkov-variants": [str(checkov), "-d", str(variants_dir), *checkov_args],
-        "sam-translator": [str(python), "-c", SAM_TRANSLATE, *map(str, TEMPLATES.values())],
+        "cfn-lint": (REPO_ROOT, [str(cfn_lint), "--format", "json", "--", *map(str, TEMPLATES.values())]),
+        "checkov-infra": (INFRA_DIR, [str(checkov), "-d", ".", *checkov_args]),
+        "checkov-variants": (variants_dir, [str(checkov), "-d", ".", *checkov_args]),
+        "sam-translator": (REPO_ROOT, [str(python), "-c", SAM_TRANSLATE, *map(str, TEMPLATES.values())]),
     }
     started = {
         name: subprocess.Popen(
-            command, cwd=REPO_ROOT, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command, cwd=cwd, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        for name, command in commands.items()
+        for name, (cwd, command) in commands.items()
     }
     done = {}
     for name, process in started.items():
         stdout, stderr = process.communicate(timeout=600)
-        done[name] = subprocess.CompletedProcess(commands[name], process.returncode, stdout, stderr)
+        done[name] = subprocess.CompletedProcess(commands[name][1], process.returncode, stdout, stderr)
     return done
 
 
