@@ -634,9 +634,7 @@ class LoopbackAWS:
     def _moto(self):
         with self._moto_lock:
             if self._moto_app is None:
-                from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-                self._moto_app = DomainDispatcherApplication(create_backend_app)
+                self._moto_app = _moto_dispatcher()
             return self._moto_app
 
     def _to_moto(self, environ, body: bytes, account: Optional[str]) -> _Response:
@@ -801,6 +799,26 @@ def _moto_valid_certs() -> None:
     from moto.core.config import default_user_config
 
     default_user_config.setdefault("iot", {})["use_valid_cert"] = True
+
+
+def _moto_dispatcher():
+    """moto's host-based dispatcher with its host -> backend answer remembered: requests to 127.0.0.1 carry no
+    service host, and moto re-derives one by listing its package directory on every request (~12% of the
+    emulator's time per call)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class RememberingDispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backend_by_host: Dict[Optional[str], Any] = {}
+
+        def get_backend_for_host(self, host: Optional[str]) -> Any:
+            # Called under self.lock (DomainDispatcherApplication.get_application).
+            if host not in self._backend_by_host:
+                self._backend_by_host[host] = super().get_backend_for_host(host)
+            return self._backend_by_host[host]
+
+    return RememberingDispatcher()
 
 
 def _quiet_handler():
