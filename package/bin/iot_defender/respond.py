@@ -87,6 +87,15 @@ def show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
+def _check_arn(value: Optional[str], pattern: Any, partition: Optional[str], *, what: str, expected: str) -> None:
+    """Refuse ``value`` unless it matches ``pattern`` (group 1: the partition) in the account's partition."""
+    match = pattern.match(value or "")
+    if not match:
+        raise OptionError(f"{what} ARN {show(value)} is not {expected}")
+    if partition and match.group(1) != partition:
+        raise OptionError(f"the {what} is in partition {match.group(1)}, the account in {partition}")
+
+
 def partition_of_region(region: str) -> str:
     if region.startswith("cn-"):
         return "aws-cn"
@@ -349,23 +358,22 @@ class IncidentOptions:
         if self.destination not in DESTINATIONS:
             raise OptionError(f"destination must be one of {', '.join(DESTINATIONS)}")
         if self.destination == "incident_manager":
-            match = RESPONSE_PLAN_ARN_RE.match(self.response_plan_arn or "")
-            if not match:
-                raise OptionError(
-                    f"response plan ARN {show(self.response_plan_arn)} is not an Incident Manager response plan "
-                    "ARN (arn:<partition>:ssm-incidents::<account>:response-plan/<name>)"
-                )
-            if partition and match.group(1) != partition:
-                raise OptionError(f"the response plan is in partition {match.group(1)}, the account in {partition}")
+            _check_arn(
+                self.response_plan_arn,
+                RESPONSE_PLAN_ARN_RE,
+                partition,
+                what="response plan",
+                expected="an Incident Manager response plan ARN (arn:<partition>:ssm-incidents::<account>:"
+                "response-plan/<name>)",
+            )
         else:
-            match = SNS_TOPIC_ARN_RE.match(self.sns_topic_arn or "")
-            if not match:
-                raise OptionError(
-                    f"SNS topic ARN {show(self.sns_topic_arn)} is not an SNS topic ARN "
-                    "(arn:<partition>:sns:<region>:<account>:<topic>)"
-                )
-            if partition and match.group(1) != partition:
-                raise OptionError(f"the SNS topic is in partition {match.group(1)}, the account in {partition}")
+            _check_arn(
+                self.sns_topic_arn,
+                SNS_TOPIC_ARN_RE,
+                partition,
+                what="SNS topic",
+                expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
+            )
         if not self.title or not self.title.strip():
             raise OptionError("the incident title template is empty")
         if self.impact.strip() and not inc.template_fields(self.impact):
