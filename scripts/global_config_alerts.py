@@ -3,6 +3,8 @@ and their Enterprise Security adaptive-response metadata."""
 
 from __future__ import annotations
 
+from typing import Any, Dict, Optional
+
 ACCOUNT_SEARCH = (
     "| rest /servicesNS/nobody/TA-aws-iot-defender/ta_aws_iot_defender_account splunk_server=local | fields title"
 )
@@ -10,6 +12,31 @@ ACCOUNT_SEARCH = (
 
 # Enterprise Security opens this view (app/view syntax) to show an action's result events.
 RESULTS_DRILLDOWN = "../TA-aws-iot-defender/search"
+
+
+def single_select(
+    label: str,
+    field: str,
+    choices: list,
+    *,
+    default: str,
+    required: Optional[bool] = None,
+    help: str = "",
+    alert: bool = False,
+    **extra: Any,
+) -> dict:
+    """A UCC singleSelect over fixed ``(value, label)`` choices: inputs/configuration use ``autoCompleteFields``
+    (search off), alert actions ``items`` (the only form alert-action forms accept)."""
+    entity: Dict[str, Any] = {"type": "singleSelect", "label": label, "field": field}
+    if required is not None:
+        entity["required"] = required
+    entity["defaultValue"] = default
+    if help:
+        entity["help"] = help
+    items = [{"value": value, "label": text} for value, text in choices]
+    entity["options"] = {"items": items} if alert else {"disableSearch": True, "autoCompleteFields": items}
+    entity.update(extra)
+    return entity
 
 
 def alert_common(thing_field_default: str = "thing_name") -> list:
@@ -169,19 +196,14 @@ def alerts() -> list:
             "adaptiveResponse": adaptive(["create"], ["device"]),
             "entity": [
                 *alert_common(),
-                {
-                    "type": "singleSelect",
-                    "label": "Destination",
-                    "field": "destination",
-                    "required": True,
-                    "defaultValue": "incident_manager",
-                    "options": {
-                        "items": [
-                            {"value": "incident_manager", "label": "Incident Manager"},
-                            {"value": "sns", "label": "SNS topic"},
-                        ]
-                    },
-                },
+                single_select(
+                    "Destination",
+                    "destination",
+                    [("incident_manager", "Incident Manager"), ("sns", "SNS topic")],
+                    default="incident_manager",
+                    required=True,
+                    alert=True,
+                ),
                 {
                     "type": "text",
                     "label": "Response plan ARN",
@@ -247,21 +269,19 @@ def alerts() -> list:
                     "required": False,
                     "defaultValue": "violationId",
                 },
-                {
-                    "type": "singleSelect",
-                    "label": "Verification state",
-                    "field": "verification_state",
-                    "required": True,
-                    "defaultValue": "UNKNOWN",
-                    "options": {
-                        "items": [
-                            {"value": "TRUE_POSITIVE", "label": "True positive"},
-                            {"value": "FALSE_POSITIVE", "label": "False positive"},
-                            {"value": "BENIGN_POSITIVE", "label": "Benign positive"},
-                            {"value": "UNKNOWN", "label": "Unknown"},
-                        ]
-                    },
-                },
+                single_select(
+                    "Verification state",
+                    "verification_state",
+                    [
+                        ("TRUE_POSITIVE", "True positive"),
+                        ("FALSE_POSITIVE", "False positive"),
+                        ("BENIGN_POSITIVE", "Benign positive"),
+                        ("UNKNOWN", "Unknown"),
+                    ],
+                    default="UNKNOWN",
+                    required=True,
+                    alert=True,
+                ),
                 {
                     "type": "text",
                     "label": "Description",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from global_config_alerts import alerts
+from global_config_alerts import alerts, single_select
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = (ROOT / "VERSION").read_text().strip()
@@ -58,26 +58,22 @@ def account_tab() -> dict:
                 "help": "A unique name for this AWS account configuration.",
                 "validators": NAME_VALIDATORS,
             },
-            {
-                "type": "singleSelect",
-                "label": "Credentials",
-                "field": "credential_source",
-                "required": True,
-                "defaultValue": "access_key",
-                "help": "Access keys stored encrypted in Splunk, or the default credential chain of the Splunk "
+            single_select(
+                "Credentials",
+                "credential_source",
+                [
+                    ("access_key", "Access key ID and secret access key"),
+                    ("default_chain", "Default credential chain (instance profile)"),
+                ],
+                default="access_key",
+                required=True,
+                help="Access keys stored encrypted in Splunk, or the default credential chain of the Splunk "
                 "host (EC2 instance profile, environment) for a heavy forwarder running in AWS.",
-                "options": {
-                    "disableSearch": True,
-                    "autoCompleteFields": [
-                        {"value": "access_key", "label": "Access key ID and secret access key"},
-                        {"value": "default_chain", "label": "Default credential chain (instance profile)"},
-                    ],
-                },
-                "modifyFieldsOnValue": [
+                modifyFieldsOnValue=[
                     {"fieldValue": "access_key", "fieldsToModify": keys_only},
                     {"fieldValue": "default_chain", "fieldsToModify": hide_keys},
                 ],
-            },
+            ),
             {
                 "type": "text",
                 "label": "Access key ID",
@@ -154,21 +150,13 @@ def account_tab() -> dict:
                     }
                 ],
             },
-            {
-                "type": "singleSelect",
-                "label": "Partition",
-                "field": "partition",
-                "required": True,
-                "defaultValue": "aws",
-                "options": {
-                    "disableSearch": True,
-                    "autoCompleteFields": [
-                        {"value": "aws", "label": "AWS (commercial)"},
-                        {"value": "aws-us-gov", "label": "AWS GovCloud (US)"},
-                        {"value": "aws-cn", "label": "AWS China"},
-                    ],
-                },
-            },
+            single_select(
+                "Partition",
+                "partition",
+                [("aws", "AWS (commercial)"), ("aws-us-gov", "AWS GovCloud (US)"), ("aws-cn", "AWS China")],
+                default="aws",
+                required=True,
+            ),
             {
                 "type": "text",
                 "label": "Default region",
@@ -193,21 +181,14 @@ def advanced_tab() -> dict:
         "name": "advanced",
         "title": "AWS API",
         "entity": [
-            {
-                "type": "singleSelect",
-                "label": "Retry mode",
-                "field": "retry_mode",
-                "defaultValue": "adaptive",
-                "help": "botocore retry mode. Adaptive adds client-side rate limiting on throttling, which suits "
+            single_select(
+                "Retry mode",
+                "retry_mode",
+                [("adaptive", "adaptive"), ("standard", "standard")],
+                default="adaptive",
+                help="botocore retry mode. Adaptive adds client-side rate limiting on throttling, which suits "
                 "Device Defender's 10 TPS list APIs.",
-                "options": {
-                    "disableSearch": True,
-                    "autoCompleteFields": [
-                        {"value": "adaptive", "label": "adaptive"},
-                        {"value": "standard", "label": "standard"},
-                    ],
-                },
-            },
+            ),
             {
                 "type": "text",
                 "label": "Maximum attempts per call",
@@ -356,22 +337,18 @@ def inputs_page() -> dict:
                     }
                 ],
             },
-            {
-                "type": "singleSelect",
-                "label": "Behavior criteria type",
-                "field": "behavior_criteria_type",
-                "required": False,
-                "defaultValue": "ANY",
-                "options": {
-                    "disableSearch": True,
-                    "autoCompleteFields": [
-                        {"value": "ANY", "label": "Any"},
-                        {"value": "STATIC", "label": "Static (rules)"},
-                        {"value": "STATISTICAL", "label": "Statistical"},
-                        {"value": "MACHINE_LEARNING", "label": "Machine learning (ML Detect)"},
-                    ],
-                },
-            },
+            single_select(
+                "Behavior criteria type",
+                "behavior_criteria_type",
+                [
+                    ("ANY", "Any"),
+                    ("STATIC", "Static (rules)"),
+                    ("STATISTICAL", "Statistical"),
+                    ("MACHINE_LEARNING", "Machine learning (ML Detect)"),
+                ],
+                default="ANY",
+                required=False,
+            ),
             {
                 "type": "checkbox",
                 "label": "Active violations snapshot",
