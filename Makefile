@@ -59,10 +59,13 @@ integration: build
 infra-test: $(VENV)/.installed $(VENV_INFRA)/.installed
 	$(PY) -m pytest tests/infra -q
 
-# The README's test command: lint, build, every test suite (unit, harness, integration, infra, knowledge),
-# then the package + AppInspect check of the same build.
+# The README's test command: lint, build, the demo (the quick start's other command; its events also feed the
+# knowledge tests' field cross-check), every test suite (unit, harness, integration, infra, knowledge), then the
+# package + AppInspect check of the same build.
 test: lint build $(VENV_INFRA)/.installed
 	@if [ -f mk/knowledge.mk ]; then $(MAKE) --no-print-directory knowledge-tools; fi
+	mkdir -p build && $(PY) -m tests.harness.demo > build/demo.log 2>&1 || { cat build/demo.log; exit 1; }
+	@tail -n 2 build/demo.log
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory package-check
 
