@@ -1,8 +1,8 @@
 """Pull throughput and memory of the violations input, end to end, against the loopback emulator.
 
 - events/s of the BUILT input script (XML configuration on stdin, XML event stream on stdout to a file, as
-  splunkd reads it) vs events/s of bare boto3 pagination of the same emulator data in the same run;
-  target ratio >= 0.9;
+  splunkd reads it) vs events/s of bare boto3 pagination of the same emulator data in the same run, best of two
+  interleaved runs on each side; target ratio >= 0.9;
 - peak RSS of the input process at 1k vs 100k events; target growth <= 30 MB.
 
 Writes build/bench/pull.json. The emulator's own response validation is off here (it is on in the tests): it
@@ -131,9 +131,12 @@ def run() -> Dict[str, Any]:
         shutil.copytree(APP_DIR, app_dir, symlinks=True)
         big = make_stack(Path(tmp) / "big", 100_000, app_dir)
         try:
-            bare = bare_pagination(big.aws)
-            pulled = run_input(big, "throughput")
-            bare_again = bare_pagination(big.aws)
+            # Interleaved, best of two on both sides (each input run has its own stanza, so its own checkpoint,
+            # and pulls the same 100k events): one slow moment of a shared 2-core machine decides nothing.
+            bares, pulls = [], []
+            for attempt in (1, 2):
+                bares.append(bare_pagination(big.aws))
+                pulls.append(run_input(big, f"throughput_{attempt}"))
         finally:
             big.stop()
         small = make_stack(Path(tmp) / "small", 1_000, app_dir)
@@ -141,22 +144,25 @@ def run() -> Dict[str, Any]:
             pulled_small = run_input(small, "small")
         finally:
             small.stop()
-    bare_rate = max(bare["events_per_second"], bare_again["events_per_second"])
+    bare_rate = max(b["events_per_second"] for b in bares)
+    pulled = max(pulls, key=lambda p: p["events_per_second"])
     result["throughput"] = {
         "input_events": pulled["events"],
         "input_seconds": pulled["seconds"],
         "input_events_per_second": pulled["events_per_second"],
-        "bare_boto3_events": bare["events"],
+        "input_runs_events_per_second": [p["events_per_second"] for p in pulls],
+        "bare_boto3_events": bares[0]["events"],
         "bare_boto3_events_per_second": bare_rate,
+        "bare_runs_events_per_second": [b["events_per_second"] for b in bares],
         "ratio_input_to_bare": round(pulled["events_per_second"] / bare_rate, 3),
         "target_ratio": 0.9,
     }
     result["memory"] = {
         "peak_rss_mb_1k_events": pulled_small["peak_rss_mb"],
         "events_small": pulled_small["events"],
-        "peak_rss_mb_100k_events": pulled["peak_rss_mb"],
+        "peak_rss_mb_100k_events": max(p["peak_rss_mb"] for p in pulls),  # the worse run: memory is a ceiling
         "events_large": pulled["events"],
-        "growth_mb": round(pulled["peak_rss_mb"] - pulled_small["peak_rss_mb"], 1),
+        "growth_mb": round(max(p["peak_rss_mb"] for p in pulls) - pulled_small["peak_rss_mb"], 1),
         "target_growth_mb": 30,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

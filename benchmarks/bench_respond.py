@@ -4,7 +4,8 @@ The floor is 500 / 100 = 5 s (the quota, not the code); the target is <= 1.2x th
 retries. Two measurements against a fresh LoopbackAWS each:
 
 - ``alert``: the BUILT ``bin/iot_quarantine_thing.py --execute`` run as splunkd runs it (runner + splunkd
-  stand-in; ``max_things=500``), i.e. what a user gets, process start and result events included;
+  stand-in; ``max_things=500``), i.e. what a user gets, process start and result events included; the median
+  of three runs, each against a fresh emulator (all three wall times are reported, failures summed);
 - ``library``: ``iot_defender.respond`` driven in-process (8 threads), the same code without Splunk around it.
   A diagnostic, not held to the target: client and emulator then share one interpreter (one GIL), so on a
   2-core machine it measures the emulator's cost as much as the code's;
@@ -25,7 +26,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "package" / "bin"))
@@ -36,6 +37,7 @@ THINGS = 500
 TPS = 100
 FLOOR_S = THINGS / TPS
 TARGET_RATIO = 1.2
+ALERT_RUNS = 3  # the judged figure is the median run
 APP_DIR = ROOT / "output" / "TA-aws-iot-defender"
 OUT = ROOT / "build" / "bench" / "respond.json"
 
@@ -203,6 +205,20 @@ def diagnostic(figures_: Dict[str, Any]) -> Dict[str, Any]:
     return figures_
 
 
+def median_of(runs: int, measure: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    """The run with the median wall time of ``runs`` fresh runs (a 2-core machine shared with the emulator
+    varies by a few tenths of a second), with every run's wall time alongside."""
+    results = [measure() for _ in range(runs)]
+    if any("wall_s" not in r for r in results):
+        return results[0]
+    ordered = sorted(results, key=lambda r: r["wall_s"])
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["runs_wall_s"] = [r["wall_s"] for r in results]
+    chosen["failures_all_runs"] = sum(r["failures"] for r in results)
+    chosen["target_met"] = chosen["target_met"] and chosen["failures_all_runs"] == 0
+    return chosen
+
+
 def run() -> Dict[str, Any]:
     report = {
         "scenario": f"quarantine {THINGS} things, AddThingToThingGroup limited to {TPS} TPS (token bucket, burst {TPS})",
@@ -210,7 +226,7 @@ def run() -> Dict[str, Any]:
         "rate_limit_tps": TPS,
         "floor_s": FLOOR_S,
         "target_ratio": TARGET_RATIO,
-        "alert": bench_alert(),
+        "alert": median_of(ALERT_RUNS, bench_alert),
         "library": diagnostic(bench_library()),
         # Retries under real throttling: client pacing off and a quota low enough that this emulator can exceed
         # it (20 TPS, burst 5), so AddThingToThingGroup is throttled again and again; botocore's retries must
