@@ -63,58 +63,31 @@ EGRESS_THRESHOLD = 150_000
 RULE_PROFILE = "DeviceRuleBaseline"
 ML_PROFILE = "DeviceMLBaseline"
 
-BEHAVIOR_TCP = {
-    "name": "AuthorizedTcpPorts",
-    "metric": "aws:listening-tcp-ports",
-    "criteria": {
-        "comparisonOperator": "in-port-set",
-        "value": {"ports": list(ALLOWED_TCP)},
-        "consecutiveDatapointsToAlarm": 1,
-        "consecutiveDatapointsToClear": 1,
-    },
-}
-BEHAVIOR_UDP = {
-    "name": "AuthorizedUdpPorts",
-    "metric": "aws:listening-udp-ports",
-    "criteria": {
-        "comparisonOperator": "in-port-set",
-        "value": {"ports": list(ALLOWED_UDP)},
-        "consecutiveDatapointsToAlarm": 1,
-        "consecutiveDatapointsToClear": 1,
-    },
-}
-BEHAVIOR_DEST = {
-    "name": "AuthorizedDestinations",
-    "metric": "aws:destination-ip-addresses",
-    "criteria": {
-        "comparisonOperator": "in-cidr-set",
-        "value": {"cidrs": list(ALLOWED_CIDRS)},
-        "consecutiveDatapointsToAlarm": 1,
-        "consecutiveDatapointsToClear": 1,
-    },
-}
-BEHAVIOR_EGRESS = {
-    "name": "EgressBytes",
-    "metric": "aws:all-bytes-out",
-    "criteria": {
-        "comparisonOperator": "greater-than",
-        "value": {"count": EGRESS_THRESHOLD},
-        "durationSeconds": 300,
-        "consecutiveDatapointsToAlarm": 1,
-        "consecutiveDatapointsToClear": 1,
-    },
-}
-BEHAVIOR_AUTH = {
-    "name": "AuthFailures",
-    "metric": "aws:num-authorization-failures",
-    "criteria": {
-        "comparisonOperator": "greater-than",
-        "value": {"count": 5},
-        "durationSeconds": 300,
-        "consecutiveDatapointsToAlarm": 1,
-        "consecutiveDatapointsToClear": 1,
-    },
-}
+
+def rule_behavior(name: str, metric: str, operator: str, value: dict, duration_seconds: int = 0) -> dict:
+    """A rule-based Detect behavior that alarms on the first datapoint and clears on the first good one."""
+    criteria = {"comparisonOperator": operator, "value": value}
+    if duration_seconds:
+        criteria["durationSeconds"] = duration_seconds
+    criteria.update(consecutiveDatapointsToAlarm=1, consecutiveDatapointsToClear=1)
+    return {"name": name, "metric": metric, "criteria": criteria}
+
+
+BEHAVIOR_TCP = rule_behavior(
+    "AuthorizedTcpPorts", "aws:listening-tcp-ports", "in-port-set", {"ports": list(ALLOWED_TCP)}
+)
+BEHAVIOR_UDP = rule_behavior(
+    "AuthorizedUdpPorts", "aws:listening-udp-ports", "in-port-set", {"ports": list(ALLOWED_UDP)}
+)
+BEHAVIOR_DEST = rule_behavior(
+    "AuthorizedDestinations", "aws:destination-ip-addresses", "in-cidr-set", {"cidrs": list(ALLOWED_CIDRS)}
+)
+BEHAVIOR_EGRESS = rule_behavior(
+    "EgressBytes", "aws:all-bytes-out", "greater-than", {"count": EGRESS_THRESHOLD}, duration_seconds=300
+)
+BEHAVIOR_AUTH = rule_behavior(
+    "AuthFailures", "aws:num-authorization-failures", "greater-than", {"count": 5}, duration_seconds=300
+)
 BEHAVIOR_MSGS = {
     "name": "MessagesSentP99",
     "metric": "aws:num-messages-sent",
