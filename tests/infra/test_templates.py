@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import csv
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
+from tests.harness.aws.defender import AUDIT_CHECKS
 from tests.infra.conftest import INFRA_DIR, INFRA_VENV, REPO_ROOT, TEMPLATES, load_template
 
 PARTITION_ARN = "arn:${AWS::Partition}:"
@@ -50,25 +52,7 @@ STAR_OK_READ_ACTIONS = {
 }
 STAR_OK_WRITE_ACTIONS_WITHOUT_RESOURCE_SUPPORT = {"iot:PutVerificationStateOnViolation"}
 
-ALL_AUDIT_CHECKS = {
-    "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
-    "CA_CERTIFICATE_EXPIRING_CHECK",
-    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
-    "CONFLICTING_CLIENT_IDS_CHECK",
-    "DEVICE_CERTIFICATE_AGE_CHECK",
-    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
-    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK",
-    "DEVICE_CERTIFICATE_SHARED_CHECK",
-    "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",
-    "IOT_POLICY_POTENTIAL_MIS_CONFIGURATION_CHECK",
-    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
-    "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK",
-    "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
-    "LOGGING_DISABLED_CHECK",
-    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
-    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
-    "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
-}
+ALL_AUDIT_CHECKS = frozenset(AUDIT_CHECKS)  # the 17 checks of AWS's "Audit checks" page, as the emulator knows them
 
 # Parameter defaults that switch on every optional resource/statement, per template (for the checkov pass).
 ALL_BRANCHES = {
@@ -463,6 +447,14 @@ def test_ingestion_metrics_path(templates) -> None:
     assert ingestion["Parameters"]["MetricsSource"]["AllowedValues"] == ["detect-export", "custom-topic"]
     targets = json.dumps(profile["Properties"]["TargetArns"])
     assert "thinggroup/${TargetThingGroupName}" in targets and "all/registered-things" in targets
+
+
+def test_audit_check_list_is_the_one_users_get_in_the_lookup() -> None:
+    """ALL_AUDIT_CHECKS comes from the emulator; pin it to the 17 checks the shipped lookup documents (which also
+    carries CloudFormation's MIS_CONFIGURATION spelling variant as an 18th row)."""
+    with (REPO_ROOT / "package" / "lookups" / "iot_defender_audit_checks.csv").open(newline="") as lookup:
+        documented = {row["checkName"] for row in csv.DictReader(lookup)}
+    assert len(ALL_AUDIT_CHECKS) == 17 and documented >= ALL_AUDIT_CHECKS
 
 
 def test_ingestion_audit_all_checks_daily_to_firehose(templates) -> None:
