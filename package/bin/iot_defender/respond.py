@@ -87,15 +87,6 @@ def show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
-def _check_arn(value: Optional[str], pattern: Any, partition: Optional[str], *, what: str, expected: str) -> None:
-    """Refuse ``value`` unless it matches ``pattern`` (group 1: the partition) in the account's partition."""
-    match = pattern.match(value or "")
-    if not match:
-        raise OptionError(f"{what} ARN {show(value)} is not {expected}")
-    if partition and match.group(1) != partition:
-        raise OptionError(f"the {what} is in partition {match.group(1)}, the account in {partition}")
-
-
 def partition_of_region(region: str) -> str:
     if region.startswith("cn-"):
         return "aws-cn"
@@ -319,6 +310,15 @@ def isolation_policy(partition: str, region: str, account_id: str, allow_remedia
 
 class OptionError(ValueError):
     """An action option (alert parameter / Lambda setting) is unusable; the whole run is refused."""
+
+
+def _check_arn(value: Optional[str], pattern: Any, partition: Optional[str], *, what: str, expected: str) -> None:
+    """Refuse ``value`` unless it matches ``pattern`` (group 1: the partition) in the account's partition."""
+    match = pattern.match(value or "")
+    if not match:
+        raise OptionError(f"{what} ARN {show(value)} is not {expected}")
+    if partition and match.group(1) != partition:
+        raise OptionError(f"the {what} is in partition {match.group(1)}, the account in {partition}")
 
 
 @dataclass(frozen=True)
