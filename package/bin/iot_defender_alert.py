@@ -40,6 +40,7 @@ from iot_defender.aws import REGION_RE, Account, AwsSession, ClientSettings, Con
 from iot_defender.aws import error_code as aws_error_code
 from iot_defender.aws import error_message as aws_error_message
 from iot_defender.events import SOURCETYPE_ACTION, ActionResult, action_event
+from iot_defender.params import ParameterError, boolean, integer
 from iot_defender.respond import (
     IncidentOptions,
     OptionError,
@@ -84,27 +85,10 @@ class RowRefused(Exception):
         self.thing_name = thing_name
 
 
-def truthy(value: Any, default: bool = False) -> bool:
-    if value is None or str(value).strip() == "":
-        return default
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
-
-
 def text_param(get: Callable[[str], Any], name: str, default: str = "") -> str:
     value = get(name)
     value = "" if value is None else str(value).strip()
     return value or default
-
-
-def int_param(get: Callable[[str], Any], name: str, default: int, low: int, high: int, label: str) -> int:
-    raw = text_param(get, name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RunRefused(f"{label} {show(raw)} is not a whole number") from None
-    if not low <= value <= high:
-        raise RunRefused(f"{label} must be between {low} and {high}, got {value}")
-    return value
 
 
 def field_param(get: Callable[[str], Any], name: str, default: str, label: str) -> str:
@@ -140,8 +124,8 @@ class Common:
             account=account,
             region=region,
             thing_field=field_param(get, "thing_field", "thing_name", "thing field"),
-            max_things=int_param(get, "max_things", MAX_THINGS_DEFAULT, 1, MAX_THINGS_CEILING, "max things per run"),
-            dry_run=truthy(get("dry_run")),
+            max_things=integer(get("max_things"), "max_things", MAX_THINGS_DEFAULT, 1, MAX_THINGS_CEILING),
+            dry_run=boolean(get("dry_run"), "dry_run", False),
             index=index,
         )
 
@@ -232,10 +216,10 @@ class Quarantine(AlertAction):
         options = QuarantineOptions(
             group=text_param(get, "quarantine_group", respond.DEFAULT_QUARANTINE_GROUP),
             policy_name=text_param(get, "policy_name", respond.DEFAULT_POLICY_NAME),
-            allow_remediation=truthy(get("allow_remediation"), default=True),
-            deactivate_certificates=truthy(get("deactivate_certificates")),
+            allow_remediation=boolean(get("allow_remediation"), "allow_remediation", True),
+            deactivate_certificates=boolean(get("deactivate_certificates"), "deactivate_certificates", False),
             protected_groups=split_names(text_param(get, "protected_groups")),
-            manage_policy=truthy(get("manage_policy"), default=True),
+            manage_policy=boolean(get("manage_policy"), "manage_policy", True),
         )
         options.check()
         return options
@@ -273,7 +257,7 @@ class StartIncident(AlertAction):
             sns_topic_arn=text_param(get, "sns_topic_arn") or None,
             title=text_param(get, "title", respond.DEFAULT_TITLE),
             impact=text_param(get, "impact", "3"),
-            suppression_minutes=int_param(get, "suppression_minutes", 0, 0, 10080, "suppression window (minutes)"),
+            suppression_minutes=integer(get("suppression_minutes"), "suppression_minutes", 0, 0, 10080),
         )
         try:
             options.check()
@@ -483,7 +467,7 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
     try:
         common = Common.parse(helper.get_param)
         options = action.parse(helper.get_param)
-    except (RunRefused, OptionError, ConfigError) as exc:
+    except (RunRefused, OptionError, ParameterError, ConfigError) as exc:
         return _refuse_run(helper, action, rows, common, str(exc), "refused-invalid", EXIT_CONFIG, deps)
 
     distinct = {action.raw_key(row, common, options) for row in rows} - {None}
@@ -500,7 +484,7 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
         action.check_account(options, account)
         if common.region and respond.partition_of_region(common.region) != account.partition:
             raise RunRefused(f"region {common.region} is not in partition {account.partition} of the account")
-    except (RunRefused, OptionError, ConfigError) as exc:
+    except (RunRefused, OptionError, ParameterError, ConfigError) as exc:
         return _refuse_run(helper, action, rows, common, str(exc), "refused-invalid", EXIT_CONFIG, deps)
 
     context = RunContext(

@@ -30,6 +30,7 @@ for path in (ROOT / "package" / "bin", ROOT / "infra" / "ingestion" / "functions
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from tests.fixtures import sample  # noqa: E402
 from tests.harness import runner  # noqa: E402
 from tests.harness.demo_respond import demo_response_flow  # noqa: E402
 from tests.harness.fleet import Fleet  # noqa: E402
@@ -92,14 +93,8 @@ def run_push(fleet: Fleet) -> Dict[str, Any]:
     """Metrics exports of the last hour (every thing) and the sample audit notification, through Firehose."""
     import app as transform  # the Lambda's own module: infra/ingestion/functions/transform/app.py
 
-    audit_sns = (
-        json.loads((ROOT.parent / "shared" / "samples" / "sns-audit-notification.json").read_text())
-        if (ROOT.parent / "shared" / "samples" / "sns-audit-notification.json").exists()
-        else None
-    )
     payloads: List[Dict[str, Any]] = list(fleet.metrics_export_messages())
-    if audit_sns:
-        payloads.append(audit_sns)
+    payloads.append(sample("sns-audit-notification"))
     payloads.append({"unrelated": "record from another producer"})
     results: collections.Counter = collections.Counter()
     indexed: List[Dict[str, Any]] = []

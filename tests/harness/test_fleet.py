@@ -6,10 +6,10 @@ import datetime as dt
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.fixtures import sample
 from tests.harness.aws import LoopbackAWS, check_shape
 from tests.harness.fleet import (
     ALLOWED_TCP,
@@ -22,7 +22,6 @@ from tests.harness.fleet import (
 )
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
-SAMPLES = Path("/work/shared/samples")
 
 
 @pytest.fixture(scope="module")
@@ -236,9 +235,9 @@ def test_metric_values_and_export_messages(fleet, installed):
     assert flagged and min(flagged) == c.start
     msgs = fleet.metrics_export_messages(things=[c.thing_name])
     assert len(msgs) == 13  # one per 5-minute slot over the last hour, both ends included
-    sample = json.loads((SAMPLES / "metrics-export.json").read_text())
-    assert set(msgs[0]) == set(sample)
-    assert [m["name"] for m in msgs[0]["metrics"]] == [m["name"] for m in sample["metrics"]]
+    exported = sample("metrics-export")
+    assert set(msgs[0]) == set(exported)
+    assert [m["name"] for m in msgs[0]["metrics"]] == [m["name"] for m in exported["metrics"]]
     for m in msgs[0]["metrics"]:
         assert set(m) <= {"name", "thing", "value", "version", "timestamp", "dimension"}
         assert m["timestamp"] % 1000 == 0 and m["timestamp"] > 1e12  # epoch milliseconds

@@ -1,6 +1,6 @@
 """The two response Lambdas (infra/response/functions/{containment,start_incident}/app.py) against LoopbackAWS:
 moto for the IoT registry and SNS/SQS, the emulator for Incident Manager, driven by the documented SNS violation
-event (``sns_violation_lambda_event``, a verbatim copy of ../shared/samples/sns-violation-lambda-event.json)."""
+event (``sns_violation_lambda_event``, tests/fixtures/samples/sns-violation-lambda-event.json)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from tests.unit.test_respond_support import certificate_pems
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO / "infra" / "response" / "functions"
-SHARED_SAMPLE = Path("/work/shared/samples/sns-violation-lambda-event.json")
 THING = "pump-station-017"
 VIOLATION = "8a1b0c2d3e4f56789a0b1c2d3e4f5a6b"
 STACK_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]}
@@ -86,11 +85,6 @@ def with_event_type(event: Dict[str, Any], kind: str) -> Dict[str, Any]:
     message["violationEventType"] = kind
     event["Records"][0]["Sns"]["Message"] = json.dumps(message)
     return event
-
-
-def test_fixture_is_the_shared_sample(sns_violation_lambda_event):
-    if SHARED_SAMPLE.is_file():
-        assert json.loads(SHARED_SAMPLE.read_text()) == sns_violation_lambda_event
 
 
 def test_start_incident_from_sns_violation_and_replay_makes_one_incident(world, sns_violation_lambda_event):

@@ -172,6 +172,13 @@ def test_notable_rows_keep_their_origin(iot):
         ({"account": ""}, "no AWS account is selected"),
         ({"region": "cn-north-1"}, "not in partition aws"),
         ({"index": "Bad Index"}, "is not an index name"),
+        # An unrecognised boolean is refused, never read as "false" (these used to run live).
+        ({"dry_run": "dry"}, "parameter dry_run: 'dry' is not a boolean"),
+        ({"dry_run": "garbage"}, "parameter dry_run: 'garbage' is not a boolean"),
+        ({"dry_run": "2"}, "parameter dry_run: '2' is not a boolean"),
+        ({"dry_run": "enabled"}, "parameter dry_run: 'enabled' is not a boolean"),
+        ({"deactivate_certificates": "maybe"}, "parameter deactivate_certificates: 'maybe' is not a boolean"),
+        ({"manage_policy": "nope"}, "parameter manage_policy: 'nope' is not a boolean"),
     ],
 )
 def test_unusable_parameters_refuse_the_run_before_any_aws_session(params, message):

@@ -3,14 +3,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
 from iot_defender import events
 from iot_defender.events import MalformedRecord
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+from tests.fixtures import SAMPLES
 
 
 def test_times_in_every_representation_become_the_same_iso_string():
@@ -147,12 +145,13 @@ def test_action_result_refuses_unknown_outcomes():
         events.ActionResult(action="iot_quarantine_thing", outcome="maybe")
 
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=2000, deadline=None)
 @given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+@example(2199023256.2519994)  # fraction .2519994: microseconds 251999, so .251 (rounding the milliseconds gave .252)
 def test_epoch_numbers_and_botocore_datetimes_give_the_same_iso(seconds):
     from botocore.utils import parse_timestamp
 

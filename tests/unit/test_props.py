@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from iot_defender import events
+from tests.fixtures import SAMPLES
 
 PROPS = Path(__file__).resolve().parents[2] / "package" / "default" / "props.conf"
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 WHEN = dt.datetime(2025, 11, 22, 10, 10, 0, 123000, tzinfo=dt.timezone.utc)
 
 

@@ -12,8 +12,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import events
 from .aws import AwsSession
-from .checkpoint import DAY, InputState, advance_to, bounded_int, flag, next_window, utc_datetime
+from .checkpoint import DAY, InputState, advance_to, next_window, utc_datetime
 from .events import FINISHED_TASK_STATUSES, MalformedRecord
+from .params import boolean, integer
 from .pipeline import Page
 
 AUDIT_RETENTION_SECONDS = 90 * DAY
@@ -32,8 +33,8 @@ class AuditOptions:
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> AuditOptions:
         return cls(
-            backfill_seconds=bounded_int(params, "backfill_days", 7, 0, 90) * DAY,
-            include_suppressed=flag(params.get("include_suppressed", True)),
+            backfill_seconds=integer(params.get("backfill_days"), "backfill_days", 7, 0, 90) * DAY,
+            include_suppressed=boolean(params.get("include_suppressed"), "include_suppressed", True),
         )
 
 

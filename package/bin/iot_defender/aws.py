@@ -34,6 +34,7 @@ from botocore.paginate import TokenEncoder
 from botocore.parsers import ResponseParserFactory, RestJSONParser
 
 from . import USER_AGENT_EXTRA
+from .params import boolean
 
 PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
 CREDENTIAL_SOURCES = ("access_key", "default_chain")
@@ -62,10 +63,6 @@ class AccountValidationError(Exception):
     def __init__(self, message: str, code: Optional[str] = None):
         super().__init__(message)
         self.code = code
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
 
 
 @dataclass(frozen=True)
@@ -187,7 +184,7 @@ class ClientSettings:
 
 def proxy_url_from_conf(proxy: Mapping[str, Any]) -> Optional[str]:
     """The proxy URL from UCC's proxy tab fields, or None when the proxy is off."""
-    if not _truthy(proxy.get("proxy_enabled", "0")):
+    if not boolean(proxy.get("proxy_enabled"), "proxy_enabled", False):
         return None
     host = str(proxy.get("proxy_url") or "").strip()
     port = str(proxy.get("proxy_port") or "").strip()

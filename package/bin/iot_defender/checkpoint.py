@@ -138,25 +138,6 @@ def advance_to(high_water: float) -> Callable[[InputState], None]:
     return advance
 
 
-def flag(value: Any) -> bool:
-    """A Splunk boolean parameter ("1", "true", "yes", ...)."""
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
-
-
-def bounded_int(params: Dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    """A whole-number input parameter within [low, high]; ValueError naming the parameter otherwise."""
-    raw = params.get(name)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ValueError(f"parameter {name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"parameter {name} must be between {low} and {high}, got {value}")
-    return value
-
-
 class Journal:
     """Local append-only record of the keys of events written since the last checkpoint."""
 

@@ -7,8 +7,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import events
 from .aws import AwsSession
-from .checkpoint import DAY, InputState, advance_to, bounded_int, flag, next_window, utc_datetime
+from .checkpoint import DAY, InputState, advance_to, next_window, utc_datetime
 from .events import MalformedRecord
+from .params import boolean, choice, integer, text
 from .pipeline import Page
 
 VIOLATION_RETENTION_SECONDS = 30 * DAY
@@ -17,6 +18,7 @@ PAGE_SIZE = 250
 # by one slice (plus the overlap), whatever the backfill.
 SLICE_SECONDS = 6 * 3600.0
 BEHAVIOR_CRITERIA_TYPES = ("STATIC", "STATISTICAL", "MACHINE_LEARNING")
+CRITERIA_CHOICES = ("ANY", *BEHAVIOR_CRITERIA_TYPES)
 
 
 @dataclass(frozen=True)
@@ -30,14 +32,17 @@ class ViolationOptions:
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> ViolationOptions:
-        criteria = str(params.get("behavior_criteria_type") or "ANY").upper()
+        get = params.get
+        criteria = choice(
+            get("behavior_criteria_type"), "behavior_criteria_type", ("ANY", *BEHAVIOR_CRITERIA_TYPES), "ANY"
+        )
         return cls(
-            backfill_seconds=bounded_int(params, "backfill_hours", 24, 0, 720) * 3600.0,
-            overlap_seconds=bounded_int(params, "overlap_minutes", 15, 0, 1440) * 60.0,
-            security_profile_name=(str(params.get("security_profile_name") or "").strip() or None),
-            behavior_criteria_type=criteria if criteria in BEHAVIOR_CRITERIA_TYPES else None,
-            include_suppressed=flag(params.get("include_suppressed", True)),
-            collect_active=flag(params.get("collect_active_violations", True)),
+            backfill_seconds=integer(get("backfill_hours"), "backfill_hours", 24, 0, 720) * 3600.0,
+            overlap_seconds=integer(get("overlap_minutes"), "overlap_minutes", 15, 0, 1440) * 60.0,
+            security_profile_name=text(get("security_profile_name")) or None,
+            behavior_criteria_type=None if criteria == "ANY" else criteria,
+            include_suppressed=boolean(get("include_suppressed"), "include_suppressed", True),
+            collect_active=boolean(get("collect_active_violations"), "collect_active_violations", True),
         )
 
     def filters(self) -> Dict[str, Any]:

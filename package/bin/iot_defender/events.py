@@ -154,10 +154,12 @@ def to_iso(value: Any) -> str:
     """ISO-8601 UTC with milliseconds and a ``Z``: the one time format in every event body."""
     if type(value) is float or type(value) is int:  # the hot path: epoch numbers from raw API answers
         seconds = value / 1000.0 if abs(value) >= _MILLIS_THRESHOLD else float(value)
-        # Whole microseconds first (as datetime.fromtimestamp does), then down to the millisecond, so an epoch
-        # number and the datetime botocore makes of it give the same string.
-        millis = math.floor(round(seconds * 1000.0, 3))
-        moment = _EPOCH + _dt.timedelta(milliseconds=millis)
+        # Whole microseconds first, exactly as datetime.fromtimestamp makes them (fraction by modf, rounded half
+        # to even), then down to the millisecond, so an epoch number and the datetime botocore makes of it give the
+        # same string.
+        fraction, whole = math.modf(seconds)
+        micros = int(whole) * 1_000_000 + round(fraction * 1e6)
+        moment = _EPOCH + _dt.timedelta(milliseconds=micros // 1000)
     else:
         moment = to_datetime(value).astimezone(_dt.timezone.utc)
         moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -15,8 +15,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import events
 from .aws import AwsSession
-from .checkpoint import flag
 from .events import MalformedRecord
+from .params import boolean
 from .pipeline import Page
 
 PAGE_SIZE = 250
@@ -45,7 +45,7 @@ class InventoryOptions:
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> InventoryOptions:
-        return cls(include_certificates=flag(params.get("include_certificates", True)))
+        return cls(include_certificates=boolean(params.get("include_certificates"), "include_certificates", True))
 
 
 @dataclass

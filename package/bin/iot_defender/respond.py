@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import incident as inc
 from .aws import THROTTLING_CODES, AwsSession, error_code, error_message
 from .events import ActionResult, to_epoch, to_iso
+from .params import boolean
 
 ACTION_QUARANTINE = "iot_quarantine_thing"
 ACTION_RELEASE = "iot_release_thing"
@@ -1399,10 +1400,8 @@ def violation_row(message: Mapping[str, Any]) -> Dict[str, str]:
 
 
 def environment_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = str(env.get(name) or "").strip().lower()
-    if not value:
-        return default
-    return value in ("1", "true", "yes", "on")
+    """A Lambda's boolean environment variable (the add-on's spellings; an unknown one is a ParameterError)."""
+    return boolean(env.get(name), name, default)
 
 
 def lambda_responder(env: Mapping[str, str], context: Any = None, **kw: Any) -> Responder:

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, Optional, Tuple
 
-# Device Defender TPS quotas (AWS General Reference; not adjustable), see /work/shared/API-FACTS.md.
+# Device Defender TPS quotas (AWS General Reference, Device Defender endpoints and quotas; not adjustable).
 DEFENDER_QUOTAS_TPS = {
     "ListActiveViolations": 10,
     "ListViolationEvents": 10,

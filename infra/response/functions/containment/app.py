@@ -33,6 +33,7 @@ from typing import Any, Dict, List
 
 from iot_defender import respond
 from iot_defender.aws import error_code
+from iot_defender.params import boolean
 from iot_defender.respond import QuarantineOptions, RunContext
 
 LOG = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def options_from(env: Dict[str, str]) -> QuarantineOptions:
 
 def dry_run_of(event: Any, env: Dict[str, str]) -> bool:
     if isinstance(event, dict) and "dry_run" in event:
-        return str(event["dry_run"]).strip().lower() in ("1", "true", "yes", "on")
+        return boolean(event["dry_run"], "dry_run", True)
     return respond.environment_flag(env, "DRY_RUN", False)
 
 
