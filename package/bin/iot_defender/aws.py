@@ -16,7 +16,7 @@ import datetime as _dt
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote
 
 import boto3
@@ -200,7 +200,7 @@ def proxy_url_from_conf(proxy: Mapping[str, Any]) -> Optional[str]:
     return f"http://{credentials}{host}:{port}"
 
 
-def redact(text: str, secrets: List[Optional[str]]) -> str:
+def redact(text: str, secrets: Sequence[Optional[str]]) -> str:
     """Replace every secret (and URL userinfo) in ``text`` so it can be logged or shown."""
     for secret in secrets:
         if secret:
@@ -219,10 +219,6 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Message") or exc)
     return str(exc)
-
-
-def is_throttling(exc: BaseException) -> bool:
-    return isinstance(exc, ClientError) and error_code(exc) in THROTTLING_CODES
 
 
 # ------------------------------------------------------------------------------------ sessions
@@ -286,7 +282,7 @@ class _PlainJsonRestParser(RestJSONParser):
                 plain = self._plain[shape.name] = is_plain_json_shape(shape)
             if plain:
                 return {k: v for k, v in node.items() if k in shape.members}
-        return super()._parse_shape(shape, node)
+        return super()._parse_shape(shape, node)  # type: ignore[misc]  # botocore's stubs omit the private walk
 
 
 class PlainJsonParserFactory(ResponseParserFactory):
@@ -298,7 +294,7 @@ class PlainJsonParserFactory(ResponseParserFactory):
 
     def create_parser(self, protocol_name: str) -> Any:
         if protocol_name == "rest-json":
-            return _PlainJsonRestParser(**self._defaults)
+            return _PlainJsonRestParser(**self._defaults)  # type: ignore[attr-defined]  # private, not in the stubs
         return super().create_parser(protocol_name)
 
 
@@ -334,7 +330,8 @@ class AwsSession:
         if account.role_arn:
             self.credentials: Optional[RefreshableCredentials] = self._role_credentials()
             botocore_session = botocore.session.get_session()
-            botocore_session._credentials = self.credentials  # boto3 offers no public setter for this
+            # boto3 offers no public setter for this (and botocore's stubs do not declare the attribute)
+            botocore_session._credentials = self.credentials  # type: ignore[attr-defined]
             self.session = boto3.Session(botocore_session=botocore_session, region_name=account.default_region)
         else:
             self.credentials = None
@@ -378,7 +375,9 @@ class AwsSession:
         key = (service, region)
         with self._lock:
             if key not in self._clients:
-                client = self.session.client(service, region_name=region, config=self._config)
+                # The service name is a runtime string: boto3-stubs only types literal service names.
+                make_client: Callable[..., Any] = self.session.client
+                client = make_client(service, region_name=region, config=self._config)
                 client.meta.events.register("before-send", self._count_attempt)
                 client.meta.events.register("needs-retry", self._count_throttle)
                 self._clients[key] = client
@@ -400,7 +399,8 @@ class AwsSession:
         """
         if self.credentials is None:
             return False
-        self.credentials._protected_refresh(is_mandatory=True)  # botocore has no public "refresh now"
+        # botocore has no public "refresh now" (nor a stub for the private one)
+        self.credentials._protected_refresh(is_mandatory=True)  # type: ignore[attr-defined]
         return True
 
     def call(self, client: Any, operation: str, **params: Any) -> Dict[str, Any]:
