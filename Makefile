@@ -14,7 +14,8 @@ PIP_VERSION := 26.3
 # Part-specific targets (dashboard schema tooling, ...) live in mk/*.mk, owned by each part.
 -include mk/*.mk
 
-.PHONY: all venv build package package-check appinspect lint test unit integration infra-test demo bench clean
+.PHONY: all venv build package package-check appinspect lint test unit selftest integration infra-test demo bench \
+	iam-docs clean
 
 all: test
 
@@ -46,12 +47,18 @@ package-check: $(VENV)/.installed
 
 appinspect: package
 
+# ruff (lint + format) and mypy (package/bin, the Lambda code, scripts/: see [tool.mypy] in pyproject.toml).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
+# The product's unit tests; `selftest` proves the test harness itself (loopback AWS, splunkd stand-in, fleet, runner).
 unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit tests/harness -q
+	$(PY) -m pytest tests/unit -q
+
+selftest: $(VENV)/.installed
+	$(PY) -m pytest tests/harness/selftest -q
 
 integration: build
 	$(PY) -m pytest tests/integration -q
@@ -60,8 +67,8 @@ infra-test: $(VENV)/.installed $(VENV_INFRA)/.installed
 	$(PY) -m pytest tests/infra -q
 
 # The README's test command: lint, build, the demo (the quick start's other command; its events also feed the
-# knowledge tests' field cross-check), every test suite (unit, harness, integration, infra, knowledge), then the
-# package + AppInspect check of the same build.
+# knowledge tests' field cross-check, its AWS calls the IAM test), every test suite (unit, harness self-tests,
+# integration, infra, knowledge), then the package + AppInspect check of the same build.
 test: lint build $(VENV_INFRA)/.installed
 	@if [ -f mk/knowledge.mk ]; then $(MAKE) --no-print-directory knowledge-tools; fi
 	mkdir -p build && $(PY) -m tests.harness.demo > build/demo.log 2>&1 || { cat build/demo.log; exit 1; }
@@ -74,6 +81,10 @@ demo: build
 
 bench: build
 	$(PY) -m benchmarks.run
+
+# README's IAM block from infra/addon-role/template.yaml (tests/unit/test_iam_readme.py keeps them equal).
+iam-docs: $(VENV)/.installed
+	$(PY) scripts/iam_policy.py
 
 clean:
 	rm -rf output dist build .pytest_cache

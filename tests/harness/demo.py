@@ -9,7 +9,8 @@
 4. Respond: the SOC flow on the compromised thing: quarantine, incident, release (the built alert actions).
 
 Every event Splunk would index goes to build/demo/events.jsonl (time, sourcetype, source, host, index, event);
-AWS state before/after the response goes to build/demo/aws-state.json; a summary is printed.
+AWS state before/after the response goes to build/demo/aws-state.json, the IAM actions of the add-on's calls to
+build/demo/aws-operations.json; a summary is printed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ for path in (ROOT / "package" / "bin", ROOT / "infra" / "ingestion" / "functions
 
 from tests.fixtures import sample  # noqa: E402
 from tests.harness import runner  # noqa: E402
+from tests.harness.addon_calls import AddonCalls  # noqa: E402
 from tests.harness.demo_respond import demo_response_flow  # noqa: E402
 from tests.harness.fleet import Fleet  # noqa: E402
 from tests.harness.stack import Stack, start_stack  # noqa: E402
@@ -183,6 +185,9 @@ def main() -> int:
         with (OUT / "events.jsonl").open("w") as handle:
             for event in all_events:
                 handle.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+        calls = AddonCalls()  # the IAM test checks the add-on role grants each of them
+        calls.add_all(aws.requests, "make demo")
+        calls.write(OUT / "aws-operations.json")
         leaks = runner.find_secrets(runner.collect_logs(home) + [json.dumps(e) for e in all_events], splunkd.secrets())
         for line in summarize(pulled, pushed, response, fleet):
             print(line)

@@ -26,7 +26,7 @@ from .defender import AUDIT_CHECKS, DefenderStore, behavior_criteria_type
 from .faults import DEFENDER_QUOTAS_TPS, IOT_CORE_QUOTAS_TPS, Faults
 from .incidents import IncidentStore
 from .models import ModelViolation, check_shape
-from .server import LoopbackAWS, RequestLog, RequestRecord
+from .server import LoopbackAWS, RequestLog, RequestRecord, observe_requests
 
 __all__ = [
     "AUDIT_CHECKS",
@@ -46,4 +46,5 @@ __all__ = [
     "RequestRecord",
     "behavior_criteria_type",
     "check_shape",
+    "observe_requests",
 ]

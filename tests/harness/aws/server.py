@@ -97,6 +97,18 @@ class RequestRecord:
     access_key: Optional[str]
     region: Optional[str]
     emulated: bool
+    user_agent: str = ""  # who called: the add-on's clients send ``TA-aws-iot-defender/<version>``
+
+
+# Process-wide observers of every request any LoopbackAWS answers (the IAM test records which operations the
+# add-on's own code calls during a whole test session, whatever the test that started the endpoint).
+_OBSERVERS: List[Callable[[RequestRecord], None]] = []
+
+
+def observe_requests(observer: Callable[[RequestRecord], None]) -> Callable[[], None]:
+    """Call ``observer`` with every request record from now on (all instances); returns the undo."""
+    _OBSERVERS.append(observer)
+    return lambda: _OBSERVERS.remove(observer)
 
 
 class RequestLog:
@@ -365,20 +377,22 @@ class LoopbackAWS:
             print(f"LoopbackAWS internal error:\n{tb}", file=sys.stderr)
             resp = self._json_error("InternalFailure", "LoopbackAWS internal error (see stderr)", 500)
             meta = {"service": "?", "operation": "?", "account": None, "key": None, "region": None, "emulated": False}
-        self.requests.append(
-            RequestRecord(
-                time=started,
-                service=meta["service"],
-                operation=meta["operation"],
-                params=resp.params,
-                status=resp.status,
-                error_code=resp.error_code,
-                account_id=meta["account"],
-                access_key=meta["key"],
-                region=meta["region"],
-                emulated=meta["emulated"],
-            )
+        record = RequestRecord(
+            time=started,
+            service=meta["service"],
+            operation=meta["operation"],
+            params=resp.params,
+            status=resp.status,
+            error_code=resp.error_code,
+            account_id=meta["account"],
+            access_key=meta["key"],
+            region=meta["region"],
+            emulated=meta["emulated"],
+            user_agent=environ.get("HTTP_USER_AGENT", ""),
         )
+        self.requests.append(record)
+        for observer in list(_OBSERVERS):
+            observer(record)
         start_response(f"{resp.status} {_STATUS_TEXT.get(resp.status, 'Status')}", resp.headers)
         return [resp.body]
 
