@@ -29,11 +29,8 @@ RAW_DATA_MAX = 10000
 SOURCE_MAX = 50
 RELATED_TITLE_MAX = 200
 URL_MAX = 1000
-CLIENT_TOKEN_MAX = 128
 DESCRIPTION_MAX = 1000
 SNS_SUBJECT_MAX = 100
-# SNS messages are limited to 256 KiB; keep a margin for the envelope we add around the row.
-SNS_MESSAGE_MAX = 200 * 1024
 
 TRIGGER_SOURCE = "splunk.ta-aws-iot-defender"
 
