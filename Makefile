@@ -47,11 +47,14 @@ package-check: $(VENV)/.installed
 
 appinspect: package
 
-# ruff (lint + format) and mypy (package/bin, the Lambda code, scripts/: see [tool.mypy] in pyproject.toml).
+# ruff (lint + format) and mypy ([tool.mypy] in pyproject.toml): package/bin and scripts/ for Python 3.9, the
+# Lambda code for its runtime.
+LAMBDA_CODE := infra/ingestion/functions infra/response/functions
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --python-version 3.12 --no-warn-unused-configs $(LAMBDA_CODE)
 
 # The product's unit tests; `selftest` proves the test harness itself (loopback AWS, splunkd stand-in, fleet, runner).
 unit: $(VENV)/.installed
