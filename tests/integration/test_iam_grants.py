@@ -87,3 +87,14 @@ def test_every_grant_is_called(
     )
     for action in GRANTED_WITHOUT_A_CALL:
         assert action in granted, f"{action} is listed as needed without a call but is no longer granted"
+
+
+def test_grants_without_a_call_are_confined_to_their_reason(template: Dict) -> None:
+    """The KMS grants are usable only through SNS (kms:ViaService), the one path that needs them."""
+    for policy in iam_policy.role_policies(template):
+        for statement in iam_policy.statements(template, policy):
+            actions = set(iam_policy.as_list(statement["Action"]))
+            if actions & set(GRANTED_WITHOUT_A_CALL):
+                assert actions <= set(GRANTED_WITHOUT_A_CALL), statement.get("Sid")
+                via = statement["Condition"]["StringLike"]["kms:ViaService"]
+                assert via == "sns.*.amazonaws.com", statement.get("Sid")
