@@ -620,13 +620,13 @@ def test_one_json_summary_line_without_payload(transform: Any, capsys, firehose_
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_sam_makefile_vendors_the_event_model(tmp_path: Path, firehose_transform_event) -> None:
+def test_sam_makefile_vendors_the_event_model(transform: Any, tmp_path: Path, firehose_transform_event) -> None:
     """`sam build` runs the function's Makefile in a scratch copy of the directory: the build must find the
     repository from the Makefile's own path and produce a self-contained artifact."""
     scratch, artifacts = tmp_path / "scratch", tmp_path / "artifacts"
     shutil.copytree(TRANSFORM_DIR, scratch, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        ["make", "--makefile", str(TRANSFORM_DIR / "Makefile"), "build-TransformFunction"],
+        ["make", "--makefile", str(TRANSFORM_DIR / "Makefile"), "build-TransformFunction", "VENDOR_ORJSON=0"],
         cwd=scratch,
         env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
         check=True,
@@ -651,3 +651,21 @@ def test_sam_makefile_vendors_the_event_model(tmp_path: Path, firehose_transform
     )
     response = json.loads(done.stderr)
     assert [entry["result"] for entry in response["records"]] == ["Ok", "Ok"]
+    with_orjson = transform.lambda_handler(firehose_transform_event, None)  # this interpreter has orjson
+    assert response == json.loads(json.dumps(with_orjson))  # the standard library alone gives the same output
+
+
+def test_sam_makefile_vendors_orjson_for_the_functions_runtime() -> None:
+    """The wheel the Makefile installs must match the function's runtime and architecture in the template."""
+    from tests.infra.conftest import TEMPLATES, load_template
+
+    function = load_template(TEMPLATES["ingestion"])["Resources"]["TransformFunction"]["Properties"]
+    makefile = (TRANSFORM_DIR / "Makefile").read_text(encoding="utf-8")
+    version = function["Runtime"].removeprefix("python")
+    assert f"LAMBDA_PYTHON_VERSION ?= {version}" in makefile
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[function["Architectures"][0]]
+    assert f"LAMBDA_PLATFORM ?= manylinux2014_{machine}" in makefile
+    pinned = (TRANSFORM_DIR / "requirements.txt").read_text(encoding="utf-8")
+    dev = (REPO_ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8")
+    (pin,) = [line for line in pinned.splitlines() if line.startswith("orjson==")]
+    assert pin in dev.splitlines()  # the benchmark and the tests run the version the Lambda ships
