@@ -32,9 +32,9 @@ fail (and retry) the whole batch. The handler sizes the response exactly as the 
 it under ``RESPONSE_LIMIT_BYTES`` (6,000,000, the headroom AWS's blueprints use): space for a minimal entry of
 every record is reserved first, then each ``Ok`` record is kept in order if its events still fit; one that does
 not fit becomes ``ProcessingFailed`` (reason ``response-size``) while later, smaller records may still fit. Nothing
-is lost: Firehose keeps the original record in ``firehose-errors/processing-failed/`` for replay. We do not re-ingest with
-``PutRecordBatch`` (the CloudWatch-Logs blueprint's way): it needs write access to the stream from its own
-processor and can loop or duplicate on retries. The template's processor buffer (1 MB) keeps a batch's worst
+is lost: Firehose keeps the original record in ``firehose-errors/processing-failed/`` for replay. We do not
+re-ingest with ``PutRecordBatch`` (the CloudWatch-Logs blueprint's way): it needs write access to the stream from its
+own processor and can loop or duplicate on retries. The template's processor buffer (1 MB) keeps a batch's worst
 expansion well below the limit, so the path is a safety net (logged and counted), not a routine one.
 
 **Account and region.** Metrics exports carry neither: they come from the invocation's ``deliveryStreamArn``
