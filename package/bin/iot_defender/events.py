@@ -235,8 +235,13 @@ def normalize(value: Any, key: Optional[str] = None) -> Any:
     return value
 
 
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, with the common case (a dict) first: the ABC check costs ten times more."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _require(record: Mapping[str, Any], kind: str, fields: Iterable[str]) -> None:
-    if not isinstance(record, Mapping):
+    if not _is_mapping(record):
         raise MalformedRecord(f"{kind}: expected an object, got {type(record).__name__}")
     for name in fields:
         value = record.get(name)
@@ -335,7 +340,7 @@ def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None)
     """One shape for an audit task from DescribeAuditTask (statistics object, checks keyed by name) or from
     an audit SNS notification (flat ``*ChecksCount`` fields, checks as a list)."""
     kind = "audit task"
-    if not isinstance(task, Mapping):
+    if not _is_mapping(task):
         raise MalformedRecord(f"{kind}: expected an object, got {type(task).__name__}")
     merged = dict(task)
     if task_id:
@@ -346,10 +351,10 @@ def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None)
         if sns_name in merged and statistic not in statistics:
             statistics[statistic] = merged[sns_name]
     details = merged.get("auditDetails") or {}
-    if isinstance(details, Mapping):
+    if _is_mapping(details):
         checks = [dict(detail, checkName=name) for name, detail in sorted(details.items())]
     elif isinstance(details, list):
-        checks = [dict(detail) for detail in details if isinstance(detail, Mapping)]
+        checks = [dict(detail) for detail in details if _is_mapping(detail)]
         if len(checks) != len(details):
             raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object")
         if any(not check.get("checkName") for check in checks):
@@ -472,7 +477,7 @@ def _metric_identity(datum: Mapping[str, Any]) -> Tuple[str, str, Any, str]:
 def _check_metric_datum(datum: Any, position: int) -> None:
     kind = f"metric datum #{position}"
     _require(datum, kind, ("name", "thing", "timestamp"))
-    if not isinstance(datum.get("value"), Mapping):
+    if not _is_mapping(datum.get("value")):
         raise MalformedRecord(f"{kind}: field 'value' must be an object")
     if isinstance(datum["timestamp"], bool) or not isinstance(datum["timestamp"], (int, float)):
         raise MalformedRecord(f"{kind}: field 'timestamp' must be an epoch number")
