@@ -6,11 +6,11 @@ where that is installed (the Firehose Lambda ships it) and by ``json`` otherwise
 ``json`` writes in exponent form is spelled the orjson way (``1e16`` for ``1e+16``, ``1.5e-7`` for ``1.5e-07``: the same
 number); an integer beyond 64 bits, which orjson refuses, is written by ``json``.
 
-:func:`metric_hec_body` is the metrics push path's fast lane. The common export message (every datum of the export
-shape with plain JSON values and a valid thing name) goes straight to HEC bytes: no Event per datum, no deep copy,
-each record's time and scope encoded once. The result is exactly ``b"".join(hec_event(e, index) for e in
-events.metric_events(...))`` (a property test holds it to that, with and without orjson); any other message takes
-that general path.
+:func:`metric_hec_body` is the metrics push path's fast lane. The usual export message (one thing, one timestamp)
+is written from a single encoding of its datums, the envelopes spliced in at the joints; any other message of
+the export shape with plain JSON values and valid thing names is written without an Event per datum or a deep copy.
+Either way the result is exactly ``b"".join(hec_event(e, index) for e in events.metric_events(...))`` (a property
+test holds it to that, with and without orjson); anything else takes that general path.
 """
 
 from __future__ import annotations
@@ -142,39 +142,52 @@ def metric_hec_body(
     """``(body, events, rejected)``: the HEC bytes of :func:`events.metric_events` (``message``, ...) (each event as
     :func:`hec_event` writes it), how many events, and how many had their thing name neutralised. Raises as
     :func:`events.metric_events` does."""
+    body = _uniform_lane(message, account_id, region, api, index)
+    if body is not None:
+        return body, len(message["metrics"]), 0
     datums = _plain_datums(message)
     if datums is not None:
-        body = _uniform_body(datums, account_id, region, api, index)
-        if body is None:
-            body = hec_events_body(_plain_payloads(datums, account_id, region, api, index))
-        return body, len(datums), 0
+        return hec_events_body(_plain_payloads(datums, account_id, region, api, index)), len(datums), 0
     shaped = metric_events(message, account_id=account_id, region=region, api=api)
     rejected = sum(1 for event in shaped if thing_name_rejected(event))
     return hec_events_body([event.to_hec(index=index) for event in shaped]), len(shaped), rejected
 
 
-def _uniform_body(
-    datums: List[Dict[str, Any]], account_id: str, region: str, api: str, index: Optional[str]
-) -> Optional[bytes]:
-    """The usual export message (one thing, one integer timestamp, every datum's first key the same) written from
-    one encoding of its datums: the timestamps swapped for their ISO string, and each datum wrapped in its HEC
-    envelope by replacing the joints between datums. Exactly :func:`hec_events_body` of :func:`_plain_payloads`;
-    None (that way) for any other message, or when the text does not prove the swap and joints unambiguous."""
-    if orjson is None or not datums:
+_UNIFORM_KEYS = frozenset({"name", "thing", "value", "version", "timestamp"})
+_PASSTHROUGH = 0 if orjson is None else orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _uniform_lane(message: Any, account_id: str, region: str, api: str, index: Optional[str]) -> Optional[bytes]:
+    """The usual export message (one thing, one integer timestamp, no dimension, no repeated metric, every datum's
+    first key the same) written from one encoding of its datums: the timestamps swapped for their ISO string, and
+    each datum wrapped in its HEC envelope by replacing the joints between datums. Exactly what the general path
+    writes; None (that way) for any other message, or when the text does not prove the swap and joints unambiguous.
+    ``message`` is a decoded JSON document."""
+    datums = message.get("metrics") if orjson is not None and type(message) is dict else None
+    if type(datums) is not list or not datums or type(datums[0]) is not dict:
         return None
-    first = datums[0]
-    thing, stamp, key = first["thing"], first["timestamp"], next(iter(first))
-    if type(stamp) is not int:
+    thing, stamp, key = datums[0].get("thing"), datums[0].get("timestamp"), next(iter(datums[0]), None)
+    if type(stamp) is not int or not valid_thing_name(thing):
         return None
+    names = set()
     for datum in datums:
-        if datum["thing"] != thing or datum["timestamp"] != stamp or next(iter(datum)) != key:
+        if type(datum) is not dict or not datum.keys() <= _UNIFORM_KEYS or next(iter(datum)) != key:
             return None
+        name, version = datum.get("name"), datum.get("version", 0)
+        value = datum.get("value")
+        if datum.get("thing") != thing or datum.get("timestamp") != stamp or type(value) is not dict:
+            return None
+        if not _NORMALIZED_KEYS.isdisjoint(value):
+            return None
+        if type(name) is not str or not name or name in names or type(version) not in _NUMBERS:
+            return None
+        names.add(name)
     try:
-        text = orjson.dumps(datums)
+        text = orjson.dumps(datums, option=_PASSTHROUGH)
         scope = b',"account_id":' + _string(account_id) + b',"region":' + _string(region) + b"}"
         source = _string(source_for(account_id, region, api))
         tail = b',"host":' + _string(thing) + (b',"index":' + _string(index) + b"}" if index else b"}")
-    except (TypeError, UnicodeEncodeError):  # an integer beyond 64 bits, a lone surrogate
+    except (TypeError, UnicodeEncodeError):  # an integer beyond 64 bits, a lone surrogate, not JSON
         return None
     count = len(datums)
     number = b'"timestamp":' + str(stamp).encode()
@@ -182,7 +195,9 @@ def _uniform_body(
     if text.count(b'"timestamp":') != count or text.count(joint) != count - 1:
         return None  # a nested "timestamp" key, or a nested list of objects whose first key is the datums' first
     if text.count(number + b",") + text.count(number + b"}") != count:
-        return None
+        return None  # a timestamp of another spelling (true, 1.0)
+    if text.count(b"{") != 2 * count:
+        return None  # an object inside a value (only the values' own keys were checked), or a brace in a string
     iso, when = _times(stamp)
     iso = b'"timestamp":"' + iso + b'"'
     text = text.replace(number + b",", iso + b",").replace(number + b"}", iso + b"}")

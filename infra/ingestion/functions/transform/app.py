@@ -197,6 +197,11 @@ def decode_record(data: Any) -> Any:
         raw = b64decode_strict(data)
     except (binascii.Error, ValueError):
         raise Malformed("data is not valid base64") from None
+    if orjson is not None and not _may_hold_a_long_integer(raw):
+        try:  # UTF-8 JSON without a BOM, as Firehose records are: read at once
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # the reading below accepts what json accepts and names what is wrong
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     try:
@@ -206,7 +211,7 @@ def decode_record(data: Any) -> Any:
     if not text or text.isspace():
         raise Malformed("data is empty")
     try:
-        return loads_strict(raw)
+        return _STRICT_DECODER.decode(text)
     except (ValueError, RecursionError):
         raise Malformed("data is not JSON") from None
 
