@@ -342,3 +342,37 @@ def test_the_fast_lane_is_taken_for_the_usual_export_message(monkeypatch):
     monkeypatch.setattr(events, "metric_events", None)  # the general path would fail
     body, count, rejected = hec.metric_hec_body(message, account_id="1", region="r")
     assert count == 10 and rejected == 0 and body.count(b'{"time":') == 10
+
+
+def _usual(**value_of):
+    datums = [
+        {"name": name, "value": value, "version": 1, "thing": "pump-1", "timestamp": 1763805600000}
+        for name, value in value_of.items()
+    ]
+    return {"version": "1.0", "metrics": datums}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        _usual(a={"count": 1}, b={"ports": [22, 443]}, c={"cidrs": ["203.0.113.7/32"]}),
+        _usual(a={"count": 1}, b={"x": [{"timestamp": 1763805600000}]}),  # a nested time field
+        _usual(a={"count": 1}, b={"notBefore": 1763805600000}),  # a time field in a value
+        _usual(a={"strings": ['},{"name":"b"']}, b={"count": 2}),  # a joint in a string
+        _usual(a={"strings": ['"timestamp":1763805600000,']}, b={"count": 2}),  # the swap in a string
+        _usual(a={"x": [{"name": 1}, {"name": 2}]}, b={"count": 2}),  # a nested joint
+        _usual(a={"number": 1.5e-07}, b={"count": 2**64}),  # exponent float, integer beyond 64 bits
+        _usual(a={"strings": ["\ud800"]}),  # a lone surrogate
+    ],
+)
+@pytest.mark.parametrize("use_orjson", [True, False])
+def test_the_usual_message_lane_writes_what_the_general_path_writes(message, use_orjson, monkeypatch):
+    monkeypatch.setattr(hec, "orjson", hec.orjson if use_orjson else None)
+    fast = hec.metric_hec_body(message, account_id="123456789012", region="us-east-1", index="iot")
+    assert fast == _general(message, "iot")
+
+
+def test_the_usual_message_takes_the_one_encoding_lane():
+    message = _usual(a={"count": 1}, b={"ports": [22, 443]})
+    assert hec._uniform_lane(message, "123456789012", "us-east-1", "metrics-export", None) is not None
+    assert hec._uniform_lane(_usual(a={"x": [{"timestamp": 1}]}), "1", "r", "m", None) is None
