@@ -394,5 +394,3 @@ class QuarantineActions(IsolationSetup):
             if record is not None or (group and group in other_groups):
                 return other
         return None
-
-    # ---------------------------------------------------------------- incidents
