@@ -199,6 +199,27 @@ class Compromise:
 
 
 @dataclass
+class Plant:
+    """One planted compromise or audit regression (behaviour tests of the detections).
+
+    Device-side kinds change the thing's metrics while active: ``port`` (listens on TCP ``value``), ``egress``
+    (bytes and packets times ``value``), ``dest`` (talks to CIDR ``value``), ``auth_burst`` (``value`` more
+    authorization failures per datapoint). Audit kinds change the audits that start while active: ``revoked_cert``
+    (the thing's certificate revoked by its CA, still ACTIVE), ``cert_shared`` (its certificate used by a clone),
+    ``client_id_conflict`` (its client id used twice), ``permissive_policy`` (policy ``value`` allows iot:*),
+    ``logging_disabled`` (AWS IoT logging off; the account is compliant before ``start``)."""
+
+    kind: str
+    thing_name: str
+    start: float
+    end: Optional[float] = None
+    value: Any = None
+
+    def active_at(self, t: float) -> bool:
+        return self.start <= t and (self.end is None or t < self.end)
+
+
+@dataclass
 class Episode:
     thing_name: str
     behavior: Dict[str, Any]
@@ -248,6 +269,8 @@ class Fleet:
         account_id: str = "123456789012",
         region: str = "us-east-1",
         compromised: int = 3,
+        plants: Iterable[Plant] = (),
+        noise: Optional[Iterable[str]] = None,
         ml_profile: bool = True,
         episodes_per_thing_day: float = 0.5,
         violation_events: Optional[int] = None,
@@ -272,6 +295,8 @@ class Fleet:
         self.late_fraction = late_fraction
         self.late_max_seconds = late_max_seconds
         self.n_compromised = max(0, min(compromised, things))
+        self.plants: List[Plant] = list(plants)
+        self.noise = None if noise is None else set(noise)
         self._seed_int = int(_hex("fleet", seed, n=15), 16)
         self._rng = random.Random(f"fleet/{seed}")
         self.things: List[Thing] = []
@@ -414,8 +439,10 @@ class Fleet:
 
     def _build_episodes(self) -> None:
         rng = random.Random(f"fleet/{self.seed}/episodes")
-        weights = [w for _, p, w in _NOISE if self.ml_profile or p != ML_PROFILE]
-        choices = [(b, p) for b, p, _ in _NOISE if self.ml_profile or p != ML_PROFILE]
+        kept = [n for n in _NOISE if (self.ml_profile or n[1] != ML_PROFILE)]
+        kept = [n for n in kept if self.noise is None or n[0]["name"] in self.noise]
+        weights = [w for _, p, w in kept]
+        choices = [(b, p) for b, p, _ in kept]
         cum = []
         acc = 0
         for w in weights:
@@ -424,7 +451,7 @@ class Fleet:
         first_slot = self._slot_ceil(self.start_epoch)
         last_slot = self._slot_floor(self.now_epoch)
         n_slots = int((last_slot - first_slot) // SLOT)
-        if not self.things or n_slots <= 0:
+        if not self.things or n_slots <= 0 or not choices:
             return
         target = self.target_violation_events
         expected = round(self.episodes_per_thing_day * self.n_things * self.days)
@@ -489,6 +516,17 @@ class Fleet:
             packets *= c.egress_factor
             cidrs = sorted(set(cidrs) | {c.new_cidr})
             auth_failures += int(4 * _mix(x, 5))
+        for p in self.plants:
+            if p.thing_name == thing_name and p.active_at(t):
+                if p.kind == "port":
+                    tcp = sorted(set(tcp) | {int(p.value)})
+                elif p.kind == "egress":
+                    bytes_out *= int(p.value)
+                    packets *= int(p.value)
+                elif p.kind == "dest":
+                    cidrs = sorted(set(cidrs) | {p.value})
+                elif p.kind == "auth_burst":
+                    auth_failures += int(p.value)
         eps = th.episodes
         if eps:
             starts = th._episode_starts
@@ -876,20 +914,22 @@ class Fleet:
                         "message": "The audit role is not authorized to perform iot:GetV2LoggingOptions.",
                     }
                     continue
-                fs.append(
-                    finding(
-                        check,
-                        "LOW",
-                        "ACCOUNT_SETTINGS",
-                        {"account": acct},
-                        "AWS IoT logging is disabled",
-                        "LOGGING_DISABLED",
+                if not any(p.kind == "logging_disabled" for p in self.plants):
+                    fs.append(
+                        finding(
+                            check,
+                            "LOW",
+                            "ACCOUNT_SETTINGS",
+                            {"account": acct},
+                            "AWS IoT logging is disabled",
+                            "LOGGING_DISABLED",
+                        )
                     )
-                )
             elif check == "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK":
                 total = 0
             elif check == "CA_CERTIFICATE_EXPIRING_CHECK":
                 total = 1
+            fs.extend(self._planted_findings(check, ts, finding))
             suppressed = sum(1 for f in fs if f["isSuppressed"])
             details[check] = {
                 "checkRunStatus": "COMPLETED_NON_COMPLIANT" if fs else "COMPLETED_COMPLIANT",
@@ -900,6 +940,77 @@ class Fleet:
             }
             findings.extend(fs)
         return details, findings
+
+    def _planted_findings(self, check: str, ts: float, finding) -> List[Dict[str, Any]]:
+        """Findings of the audit-kind plants active when the audit at ``ts`` starts."""
+        out: List[Dict[str, Any]] = []
+        for p in self.plants:
+            if not p.active_at(ts):
+                continue
+            th = self.thing_by_name.get(p.thing_name)
+            cert = th.certificate if th else None
+            ident = {"deviceCertificateId": cert.certificate_id, "deviceCertificateArn": cert.arn} if cert else {}
+            if p.kind == "revoked_cert" and check == "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "MEDIUM",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate was revoked by the issuing CA but is still active",
+                        "CERTIFICATE_REVOKED_BY_ISSUER",
+                    )
+                )
+            elif p.kind == "cert_shared" and check == "DEVICE_CERTIFICATE_SHARED_CHECK":
+                related = [
+                    {"resourceType": "CLIENT_ID", "resourceIdentifier": {"clientId": name}}
+                    for name in (p.thing_name, f"{p.thing_name}-clone")
+                ]
+                out.append(
+                    finding(
+                        check,
+                        "CRITICAL",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate shared by multiple devices",
+                        "CERTIFICATE_SHARED_BY_MULTIPLE_DEVICES",
+                        related=related,
+                    )
+                )
+            elif p.kind == "client_id_conflict" and check == "CONFLICTING_CLIENT_IDS_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "HIGH",
+                        "CLIENT_ID",
+                        {"clientId": p.thing_name},
+                        "Multiple connected devices use the same client ID",
+                        "DUPLICATE_CLIENT_ID_ACROSS_CONNECTIONS",
+                    )
+                )
+            elif p.kind == "permissive_policy" and check == "IOT_POLICY_OVERLY_PERMISSIVE_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "CRITICAL",
+                        "IOT_POLICY",
+                        {"policyVersionIdentifier": {"policyName": p.value, "policyVersionId": "1"}},
+                        "Policy allows broad access to IoT data plane actions",
+                        "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS",
+                    )
+                )
+            elif p.kind == "logging_disabled" and check == "LOGGING_DISABLED_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "LOW",
+                        "ACCOUNT_SETTINGS",
+                        {"account": self.account_id},
+                        "AWS IoT logging is disabled",
+                        "LOGGING_DISABLED",
+                    )
+                )
+        return out
 
     # ------------------------------------------------------------------ fingerprint
     def digest(self) -> str:
