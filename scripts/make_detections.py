@@ -85,11 +85,13 @@ def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
         terms.append("NOT (" + " OR ".join(f'checkName="{c}"' for c in covered) + ")")
     earliest = spec.setdefault("schedule", {"cron": "40 * * * *", "earliest": "-2h@h", "latest": "@h"})["earliest"]
     spec["schedule"].setdefault("interval_minutes", 60)
+    carried = audit.get("fields", ["thing_name", "certificate_id"])
+    values = "".join(f" values({f}) as {f}" for f in carried)
     lines = [
         " ".join(terms),
         "| stats min(_time) as first_seen latest(findingId) as findingId latest(taskId) as taskId"
-        " latest(description) as reason latest(severity) as finding_severity values(thing_name) as thing_name"
-        " values(certificate_id) as certificate_id by account_id region checkName resource_type dest",
+        f" latest(description) as reason latest(severity) as finding_severity{values}"
+        " by account_id region checkName resource_type dest",
         "| lookup iot_defender_audit_seen account_id region checkName dest OUTPUT first_seen AS known_since",
         f'| where isnull(known_since) OR known_since >= relative_time(now(), "{earliest}")',
     ]
@@ -98,14 +100,18 @@ def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
             '| join type=left max=1 certificate_id [| inputlookup iot_thing_inventory | makemv delim="," certificate_ids'
             " | mvexpand certificate_ids | rename certificate_ids AS certificate_id, thing_name AS certificate_thing"
             " | fields certificate_id certificate_thing]",
-            "| eval thing_name=coalesce(thing_name, certificate_thing)",
+            "| eval thing_name="
+            + ("coalesce(thing_name, certificate_thing)" if "thing_name" in carried else "certificate_thing"),
         ]
     lines += [
         "| lookup iot_defender_audit_checks checkName OUTPUT check_title remediation",
         '| eval first_seen=strftime(first_seen, "%Y-%m-%dT%H:%M:%S%z"), description=coalesce(check_title, checkName)'
         '." (".finding_severity."): ".reason." [".dest."]"',
-        "| table thing_name account_id region dest checkName check_title finding_severity resource_type certificate_id"
-        " findingId taskId reason remediation first_seen description",
+        "| table "
+        + ("thing_name " if "thing_name" in carried or audit.get("map_certificates") else "")
+        + "account_id region dest checkName check_title finding_severity resource_type "
+        + ("certificate_id " if "certificate_id" in carried else "")
+        + "findingId taskId reason remediation first_seen description",
     ]
     spec.setdefault("suppress", {"fields": "checkName,dest", "period": "24h"})
     spec.setdefault("cost", "audit findings of two hours (one per non-compliant resource per audit)")
@@ -174,7 +180,7 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
     threats = [{"threat_object_field": t["field"], "threat_object_type": t["type"]} for t in risk["threat_objects"]]
     suppress = spec["suppress"]
     return [
-        f"action.correlationsearch.enabled = 1",
+        "action.correlationsearch.enabled = 1",
         f"action.correlationsearch.label = {name}",
         "action.correlationsearch.detection_type = ebd",
         f"action.correlationsearch.annotations = {compact(annotations)}",

@@ -207,7 +207,8 @@ class Plant:
     authorization failures per datapoint). Audit kinds change the audits that start while active: ``revoked_cert``
     (the thing's certificate revoked by its CA, still ACTIVE), ``cert_shared`` (its certificate used by a clone),
     ``client_id_conflict`` (its client id used twice), ``permissive_policy`` (policy ``value`` allows iot:*),
-    ``logging_disabled`` (AWS IoT logging off; the account is compliant before ``start``)."""
+    ``logging_disabled`` (AWS IoT logging off; the account is compliant before ``start``), ``cert_expiring`` (its
+    certificate expires in 20 days), ``key_quality`` (its certificate has a weak key)."""
 
     kind: str
     thing_name: str
@@ -997,6 +998,29 @@ class Fleet:
                         {"policyVersionIdentifier": {"policyName": p.value, "policyVersionId": "1"}},
                         "Policy allows broad access to IoT data plane actions",
                         "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS",
+                    )
+                )
+            elif p.kind == "cert_expiring" and check == "DEVICE_CERTIFICATE_EXPIRING_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "MEDIUM",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate is expiring",
+                        "CERTIFICATE_EXPIRING",
+                        info={"EXPIRATION_TIME": _utc(ts + 20 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    )
+                )
+            elif p.kind == "key_quality" and check == "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "CRITICAL",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate uses a weak key",
+                        "DEVICE_CERTIFICATE_KEY_QUALITY",
                     )
                 )
             elif p.kind == "logging_disabled" and check == "LOGGING_DISABLED_CHECK":

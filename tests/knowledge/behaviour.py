@@ -16,6 +16,7 @@ own (tests/fixtures/fleet_allowed_ports.csv), as a user's local lookup would rep
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import datetime as dt
@@ -23,7 +24,6 @@ import functools
 import io
 import json
 import re
-import base64
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -54,6 +54,8 @@ def plants() -> List[Any]:
         Plant("client_id_conflict", "rtu-gateway-008", now - 10 * H),
         Plant("permissive_policy", "-", now - 10 * H, None, "PlantedWildcardPolicy"),
         Plant("logging_disabled", "-", now - 10 * H),
+        Plant("cert_expiring", "pump-station-005", now - 10 * H),
+        Plant("key_quality", "flow-meter-003", now - 10 * H),
     ]
 
 
@@ -62,7 +64,13 @@ def fleet() -> Any:
     from tests.harness.fleet import Fleet
 
     return Fleet(
-        seed=23, things=THINGS, days=DAYS, now=NOW, compromised=0, plants=plants(), noise=("MessagesSentP99", "MLBytesOut")
+        seed=23,
+        things=THINGS,
+        days=DAYS,
+        now=NOW,
+        compromised=0,
+        plants=plants(),
+        noise=("MessagesSentP99", "MLBytesOut"),
     )
 
 
@@ -72,7 +80,9 @@ def fleet() -> Any:
 def _searched_metric_names() -> Set[str]:
     names = set()
     for values in model.saved_searches().values():
-        for f, op, v, neg in splkit.base_terms(splkit.parse_base_search(splkit.split_pipeline(values["search"])[0].replace("`iot_defender_index`", ""))):
+        for f, _op, v, neg in splkit.base_terms(
+            splkit.parse_base_search(splkit.split_pipeline(values["search"])[0].replace("`iot_defender_index`", ""))
+        ):
             if f == "name" and not neg:
                 names.add(v)
     return names
@@ -140,7 +150,11 @@ def _thing_events() -> List[Any]:
         certificates = [{"certificateId": th.certificate.certificate_id, "status": th.certificate.status}]
         out.append(
             events.thing_event(
-                thing, account_id=f.account_id, region=f.region, snapshot_time=NOW, groups=list(th.groups),
+                thing,
+                account_id=f.account_id,
+                region=f.region,
+                snapshot_time=NOW,
+                groups=list(th.groups),
                 certificates=certificates,
             )
         )
@@ -201,7 +215,12 @@ def world() -> World:
         indexed.append(fields)
 
     for hec in _metric_events():
-        add(hec["sourcetype"], fleet_events._compact(hec["event"]), float(hec["time"]), {"index": "iot", "source": hec["source"]})
+        add(
+            hec["sourcetype"],
+            fleet_events._compact(hec["event"]),
+            float(hec["time"]),
+            {"index": "iot", "source": hec["source"]},
+        )
     for event in _pull_events() + things:
         add(event.sourcetype, event.body(), event.time, {"index": "iot", "source": event.source})
     return World(store=splrun.EventStore(indexed), tables=_tables(kv_rows), events=len(indexed))
@@ -244,7 +263,9 @@ def simulate() -> Outcome:
             result = _run(runner, w, values, BOOTSTRAP_AT)
             outcome.max_read[name] = result.events_read
     scheduled = {
-        n: v for n, v in searches.items() if v.get("enableSched") == "1" and (n.endswith(" - Rule") or n.endswith(" - Baseline"))
+        n: v
+        for n, v in searches.items()
+        if v.get("enableSched") == "1" and (n.endswith(" - Rule") or n.endswith(" - Baseline"))
     }
     plan = []
     for order, name in enumerate(sorted(scheduled, key=lambda n: (n.endswith(" - Baseline"), n))):
@@ -326,7 +347,7 @@ def truth() -> Dict[str, Set[str]]:
     failed = set()
     for task in fleet().audit_tasks:
         start = task["taskStartTime"].timestamp()
-        if task["taskStatus"] == "COMPLETED" and BOOTSTRAP_AT - 2 * H <= start:
+        if task["taskStatus"] == "COMPLETED" and start >= BOOTSTRAP_AT - 2 * H:
             failed |= {c for c, d in task["auditDetails"].items() if d.get("checkRunStatus") in ("FAILED", "CANCELED")}
     f = fleet()
     out["Audit check failed to run"] = {f"{f.account_id}:{f.region}"} if failed else set()

@@ -62,9 +62,12 @@ class Indexed:
 
 @functools.lru_cache(maxsize=1)
 def fleet() -> Any:
-    from tests.harness.fleet import Fleet
+    from tests.harness.fleet import Fleet, Plant
 
-    return Fleet(seed=11, things=24, days=3, now=NOW, compromised=3)
+    # audit findings the base fleet has no instance of (every audit from the middle of the window on)
+    middle = NOW.timestamp() - 36 * 3600
+    plants = [Plant("cert_expiring", "flow-meter-003", middle), Plant("key_quality", "rtu-gateway-004", middle)]
+    return Fleet(seed=11, things=24, days=3, now=NOW, compromised=3, plants=plants)
 
 
 def _api_task(task: Dict[str, Any]) -> Dict[str, Any]:

@@ -471,7 +471,7 @@ class Runner:
 
     def _cmd_eventstats(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
         aggs, by = _parse_stats(rest)
-        for key, members in (self._groups(rows, by) if by else {(): rows}).items():
+        for _key, members in (self._groups(rows, by) if by else {(): rows}).items():
             results = {agg.label: self._compute(ctx, agg, members) for agg in aggs}
             for row in members:
                 for label, value in results.items():
@@ -612,14 +612,16 @@ class EventStore:
         for event in events:
             grouped.setdefault(event["sourcetype"], []).append(event)
         for sourcetype, items in grouped.items():
-            times, rows = self._by_sourcetype.get(sourcetype, ([], []))
+            _times, rows = self._by_sourcetype.get(sourcetype, ([], []))
             merged = sorted(rows + items, key=lambda e: e["_time"])
             self._by_sourcetype[sourcetype] = ([e["_time"] for e in merged], merged)
 
     def window(self, earliest: float, latest: float, ast: Any) -> Iterable[Row]:
         """Events with earliest <= _time < latest of the sourcetypes the base search names (all if none)."""
         wanted = {v for f, op, v, neg in splkit.base_terms(ast) if f == "sourcetype" and op == "=" and not neg}
-        names: Sequence[str] = sorted(wanted) if wanted and not any("*" in w for w in wanted) else list(self._by_sourcetype)
+        names: Sequence[str] = (
+            sorted(wanted) if wanted and not any("*" in w for w in wanted) else list(self._by_sourcetype)
+        )
         for name in names:
             times, rows = self._by_sourcetype.get(name, ([], []))
             lo, hi = bisect.bisect_left(times, earliest), bisect.bisect_left(times, latest)
