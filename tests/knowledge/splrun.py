@@ -296,7 +296,7 @@ class Runner:
         now: float,
         earliest: float = 0.0,
         latest: Optional[float] = None,
-        events: Callable[[float, float, Any], Iterable[Row]] = lambda e, l, ast: (),
+        events: Callable[[float, float, Any], Iterable[Row]] = lambda first, last, ast: (),
     ) -> Run:
         text = self.analyzer.expand(search).strip()
         commands = splkit.split_pipeline(text)
