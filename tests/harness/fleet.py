@@ -208,7 +208,8 @@ class Plant:
     (the thing's certificate revoked by its CA, still ACTIVE), ``cert_shared`` (its certificate used by a clone),
     ``client_id_conflict`` (its client id used twice), ``permissive_policy`` (policy ``value`` allows iot:*),
     ``logging_disabled`` (AWS IoT logging off; the account is compliant before ``start``), ``cert_expiring`` (its
-    certificate expires in 20 days), ``key_quality`` (its certificate has a weak key)."""
+    certificate expires in 20 days), ``key_quality`` (its certificate has a weak key). ``stuck_violation`` adds a
+    Detect violation in alarm from ``start`` on that nobody triages."""
 
     kind: str
     thing_name: str
@@ -675,6 +676,10 @@ class Fleet:
                 if end is not None and end <= start:
                     end = start + SLOT
                 add_episode(c.thing_name, behavior, RULE_PROFILE, vid, start, end, "alarm-cleared" if end else None)
+        for p in self.plants:
+            if p.kind == "stuck_violation":  # in alarm from ``start`` on, never triaged
+                vid = _hex("planted", self.seed, p.thing_name, int(p.start))
+                add_episode(p.thing_name, BEHAVIOR_AUTH, RULE_PROFILE, vid, self._slot_ceil(p.start), None, None)
         for ep in self.episodes:
             extra = None
             if "mlDetectionConfig" in ep.behavior["criteria"]:
@@ -703,6 +708,37 @@ class Fleet:
     def violation_events(self) -> List[Dict[str, Any]]:
         """Every violation event (API shape; datetimes in UTC), ordered by time."""
         return [e for e, _ in self._events]
+
+    def active_violations_at(self, at: Any) -> List[Dict[str, Any]]:
+        """ListActiveViolations as it would answer at ``at``: violations whose in-alarm event happened by then and
+        whose closing event had not (verification states as the fleet's final active list carries them)."""
+        t = _epoch(at)
+        verdicts = {av["violationId"]: av for av in self.active_violations if "verificationState" in av}
+        opened: Dict[str, Dict[str, Any]] = {}
+        for e, _vis in self._events:
+            if e["violationEventTime"].timestamp() > t:
+                continue
+            if e["violationEventType"] == "in-alarm":
+                opened[e["violationId"]] = e
+            else:
+                opened.pop(e["violationId"], None)
+        out = []
+        for vid, e in sorted(opened.items(), key=lambda kv: (kv[1]["violationEventTime"], kv[0])):
+            av: Dict[str, Any] = {
+                "violationId": vid,
+                "thingName": e["thingName"],
+                "securityProfileName": e["securityProfileName"],
+                "behavior": e["behavior"],
+                "lastViolationValue": e.get("metricValue", {}),
+                "lastViolationTime": _utc(self._slot_floor(t)),
+                "violationStartTime": e["violationEventTime"],
+            }
+            if "violationEventAdditionalInfo" in e:
+                av["violationEventAdditionalInfo"] = e["violationEventAdditionalInfo"]
+            if vid in verdicts:
+                av["verificationState"] = verdicts[vid]["verificationState"]
+            out.append(av)
+        return out
 
     def visible_violation_events(self, at: Optional[Any] = None) -> List[Dict[str, Any]]:
         """The events visible at ``at`` (default: fleet ``now``): late ones appear only after ``visible_at``."""

@@ -56,6 +56,7 @@ def plants() -> List[Any]:
         Plant("logging_disabled", "-", now - 10 * H),
         Plant("cert_expiring", "pump-station-005", now - 10 * H),
         Plant("key_quality", "flow-meter-003", now - 10 * H),
+        Plant("stuck_violation", "rtu-gateway-004", now - 30 * H),
     ]
 
 
@@ -130,8 +131,17 @@ def _pull_events() -> List[Any]:
         out.extend(events.audit_task_events(fleet_events._api_task(task), **scope))
     ids = {t["taskId"] for t in completed}
     out.extend(events.audit_finding_event(x, **scope) for x in f.findings if x["taskId"] in ids)
-    out.extend(events.active_violation_event(av, snapshot_time=NOW, **scope) for av in f.active_violations)
+    for snapshot in snapshot_times():  # the violations input's active-violation snapshot, hourly
+        out.extend(
+            events.active_violation_event(av, snapshot_time=snapshot, **scope)
+            for av in f.active_violations_at(snapshot)
+        )
     return out
+
+
+def snapshot_times() -> List[float]:
+    first = BOOTSTRAP_AT - 2 * H + 5 * 60
+    return [first + k * H for k in range(int((NOW.timestamp() - first) // H) + 1)]
 
 
 def _thing_events() -> List[Any]:
@@ -322,7 +332,6 @@ def _finding_rows() -> List[Dict[str, Any]]:
 
 def truth() -> Dict[str, Set[str]]:
     """Per detection, what it should find in the scheduled period (thing, else resource, else check)."""
-    now = NOW.timestamp()
     planted = [p for p in plants() if p.start >= BOOTSTRAP_AT]
     by_kind: Dict[str, Set[str]] = {}
     for p in planted:
@@ -351,10 +360,13 @@ def truth() -> Dict[str, Set[str]]:
             failed |= {c for c, d in task["auditDetails"].items() if d.get("checkRunStatus") in ("FAILED", "CANCELED")}
     f = fleet()
     out["Audit check failed to run"] = {f"{f.account_id}:{f.region}"} if failed else set()
+    # the detection runs at :23 over the snapshot taken at :05; a violation counts once 24 h in alarm at a run
     out["Violation in alarm without triage"] = {
-        av["violationId"]
-        for av in fleet().active_violations
-        if "verificationState" not in av and now - av["violationStartTime"].timestamp() >= 24 * H
+        av["thingName"]
+        for s in snapshot_times()
+        if s >= BOOTSTRAP_AT
+        for av in fleet().active_violations_at(s)
+        if "verificationState" not in av and s + 18 * 60 - av["violationStartTime"].timestamp() >= 24 * H
     }
     return out
 

@@ -617,7 +617,8 @@ class EventStore:
             self._by_sourcetype[sourcetype] = ([e["_time"] for e in merged], merged)
 
     def window(self, earliest: float, latest: float, ast: Any) -> Iterable[Row]:
-        """Events with earliest <= _time < latest of the sourcetypes the base search names (all if none)."""
+        """Events with earliest <= _time < latest of the sourcetypes the base search names (all if none), newest
+        first as Splunk returns them."""
         wanted = {v for f, op, v, neg in splkit.base_terms(ast) if f == "sourcetype" and op == "=" and not neg}
         names: Sequence[str] = (
             sorted(wanted) if wanted and not any("*" in w for w in wanted) else list(self._by_sourcetype)
@@ -625,4 +626,4 @@ class EventStore:
         for name in names:
             times, rows = self._by_sourcetype.get(name, ([], []))
             lo, hi = bisect.bisect_left(times, earliest), bisect.bisect_left(times, latest)
-            yield from rows[lo:hi]
+            yield from reversed(rows[lo:hi])
