@@ -371,7 +371,7 @@ def truth() -> Dict[str, Set[str]]:
     return out
 
 
-def _specs() -> List[Dict[str, Any]]:
+def _specs(kind: str = "detection") -> List[Dict[str, Any]]:
     import importlib.util
 
     path = model.ROOT / "scripts" / "make_detections.py"
@@ -379,7 +379,7 @@ def _specs() -> List[Dict[str, Any]]:
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
-    return [s for s in module.load() if s["type"] == "detection"]
+    return [s for s in module.load() if s["type"] == kind]
 
 
 def table() -> List[Tuple[str, int, int, int, List[str], List[str]]]:

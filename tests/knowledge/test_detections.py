@@ -202,7 +202,8 @@ def test_each_scheduled_run_reads_what_the_readme_says_it_costs():
     """Events one run of each search read in the simulation stay within its declared per-thing cost."""
     outcome = behaviour.simulate()
     specs = {f"IoT Defender - {s['name']} - Rule": s for s in behaviour._specs()}
-    assert set(DETECTIONS) <= set(outcome.runs)
+    specs.update({f"IoT Defender - {s['name']} - Baseline": s for s in behaviour._specs("baseline")})
+    assert set(SCHEDULED) <= set(outcome.runs) and len(specs) == len(SCHEDULED)
     for name, spec in specs.items():
         per_thing = spec.get("events_per_thing", 0)
         if per_thing:
