@@ -115,3 +115,18 @@ def test_unknown_commands_and_functions_are_errors():
         run('sourcetype="st" | transaction x', events({"x": "1"}))
     with pytest.raises(splkit.SplError):
         run('sourcetype="st" | eval y=nosuchfunction(x)', events({"x": "1"}))
+
+
+def test_the_field_analyzer_reads_baseline_pipelines():
+    """splkit's analysis (the field cross-check) follows appendpipe, inputlookup append=true and outputlookup."""
+    lookups = {"kv": splkit.Lookup("kv", ["_key", "a", "first"])}
+    analyzer = splkit.Analyzer({}, lookups)
+    good = analyzer.analyze(
+        'sourcetype="st" | stats min(_time) as first by a | appendpipe [stats min(first) as first | eval a="all"]'
+        " | inputlookup append=true kv | stats min(first) as first by a | outputlookup kv"
+    )
+    assert not good.errors and good.event_fields == {"a"} and "kv" in good.lookups
+    short = analyzer.analyze('sourcetype="st" | stats count by a | outputlookup kv')
+    assert short.errors == ["outputlookup kv: the results lack ['first']"]
+    with pytest.raises(splkit.SplError):
+        analyzer.analyze('sourcetype="st" | inputlookup kv')
