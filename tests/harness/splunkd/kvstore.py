@@ -279,7 +279,11 @@ class KVStore:
     def delete_where(self, app: str, name: str, query: Optional[Dict[str, Any]]) -> int:
         with self._lock:
             coll = self.get_collection(app, name)
-            doomed = [k for k, d in coll.docs.items() if matches(d, query or {})]
+            keys = _keys_only(query or {})
+            if keys is not None:
+                doomed = [k for k in dict.fromkeys(keys) if k in coll.docs]
+            else:
+                doomed = [k for k, d in coll.docs.items() if matches(d, query or {})]
             for key in doomed:
                 del coll.docs[key]
             return len(doomed)
