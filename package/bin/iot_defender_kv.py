@@ -1,8 +1,8 @@
 """The inventory input's KV store side: prior rows read a page at a time, changed rows written in batches, stale
 rows deleted, all within splunkd's KV store limits (limits.conf ``[kvstore]``):
 
-- a query returns at most ``max_rows_per_query`` (50,000) rows: keys are read in ``_key`` ranges of
-  :data:`KEY_PAGE`, never in one query;
+- a query returns at most ``max_rows_per_query`` (50,000 by default) rows: keys are read in ``_key`` ranges of
+  :data:`KEY_PAGE` until a range comes back empty (so a lower limit set by an admin is still paged through);
 - ``max_documents_per_batch_save`` (1,000): rows are saved :data:`SAVE_BATCH` at a time;
 - prior rows are fetched per page of things with ``batch_find`` (a POST: 500 keys do not fit in a URL).
 
@@ -60,10 +60,10 @@ class KvRows:
                 ),
                 "an inventory key read",
             )
+            if not page:  # an empty page ends it: a short page may only mean a lower max_rows_per_query
+                return
             for doc in page:
                 yield str(doc["_key"])
-            if len(page) < KEY_PAGE:
-                return
             after = str(page[-1]["_key"])
 
     def delete(self, keys: List[str]) -> None:
