@@ -238,6 +238,16 @@ def test_pacing_keeps_each_api_under_its_quota_and_the_budget_defers_links(aws):
     assert result2.links_refreshed >= len(pending)
 
 
+def test_a_role_without_list_certificates_falls_back_to_one_describe_per_certificate(aws):
+    aws.registry.seed(aws.account_id, REGION, 40)
+    aws.faults.fail_next("ListCertificates", "AccessDeniedException", 403, "not authorized: iot:ListCertificates")
+    result, events, stats = run(aws, Rows())
+    assert stats.status == "ok" and not result.bulk_certificates and len(events) == 40
+    assert calls(aws, "DescribeCertificate") == 40
+    statuses = {e.data["thingName"]: e.data["certificates"][0]["status"] for e in events}
+    assert statuses["thing-0000000"] == "REVOKED" and statuses["thing-0000001"] == "ACTIVE"
+
+
 def test_pacer_spaces_calls_per_api():
     clock = FakeClock()
     pacer = inventory.Pacer(quotas={"A": 10.0, "B": 100.0}, share=1.0, clock=clock, sleep=clock.sleep)
