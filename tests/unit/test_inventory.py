@@ -248,6 +248,26 @@ def test_a_role_without_list_certificates_falls_back_to_one_describe_per_certifi
     assert statuses["thing-0000000"] == "REVOKED" and statuses["thing-0000001"] == "ACTIVE"
 
 
+def test_a_changed_thing_deferred_by_the_budget_is_refreshed_next_run(aws):
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 20)
+    rows = Rows()
+    run(aws, rows)
+    registry.put_thing(aws.account_id, REGION, "thing-0000002", thing_type="gateway", groups=["site-c"])
+    arn = registry.put_certificate(aws.account_id, REGION, "c" * 64, "ACTIVE", created=2e9)
+    registry.attach(aws.account_id, REGION, "thing-0000002", arn)
+    clock = FakeClock()
+    spent = inventory.Pacer(quotas={}, clock=clock, sleep=clock.sleep)
+    clock.t = 61.0  # the budget is already used up: every refresh waits
+    result, _, _ = run(aws, rows, now=NOW + 60, options=inventory.InventoryOptions(run_budget_seconds=60), pacer=spent)
+    assert result.links_refreshed == 0 and result.links_deferred == 1
+    aws.requests.clear()
+    result, events, _ = run(aws, rows, now=NOW + 120)
+    two = next(e for e in events if e.data["thingName"] == "thing-0000002")
+    assert "c" * 64 in [c["certificateId"] for c in two.data["certificates"]] and two.data["thingGroups"] == ["site-c"]
+    assert calls(aws, "ListThingPrincipals") == result.links_refreshed >= 1
+
+
 def test_pacer_spaces_calls_per_api():
     clock = FakeClock()
     pacer = inventory.Pacer(quotas={"A": 10.0, "B": 100.0}, share=1.0, clock=clock, sleep=clock.sleep)

@@ -394,15 +394,16 @@ def _prior_links(prior: Optional[Dict[str, Any]]) -> Tuple[List[str], Optional[T
 
 def _links(
     run: _Run, thing: Dict[str, Any], prior: Optional[Dict[str, Any]], refresh_groups: bool
-) -> Optional[Tuple[List[str], Optional[List[str]], Optional[Tuple[str, float]]]]:
-    """(certificate ids, groups or None when not read, (checked_at, due_at)); None when the thing is gone."""
+) -> Optional[Tuple[List[str], Optional[List[str]], Optional[Tuple[str, float]], bool]]:
+    """(certificate ids, groups or None when not read, (checked_at, due_at), deferred); None when the thing is
+    gone. Deferred: due but past the run budget, so it is due again next run."""
     ids, schedule = _prior_links(prior)
     reason = _due(run, thing, prior) if run.options.include_certificates or refresh_groups else None
     if reason is None:
-        return ids, None, schedule
+        return ids, None, schedule, False
     if not _budget_left(run):
         run.result.links_deferred += 1
-        return ids, None, schedule
+        return ids, None, schedule, True
     name = str(thing["thingName"])
     try:
         groups = _thing_groups(run, name) if refresh_groups else None
@@ -414,7 +415,7 @@ def _links(
     run.result.links_refreshed += 1
     period = run.options.link_sweep_hours * 3600.0
     due = first_due(name, run.now, period) if reason == "new" else run.now + period
-    return ids, groups, (events.to_iso(run.now), round(due, 3))
+    return ids, groups, (events.to_iso(run.now), round(due, 3)), False
 
 
 def _certificates(run: _Run, ids: List[str]) -> List[Dict[str, Any]]:
@@ -450,7 +451,9 @@ def _thing_item(
     if links is None:
         run.result.things_gone += 1
         return None
-    ids, groups, schedule = links
+    ids, groups, schedule, deferred = links
+    # A changed thing whose refresh was deferred keeps its old registry digest: it is still "changed" next run.
+    registry = str(prior.get("registry_digest") or "") if deferred and prior else registry_digest(thing)
     if groups is None:
         groups = list(indexed_groups) if indexed_groups is not None else _prior_groups(prior)
     event = events.thing_event(
@@ -462,7 +465,7 @@ def _thing_item(
         certificates=_certificates(run, ids),
     )
     event = dataclasses.replace(event, source=events.source_for(run.account_id, run.region, api))
-    return event, lookup_row(event, when=run.now, links=schedule, registry=registry_digest(thing))
+    return event, lookup_row(event, when=run.now, links=schedule, registry=registry)
 
 
 def _prior_groups(prior: Optional[Dict[str, Any]]) -> List[str]:
