@@ -112,7 +112,13 @@ def test_accounts_and_regions_the_store_does_not_hold_stay_with_moto(aws):
 
 
 def test_registry_quotas_throttle_a_client_that_does_not_pace_itself(aws):
+    from iot_defender import inventory
+
     assert set(REGISTRY_QUOTAS_TPS) <= REGISTRY_OPERATIONS | {"ListThings"}
+    # the add-on paces itself by the same table the emulator enforces
+    assert {op: float(tps) for op, tps in REGISTRY_QUOTAS_TPS.items() if op in inventory.QUOTAS_TPS} == {
+        op: tps for op, tps in inventory.QUOTAS_TPS.items()
+    }
     aws.registry.seed(aws.account_id, REGION, 5)
     aws.faults.enable_registry_quotas()
     iot = aws.client("iot", retries=ONE_SHOT)
