@@ -1,7 +1,7 @@
 """LoopbackAWS: one 127.0.0.1 endpoint for every AWS service the add-on calls.
 
-Device Defender (the Detect/Audit operations of service ``iot``), all of ``ssm-incidents`` and ``sts`` are
-emulated here; every other request (IoT registry, policies, certificates, SNS, S3, ...) is checked for
+Device Defender (the Detect/Audit operations of service ``iot``), OpsCenter (the OpsItem operations of ``ssm``), all
+of ``ssm-incidents`` and ``sts`` are emulated here; every other request (IoT registry, policies, certificates, SNS, S3, ...) is checked for
 credentials and faults and then handed to an in-process moto WSGI app.
 """
 
@@ -38,6 +38,7 @@ from .defender import AUDIT_OPERATIONS, DETECT_OPERATIONS, SHARED_OPERATIONS, De
 from .faults import Faults
 from .incidents import INCIDENT_OPERATIONS, IncidentStore
 from .models import ModelViolation, RequestError
+from .opsitems import OPSITEM_OPERATIONS, OpsItemStore
 
 _STATUS_TEXT = {
     200: "OK",
@@ -71,6 +72,12 @@ _SERVICE_ERRORS = {
         ("ThrottlingException", 429),
         ("InternalServerException", 500),
         ("InternalServerException", 500),
+    ),
+    "ssm": (
+        "ValidationException",
+        ("ThrottlingException", 400),
+        ("InternalServerError", 500),
+        ("InternalServerError", 500),
     ),
     "s3": ("InvalidArgument", ("SlowDown", 503), ("InternalError", 500), ("ServiceUnavailable", 503)),
 }
@@ -197,6 +204,7 @@ class LoopbackAWS:
         self.auth.add_credentials(access_key, secret_key, account_id, user_name="loopback")
         self.defender = DefenderStore(self.clock, account_id, region)
         self.incidents = IncidentStore(self.clock, account_id, region)
+        self.opsitems = OpsItemStore(self.clock, account_id, region)
         self.requests = RequestLog()
         self.internal_errors: List[str] = []
         self.unimplemented: List[str] = []  # operations neither the emulator nor moto implement
@@ -270,6 +278,7 @@ class LoopbackAWS:
         self.reset_moto()
         self.defender.clear()
         self.incidents.clear()
+        self.opsitems.clear()
         self.faults.reset()
         self.clock.reset()
         self.auth = CredentialRegistry(self.seed)
@@ -432,7 +441,11 @@ class LoopbackAWS:
         op = models.operation_name_for(model, method, raw_path, query, _CaseHeaders(headers), form)
         meta["operation"] = op
         err = _ErrorRenderer(service, protocol)
-        emulated = (service == "iot" and op in EMULATED_IOT_OPERATIONS) or service in ("ssm-incidents", "sts")
+        emulated = (
+            (service == "iot" and op in EMULATED_IOT_OPERATIONS)
+            or (service == "ssm" and op in OPSITEM_OPERATIONS)
+            or service in ("ssm-incidents", "sts")
+        )
         meta["emulated"] = emulated
 
         # 1. authentication
@@ -514,6 +527,8 @@ class LoopbackAWS:
             return getattr(self.defender, f"op_{op}", None)
         if service == "ssm-incidents" and op in INCIDENT_OPERATIONS:
             return getattr(self.incidents, f"op_{op}", None)
+        if service == "ssm" and op in OPSITEM_OPERATIONS:
+            return getattr(self.opsitems, f"op_{op}", None)
         return None
 
     def _emulate(self, model, op, ctx, raw_path, query, headers, body, err) -> _Response:
@@ -521,12 +536,16 @@ class LoopbackAWS:
         if handler is None:
             return err.render("UnknownOperationException", f"{op} is not emulated by LoopbackAWS", 400)
         op_model = model.operation_model(op)
-        _, labels = models.router_for(model.service_name).match(op_model.http["method"], raw_path, query)
+        json_protocol = model.metadata.get("protocol") == "json"
         params: Dict[str, Any] = {}
         try:
-            params = models.parse_rest_json_request(
-                op_model, labels, query, _CaseHeaders(headers), body, ctx.error_code
-            )
+            if json_protocol:
+                params = models.parse_json_request(op_model, body, ctx.error_code)
+            else:
+                _, labels = models.router_for(model.service_name).match(op_model.http["method"], raw_path, query)
+                params = models.parse_rest_json_request(
+                    op_model, labels, query, _CaseHeaders(headers), body, ctx.error_code
+                )
             models.validate_params(op_model, params, ctx.error_code)
             out = handler(ctx, params)
         except RequestError as exc:
@@ -553,8 +572,9 @@ class LoopbackAWS:
                 out.setdefault(list_key, []).append(item)
         status = int(op_model.http.get("responseCode", 200))
         payload = json.dumps(out, separators=(",", ":"), default=models.json_default).encode()
+        content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
         hdrs = [
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type if json_protocol else "application/json"),
             ("x-amzn-RequestId", str(uuid.uuid4())),
             ("Content-Length", str(len(payload))),
         ]
@@ -723,6 +743,8 @@ class _ErrorRenderer:
             headers = [("Content-Type", "application/xml"), ("x-amz-request-id", rid)]
         else:
             doc: Dict[str, Any] = {"message": message}
+            if self.protocol == "json":  # botocore's json parser reads the code from the body, not the header
+                doc["__type"] = code
             if code == "ThrottlingException" and self.service == "ssm-incidents":
                 doc.update(serviceCode="ssm-incidents", quotaCode="loopback-rate")
             doc.update(extra or {})
