@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import threading
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     ProxyConnectionError,
+    UnknownRegionError,
 )
 from botocore.paginate import TokenEncoder
 from botocore.parsers import ResponseParserFactory, RestJSONParser
@@ -51,6 +53,25 @@ EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "Reque
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
 )
+
+
+@functools.lru_cache(maxsize=256)
+def partition_of_region(region: str) -> str:
+    """The AWS partition of a region name, from botocore's endpoint data (which knows every region and each
+    partition's naming pattern); the well-known prefixes when botocore cannot place the name."""
+    try:
+        return _botocore_session().get_partition_for_region(region)
+    except (UnknownRegionError, AttributeError):  # a name botocore cannot place; a botocore without the method
+        if region.startswith("cn-"):
+            return "aws-cn"
+        if region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+
+@functools.lru_cache(maxsize=1)
+def _botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 class ConfigError(ValueError):
@@ -114,12 +135,23 @@ class Account:
                 raise ConfigError(f"{where}: the access key ID is not 16-128 upper-case letters and digits")
         if self.partition not in PARTITIONS:
             raise ConfigError(f"{where}: partition must be one of {', '.join(PARTITIONS)}")
+        # Messages name the field, never its value: a secret pasted into the wrong field must not come back in the
+        # UI and the log.
         if not REGION_RE.match(self.default_region):
-            raise ConfigError(f"{where}: '{self.default_region}' is not an AWS region name")
+            raise ConfigError(f"{where}: the default region is not an AWS region name (e.g. us-east-1)")
+        region_partition = partition_of_region(self.default_region)
+        if region_partition != self.partition:
+            raise ConfigError(
+                f"{where}: the default region is in partition '{region_partition}' but the account's partition is "
+                f"'{self.partition}'"
+            )
         if self.role_arn:
             match = ROLE_ARN_RE.match(self.role_arn)
             if not match:
-                raise ConfigError(f"{where}: role ARN '{self.role_arn}' is not an IAM role ARN")
+                raise ConfigError(
+                    f"{where}: the role ARN is not an IAM role ARN "
+                    "(arn:<partition>:iam::<12-digit account>:role/<name>)"
+                )
             if match.group(1) != self.partition:
                 raise ConfigError(
                     f"{where}: role ARN is in partition '{match.group(1)}' but the account is '{self.partition}'"

@@ -171,7 +171,13 @@ class OpsItemStore:
                         )
                     return {"OpsItemId": existing["OpsItemId"], "OpsItemArn": existing["OpsItemArn"]}
             oid = self._new_id(ctx)
-            partition = "aws-us-gov" if ctx.region.startswith("us-gov-") else "aws"
+            partition = (
+                "aws-cn"
+                if ctx.region.startswith("cn-")
+                else "aws-us-gov"
+                if ctx.region.startswith("us-gov-")
+                else "aws"
+            )
             arn = f"arn:{partition}:ssm:{ctx.region}:{ctx.account_id}:opsitem/{oid}"
             item: Dict[str, Any] = {
                 "OpsItemId": oid,
