@@ -848,7 +848,10 @@ def test_addon_role(templates) -> None:
     }
     assert all(not a.split(":")[1].startswith(("Create", "Update", "Delete", "Attach", "Add", "Put")) for a in read)
     response = resources["ResponsePolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    by_action = {a: s for s in response for a in as_list(s["Action"])}
+    by_action: Dict[str, Dict[str, Any]] = {}
+    for statement in response:  # the first statement naming an action (AttachPolicy: the group's)
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, statement)
     group = "thinggroup/${QuarantineGroupName}"
     assert group in render_sub(by_action["iot:AddThingToThingGroup"]["Resource"][0])
     assert group in render_sub(by_action["iot:AttachPolicy"]["Resource"])
@@ -856,6 +859,9 @@ def test_addon_role(templates) -> None:
     assert "policy/${IsolationPolicyName}" in render_sub(by_action["iot:CreatePolicy"]["Resource"])
     for action in ("iot:UpdateThing", "iot:UpdateCertificate", "iot:PutVerificationStateOnViolation"):
         assert action in by_action
+    certificates = by_action["iot:DetachPolicy"]
+    assert "iot:AttachPolicy" in certificates["Action"] and render_sub(certificates["Resource"]).endswith(":cert/*")
+    assert by_action["ssm:CreateOpsItem"]["Resource"] == "*"
     assert resources["IncidentPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"] == {
         "Ref": "ResponsePlanArn"
     }
