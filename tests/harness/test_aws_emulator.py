@@ -1001,3 +1001,18 @@ def test_describe_ops_items_paginates(aws):
     assert seen == made[::-1]
     high = ssm.describe_ops_items(OpsItemFilters=[{"Key": "Priority", "Values": ["2"], "Operator": "LessThan"}])
     assert sorted(s["OpsItemId"] for s in high["OpsItemSummaries"]) == sorted([made[0], made[5]])
+
+
+def test_update_thing_honours_expected_version(aws):
+    iot = aws.client("iot", retries=ONE_SHOT)
+    iot.create_thing(thingName="pump-station-001")
+    assert iot.describe_thing(thingName="pump-station-001")["version"] == 1
+    payload = {"attributes": {"site": "plant-a"}, "merge": True}
+    iot.update_thing(thingName="pump-station-001", attributePayload=payload, expectedVersion=1)
+    assert iot.describe_thing(thingName="pump-station-001")["version"] == 2
+    with pytest.raises(ClientError) as e:
+        iot.update_thing(thingName="pump-station-001", attributePayload=payload, expectedVersion=1)
+    assert _code(e.value) == "VersionConflictException" and _status(e.value) == 409
+    iot.update_thing(thingName="pump-station-001", attributePayload={"attributes": {"site": "b"}, "merge": True})
+    thing = iot.describe_thing(thingName="pump-station-001")
+    assert thing["version"] == 3 and thing["attributes"] == {"site": "b"}

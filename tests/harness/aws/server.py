@@ -225,6 +225,7 @@ class LoopbackAWS:
         if self.reset_moto_on_start:
             self.reset_moto()
         _moto_valid_certs()
+        _moto_thing_versions()
         self._server = make_server(
             self.host, self._requested_port, self._wsgi, threaded=True, request_handler=_quiet_handler()
         )
@@ -821,6 +822,31 @@ def _moto_valid_certs() -> None:
     from moto.core.config import default_user_config
 
     default_user_config.setdefault("iot", {})["use_valid_cert"] = True
+
+
+def _moto_thing_versions() -> None:
+    """Give moto's things a registry version as AWS IoT keeps it: UpdateThing with ``expectedVersion`` is refused
+    with VersionConflictException (409) unless it equals the thing's version, and every UpdateThing advances the
+    version by one (moto 5.2.5 ignores ``expectedVersion`` and never changes the version). Requests reach moto one
+    at a time (the moto state lock), so the check and the update are atomic."""
+    from moto.iot import exceptions, responses
+
+    if getattr(responses.IoTResponse.update_thing, "_loopback_versions", False):
+        return
+    original = responses.IoTResponse.update_thing
+
+    def update_thing(self):  # type: ignore[no-untyped-def]
+        name = self._get_param("thingName")
+        expected = self._get_param("expectedVersion")
+        thing = self.iot_backend.describe_thing(thing_name=name)
+        if expected is not None and int(expected) != int(thing.version):
+            raise exceptions.VersionConflictException(name)
+        answer = original(self)
+        thing.version = int(thing.version) + 1
+        return answer
+
+    update_thing._loopback_versions = True  # type: ignore[attr-defined]
+    responses.IoTResponse.update_thing = update_thing
 
 
 def _moto_dispatcher():
