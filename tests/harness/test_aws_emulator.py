@@ -973,6 +973,16 @@ def test_ops_item_validation(aws):
             "OpsItemInvalidParameterException",
         ),
         ({**base, "OperationalData": {"k": {"Value": "x", "Type": "Number"}}}, "ValidationException"),
+        ({**base, "Source": "splunk.ta-aws-iot"}, "OpsItemInvalidParameterException"),
+        ({**base, "Source": "Amazon-ish"}, "OpsItemInvalidParameterException"),
+        (
+            {**base, "OperationalData": {"k": {"Value": "x" * 20481, "Type": "String"}}},
+            "OpsItemInvalidParameterException",
+        ),
+        (
+            {**base, "Notifications": [{"Arn": f"arn:aws:sns:eu-west-1:{ACCOUNT}:t"}]},
+            "OpsItemInvalidParameterException",
+        ),
     ]
     for params, code in bad_cases:
         with pytest.raises(ClientError) as e:

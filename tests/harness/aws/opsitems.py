@@ -9,7 +9,8 @@ What is modelled (AWS Systems Manager user guide, "Managing duplicate OpsItems" 
   changed after creation.
 - ``/aws/resources`` (``SearchableString``, a JSON list of ``{"arn": ...}``) links resources.
 - Other keys may not begin with the reserved prefixes ``amazon``, ``aws``, ``amzn``, ``ssm`` (with or without a
-  leading ``/``).
+  leading ``/``); a value holds at most 20 KB; ``Source`` may not contain ``aws``, ``amazon`` or ``amzn``
+  (botocore model documentation); notification topics are in the OpsItem's region (user guide).
 
 Not modelled: cross-account OpsItems (``AccountId``), OpsItem types other than the default ``/aws/issue``,
 related-item APIs, tag enforcement.
@@ -32,6 +33,8 @@ RESOURCES_KEY = "/aws/resources"
 _SYSTEM_KEYS = {DEDUP_KEY, RESOURCES_KEY, "/aws/automations"}
 _RESERVED_PREFIXES = ("amazon", "aws", "amzn", "ssm", "/amazon", "/aws", "/amzn", "/ssm")
 OPEN_STATUSES = ("Open", "InProgress")
+VALUE_MAX_BYTES = 20 * 1024
+_SOURCE_FORBIDDEN = ("aws", "amazon", "amzn")
 DEFAULT_PAGE_SIZE = 50
 _SUMMARY_FIELDS = (
     "CreatedBy",
@@ -88,7 +91,9 @@ def _check_resources(data: Dict[str, Dict[str, str]]) -> None:
 
 def check_operational_data(data: Dict[str, Dict[str, str]]) -> Optional[str]:
     """Validate the OpsItem-specific rules the model cannot express; return the dedup string (or None)."""
-    for key in data:
+    for key, entry in data.items():
+        if len(entry["Value"].encode("utf-8")) > VALUE_MAX_BYTES:
+            raise _invalid(f"Operational data value of {key!r} is larger than 20 KB.", ["OperationalData"])
         if key not in _SYSTEM_KEYS and key.lower().startswith(_RESERVED_PREFIXES):
             raise _invalid(
                 f"Operational data key {key!r} uses a reserved prefix (amazon, aws, amzn, ssm).", ["OperationalData"]
@@ -154,6 +159,11 @@ class OpsItemStore:
             raise RequestError(
                 "OpsItemAccessDeniedException", "Cross-account OpsItems are not set up for this account.", 403
             )
+        if any(word in params["Source"].lower() for word in _SOURCE_FORBIDDEN):
+            raise _invalid("The source name can't contain the strings aws, amazon or amzn.", ["Source"])
+        for note in params.get("Notifications") or []:
+            if note.get("Arn", "").split(":")[3:4] != [ctx.region]:
+                raise _invalid("Notification topics must be in the region of the OpsItem.", ["Notifications"])
         data = copy.deepcopy(params.get("OperationalData") or {})
         dedup = check_operational_data(data)
         with self.lock:
