@@ -208,3 +208,14 @@ def test_partition_and_region_must_agree(handler_module, partition, region, regi
 )
 def test_matching_partition_and_region_are_accepted(partition, region):
     assert Account.from_conf("prod", conf(partition=partition, default_region=region)).default_region == region
+
+
+def test_response_plan_is_optional_checked_and_never_echoed():
+    plan = "arn:aws:ssm-incidents::123456789012:response-plan/iot-device-compromise"
+    assert Account.from_conf("prod", conf()).response_plan_arn is None
+    assert Account.from_conf("prod", conf(response_plan_arn=plan)).response_plan_arn == plan
+    with pytest.raises(ConfigError, match="response plan ARN") as info:
+        Account.from_conf("prod", conf(response_plan_arn=PASTED))
+    assert PASTED not in str(info.value)
+    with pytest.raises(ConfigError, match="partition 'aws-cn'"):
+        Account.from_conf("prod", conf(response_plan_arn=plan.replace("arn:aws:", "arn:aws-cn:")))

@@ -47,6 +47,9 @@ REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov|aws-cn):iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}$")
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+RESPONSE_PLAN_ARN_RE = re.compile(
+    r"^arn:(aws|aws-us-gov|aws-cn):ssm-incidents::(\d{12}):response-plan/([a-zA-Z0-9_-]{1,200})$"
+)
 
 # Error codes that mean "these temporary credentials are no longer good": refresh and retry once.
 EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
@@ -99,6 +102,8 @@ class Account:
     role_session_name: str = DEFAULT_SESSION_NAME
     partition: str = "aws"
     default_region: str = "us-east-1"
+    # iot_start_incident's default destination: Incident Manager with this plan, OpsCenter without one.
+    response_plan_arn: Optional[str] = None
 
     @classmethod
     def from_conf(cls, name: str, conf: Mapping[str, Any]) -> Account:
@@ -119,6 +124,7 @@ class Account:
             role_session_name=text("role_session_name") or DEFAULT_SESSION_NAME,
             partition=text("partition") or "aws",
             default_region=text("default_region") or "us-east-1",
+            response_plan_arn=text("response_plan_arn"),
         )
         account.check()
         return account
@@ -155,6 +161,18 @@ class Account:
             if match.group(1) != self.partition:
                 raise ConfigError(
                     f"{where}: role ARN is in partition '{match.group(1)}' but the account is '{self.partition}'"
+                )
+        if self.response_plan_arn:
+            plan = RESPONSE_PLAN_ARN_RE.match(self.response_plan_arn)
+            if not plan:
+                raise ConfigError(
+                    f"{where}: the response plan ARN is not an Incident Manager response plan ARN "
+                    "(arn:<partition>:ssm-incidents::<12-digit account>:response-plan/<name>)"
+                )
+            if plan.group(1) != self.partition:
+                raise ConfigError(
+                    f"{where}: the response plan is in partition '{plan.group(1)}' but the account is "
+                    f"'{self.partition}'"
                 )
         if not SESSION_NAME_RE.match(self.role_session_name):
             raise ConfigError(f"{where}: role session name must be 2-64 characters of [\\w+=,.@-]")
