@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iot_defender.quarantine_record import (
+from iot_defender.respond.record import (
     RECORD_VALUE_MAX,
     QuarantineRecord,
     RecordSigner,
