@@ -1,6 +1,7 @@
 """What an alert run takes from Splunk and AWS (:class:`Deps`, replaced in tests): the configured account and API
 settings, the AWS session and account id, the incident suppression store in the KV store, the secret log
-filter and the clock. Splunk's own modules are imported only when used, so the alert adapter loads without them.
+filter, the clock, the triggering user's capabilities and the quarantine record key. Splunk's own modules are
+imported only when used, so the alert adapter loads without them.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from iot_defender import APP_ID
 from iot_defender.aws import Account, AwsSession, ClientSettings, caller_identity
@@ -77,3 +78,15 @@ class Deps:
 
     def now(self) -> _dt.datetime:
         return _dt.datetime.now(_dt.timezone.utc)
+
+    def caller(self, helper: Any) -> Tuple[str, List[str]]:
+        """The user of the alert payload's session and their capabilities (current-context)."""
+        from iot_defender_respond_splunk import caller
+
+        return caller(helper.session_key, (helper.settings or {}).get("server_uri"))
+
+    def record_key(self, helper: Any) -> bytes:
+        """The quarantine record key from Splunk's credential store (created on first use)."""
+        from iot_defender_respond_splunk import record_key
+
+        return record_key(helper.session_key, (helper.settings or {}).get("server_uri"))

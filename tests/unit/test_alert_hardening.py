@@ -11,10 +11,6 @@ import iot_defender_alert as alert
 from tests.unit.test_alert_adapter import Deps, Helper
 from tests.unit.test_respond_support import REGION, seed_registry
 
-EXIT_FORBIDDEN = getattr(alert, "EXIT_FORBIDDEN", 8)
-# Seen failing on the code before the fix; the marker goes with the fix.
-REGRESSION = pytest.mark.xfail(strict=True, reason="issue 11 regressions: fixed once the respond package split lands")
-
 
 @pytest.fixture
 def iot():
@@ -46,7 +42,6 @@ def quarantine_group_exists(client) -> bool:
     return any(g["groupName"] == "QUARANTINED" for g in client.list_thing_groups()["thingGroups"])
 
 
-@REGRESSION
 def test_protected_group_that_does_not_exist_refuses_the_run(iot):
     """A case mismatch (CRITICAL-INFRA vs critical-infra) used to protect nothing."""
     code, helper, _ = run(
@@ -55,7 +50,7 @@ def test_protected_group_that_does_not_exist_refuses_the_run(iot):
     assert code == alert.EXIT_CONFIG, helper.results()
     result = helper.results()[0]
     assert result["outcome"] == "refused-invalid" and "CRITICAL-INFRA" in result["message"]
-    assert "does not exist" in result["message"]
+    assert "do not exist" in result["message"] and "case-sensitive" in result["message"]
     assert not quarantine_group_exists(iot)
     assert "QUARANTINED" not in [
         g["groupName"] for g in iot.list_thing_groups_for_thing(thingName="pump-station-017")["thingGroups"]
@@ -69,7 +64,6 @@ def test_protected_group_that_does_not_exist_refuses_the_run(iot):
         ({"protected_groups": "critical-infra"}, [{"thing_name": "pump-station-017"}]),
     ],
 )
-@REGRESSION
 def test_setup_writes_nothing_when_no_row_is_acted_on(iot, params, rows):
     code, helper, _ = run(alert.QUARANTINE, params, rows)
     assert code == alert.EXIT_REFUSED, helper.results()
@@ -80,13 +74,8 @@ def test_setup_writes_nothing_when_no_row_is_acted_on(iot, params, rows):
 @pytest.mark.parametrize(
     ("params", "rows", "expected"),
     [
-        pytest.param(
-            {"max_things": "1"},
-            [{"thing_name": "sensor-001"}, {"thing_name": "sensor-002"}],
-            alert.EXIT_LIMIT,
-            marks=REGRESSION,
-        ),
-        pytest.param({"account": "nope"}, [{"thing_name": "sensor-001"}], alert.EXIT_CONFIG, marks=REGRESSION),
+        ({"max_things": "1"}, [{"thing_name": "sensor-001"}, {"thing_name": "sensor-002"}], alert.EXIT_LIMIT),
+        ({"account": "nope"}, [{"thing_name": "sensor-001"}], alert.EXIT_CONFIG),
         ({"dry_run": "1"}, [{"thing_name": "sensor-001"}, {"thing_name": "bad name"}], alert.EXIT_REFUSED),
     ],
 )
@@ -102,13 +91,12 @@ def test_every_logged_exit_code_is_the_process_exit_code(iot, params, rows, expe
 @pytest.mark.parametrize(
     "action", [alert.QUARANTINE, alert.RELEASE, alert.START_INCIDENT, alert.SET_VERIFICATION_STATE]
 )
-@REGRESSION
 def test_a_user_without_the_capability_is_refused_and_logged(iot, action):
     deps = CallerDeps("analyst", ["search"])
     rows = [{"thing_name": "sensor-001", "violationId": "abc-123"}]
     params = {"response_plan_arn": "arn:aws:ssm-incidents::123456789012:response-plan/iot"}
     code, helper, deps = run(action, params, rows, deps)
-    assert code == EXIT_FORBIDDEN
+    assert code == alert.EXIT_FORBIDDEN
     (result,) = helper.results()
     assert result["outcome"] == "refused-unauthorized"
     assert "analyst" in result["message"] and "iot_defender_respond" in result["message"]

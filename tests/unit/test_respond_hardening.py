@@ -25,7 +25,6 @@ POLICY = respond.DEFAULT_POLICY_NAME
 # Seen failing on the code before the fix (each for the reason its docstring names); the marker goes with the fix.
 
 
-
 def responder(**kw: Any) -> Responder:
     session = AwsSession(account(), ClientSettings(retry_mode="standard", max_attempts=3))
     kw.setdefault("record_key", KEY)
