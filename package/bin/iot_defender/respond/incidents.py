@@ -257,6 +257,8 @@ class IncidentActions(ResponderCore):
         details["throttled_retries"] = self.stats.thread_throttled()
         if repeat:
             message = f"incident already started: {reference}"
+            if incident.options.destination == "opscenter":
+                message = f"OpsItem already open for this thing and violation: {reference}"
             return self.result(action, "already-in-state", name, region, message, details=details)
         verb = "OpsItem opened" if incident.options.destination == "opscenter" else "incident started"
         return self.result(action, "done", name, region, f"{verb}: {reference}", details=details)
