@@ -99,7 +99,9 @@ def violation_row(message: Mapping[str, Any]) -> Dict[str, str]:
         if str(key).startswith("_") or value is None:
             continue
         row[str(key)] = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
-    behavior = message.get("behavior") if isinstance(message.get("behavior"), Mapping) else {}
+    behavior = message.get("behavior")
+    if not isinstance(behavior, Mapping):
+        behavior = {}
     row["thing_name"] = str(message.get("thingName") or "")
     row["behavior_name"] = str(behavior.get("name") or "")
     row["metric"] = str(behavior.get("metric") or "")
