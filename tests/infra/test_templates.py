@@ -750,9 +750,11 @@ def runbook_script(runbook: Dict[str, Any], step_name: str) -> str:
 
 
 class FakeIot:
-    def __init__(self, fail_for: Tuple[str, ...] = ()):
+    def __init__(self, fail_for: Tuple[str, ...] = (), shared: Tuple[str, ...] = (), held: Tuple[str, ...] = ()):
         self.calls: List[Tuple[str, Dict[str, Any]]] = []
         self.fail_for = fail_for
+        self.shared = shared  # other things using the certificate
+        self.held = held  # things still in the quarantine group "Q"
 
     def _call(self, name: str, **kwargs: Any) -> Dict[str, Any]:
         self.calls.append((name, kwargs))
@@ -773,7 +775,19 @@ class FakeIot:
 
     def list_thing_groups_for_thing(self, **kwargs: Any) -> Dict[str, Any]:
         self._call("list_thing_groups_for_thing", **kwargs)
-        return {"thingGroups": [{"groupName": "QUARANTINED"}]}
+        held = [{"groupName": "Q"}] if kwargs.get("thingName") in self.held else []
+        return {"thingGroups": [{"groupName": "QUARANTINED"}, *held]}
+
+    def list_attached_policies(self, **kwargs: Any) -> Dict[str, Any]:
+        self._call("list_attached_policies", **kwargs)
+        return {"policies": [{"policyName": "device-policy"}, {"policyName": "P"}]}
+
+    def list_principal_things(self, **kwargs: Any) -> Dict[str, Any]:
+        self._call("list_principal_things", **kwargs)
+        return {"things": ["t1", "t2", *self.shared]}
+
+    def detach_policy(self, **kwargs: Any) -> Dict[str, Any]:
+        return self._call("detach_policy", **kwargs)
 
 
 def run_script(source: str, events: Dict[str, Any], iot: Any = None) -> Dict[str, Any]:
@@ -809,13 +823,19 @@ def test_runbook_analysis_and_recovery(runbook) -> None:
     iot = FakeIot()
     report = run_script(runbook_script(runbook, "Analyze"), {"Things": ["t1"]}, iot)
     assert report["ActiveViolationCount"] == 1 and json.loads(report["Report"])[0]["groups"] == ["QUARANTINED"]
-    released = run_script(runbook_script(runbook, "Recover"), {"Things": ["t1", "t2"], "QuarantineGroup": "Q"}, iot)
+    recover = runbook_script(runbook, "Recover")
+    events = {"Things": ["t1", "t2"], "QuarantineGroup": "Q", "PolicyName": "P"}
+    released = run_script(recover, events, iot)
     assert released == {"ReleasedThings": ["t1", "t2"]}
     assert ("remove_thing_from_thing_group", {"thingGroupName": "Q", "thingName": "t2"}) in iot.calls
+    cert = "arn:aws:iot:us-east-1:123456789012:cert/abc"
+    assert iot.calls.count(("detach_policy", {"policyName": "P", "target": cert})) == 2  # one per released thing
+    # a certificate another thing still in the quarantine group uses keeps the isolation policy
+    shared = FakeIot(shared=("t9",), held=("t9",))
+    run_script(recover, events, shared)
+    assert not [c for c in shared.calls if c[0] == "detach_policy"]
     with pytest.raises(RuntimeError, match="t2"):
-        run_script(
-            runbook_script(runbook, "Recover"), {"Things": ["t1", "t2"], "QuarantineGroup": "Q"}, FakeIot(("t2",))
-        )
+        run_script(recover, events, FakeIot(("t2",)))
 
 
 # ----------------------------------------------------------------------------------------- add-on role

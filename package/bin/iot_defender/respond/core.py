@@ -35,13 +35,16 @@ class ResponderCore:
         store: Optional[SuppressionStore] = None,
         run_size: int = 0,
         record_key: Optional[bytes] = None,
+        keyless_recovery: Optional[str] = None,
     ):
         """``run_size``: how many targets the caller is about to act on. From BULK_MEMBERSHIP_MIN targets on,
         quarantine reads the quarantine group's members once instead of each thing's groups (one call per
         thing fewer), unless protected groups need each thing's groups anyway.
 
         ``record_key``: the key that authenticates quarantine records (Splunk's credential store). Without it,
-        records are written unauthenticated and release will not undo certificate changes from them."""
+        records are written unauthenticated and release will not undo certificate changes from them, so a quarantine
+        that changed certificates ends as ``warning`` - unless ``keyless_recovery`` names what undoes them instead
+        (the response stack's runbook, for its containment Lambda)."""
         self.session = session
         self.run_size = run_size
         self.account_id = account_id
@@ -51,6 +54,7 @@ class ResponderCore:
         self.stats = stats or CallStats()
         self.store = store
         self.record_key = record_key
+        self.keyless_recovery = keyless_recovery
         self._hooked: set = set()
         self._lock = threading.Lock()
         self._setups: Dict[Tuple[Any, ...], Any] = {}

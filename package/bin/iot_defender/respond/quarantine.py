@@ -255,7 +255,10 @@ class QuarantineActions(ReleaseActions):
             details["record"] = self._write_record(thing_name, region, found, ours)
             details["record_stored"] = True
             if self.signer(region, thing_name) is None and (isolated or deactivated):
-                problem = "the quarantine record is not authenticated (no record key)"
+                if self.keyless_recovery:
+                    details["recovery"] = f"certificates are released by {self.keyless_recovery}"
+                else:
+                    problem = "the quarantine record is not authenticated (no record key)"
         except (RecordTooLarge, RecordConflict) as exc:
             details["record_stored"] = False
             problem = str(exc)
