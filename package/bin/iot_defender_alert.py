@@ -28,11 +28,8 @@ results back into Splunk:
    8    run refused: the user who triggered it lacks the capability ``iot_defender_respond``
    ==== =====================================================================================
 
-   The summary log line names the same exit code the process ends with.
-
-Who may act: every action first asks splunkd who the alert payload's session belongs to (the search owner for a
-scheduled alert, the analyst for an ad hoc adaptive response) and refuses the run unless that user holds the
-capability ``iot_defender_respond`` (``authorize.conf``: granted to admin and ess_admin).
+   The summary log line names the same exit code the process ends with. Who may act: the user of the payload's
+   session (search owner, or the ES analyst) must hold ``iot_defender_respond`` (``authorize.conf``).
 """
 
 from __future__ import annotations
@@ -66,7 +63,6 @@ EXIT_WARNING = 5
 EXIT_REFUSED = 6
 EXIT_FAILED = 7
 EXIT_FORBIDDEN = 8
-RESPOND_CAPABILITY = "iot_defender_respond"
 
 MAX_THINGS_DEFAULT = 25
 MAX_THINGS_CEILING = 1000
@@ -429,23 +425,6 @@ def _exit_code(results: Sequence[ActionResult]) -> int:
     return EXIT_OK
 
 
-def _unauthorized(helper: Any, deps: Deps) -> Optional[str]:
-    """Why the user who triggered the run may not act (None when they hold the capability). Fails closed."""
-    try:
-        user, capabilities = deps.caller(helper)
-    except Exception as exc:
-        return (
-            f"the user who triggered the alert could not be checked for the capability {RESPOND_CAPABILITY} "
-            f"({type(exc).__name__}); nothing was done"
-        )
-    if RESPOND_CAPABILITY in capabilities:
-        return None
-    return (
-        f"user {show(user)} lacks the capability {RESPOND_CAPABILITY} that the add-on's response actions require "
-        "(granted to admin and ess_admin; Settings > Roles); nothing was done"
-    )
-
-
 def run(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> int:
     """Entry point of every ``<action>_action.process_event``: returns the exit code."""
     return execute(helper, action, deps).exit_code
@@ -456,7 +435,7 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
     _protect_logs(helper, deps)
     rows: List[Row] = [dict(r) for r in helper.get_events()]
     common: Optional[Common] = None
-    forbidden = _unauthorized(helper, deps)
+    forbidden = deps.unauthorized(helper)
     if forbidden:
         return _refuse_run(helper, action, rows, None, forbidden, "refused-unauthorized", EXIT_FORBIDDEN, deps)
     try:
@@ -599,7 +578,7 @@ def _perform(run: _Run, targets: List[Target], stats: Dict[str, Any]) -> Dict[Tu
         limiter=run.deps.limiter(),
         store=store,
         run_size=len(targets),
-        record_key=_record_key(run) if action.uses_record_key() else None,
+        record_key=run.deps.record_key_or_none(helper) if action.uses_record_key() else None,
     )
     try:
         action.preflight(responder, sorted({t.region for t in targets}), options)
@@ -615,18 +594,6 @@ def _perform(run: _Run, targets: List[Target], stats: Dict[str, Any]) -> Dict[Tu
     )
     stats.update(responder.stats.summary())
     return {t.key: r for t, r in zip(targets, results)}
-
-
-def _record_key(run: _Run) -> Optional[bytes]:
-    """The quarantine record key; without it records are unauthenticated (quarantine then ends as warning)."""
-    try:
-        return run.deps.record_key(run.helper)
-    except Exception as exc:
-        run.helper.message(
-            f"quarantine record key unavailable ({type(exc).__name__}): records will not be authenticated",
-            level=logging.WARNING,
-        )
-        return None
 
 
 def _refuse_run(

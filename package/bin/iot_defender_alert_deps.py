@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from iot_defender import APP_ID
 from iot_defender.aws import Account, AwsSession, ClientSettings, caller_identity
-from iot_defender.respond import RateLimiter, SuppressionStore
+from iot_defender.respond import RateLimiter, SuppressionStore, show
+from iot_defender_respond_splunk import RESPOND_CAPABILITY
 
 SUPPRESSION_COLLECTION = "ta_aws_iot_defender_incident_suppression"
 
@@ -78,6 +79,33 @@ class Deps:
 
     def now(self) -> _dt.datetime:
         return _dt.datetime.now(_dt.timezone.utc)
+
+    def unauthorized(self, helper: Any) -> Optional[str]:
+        """Why the user who triggered the run may not act (None when they hold the capability). Fails closed."""
+        try:
+            user, capabilities = self.caller(helper)
+        except Exception as exc:
+            return (
+                f"the user who triggered the alert could not be checked for the capability {RESPOND_CAPABILITY} "
+                f"({type(exc).__name__}); nothing was done"
+            )
+        if RESPOND_CAPABILITY in capabilities:
+            return None
+        return (
+            f"user {show(user)} lacks the capability {RESPOND_CAPABILITY} that the add-on's response actions "
+            "require (granted to admin and ess_admin; Settings > Roles); nothing was done"
+        )
+
+    def record_key_or_none(self, helper: Any) -> Optional[bytes]:
+        """The quarantine record key; without it records are unauthenticated (quarantine then ends as warning)."""
+        try:
+            return self.record_key(helper)
+        except Exception as exc:
+            helper.message(
+                f"quarantine record key unavailable ({type(exc).__name__}): records will not be authenticated",
+                level=logging.WARNING,
+            )
+            return None
 
     def caller(self, helper: Any) -> Tuple[str, List[str]]:
         """The user of the alert payload's session and their capabilities (current-context)."""

@@ -133,7 +133,10 @@ def test_any_rows_get_one_result_each_and_a_matching_exit_code(action: str, rows
         assert result["message"].strip()
         assert len(result["message"]) < 5_000  # a megabyte row value is shown clipped, never echoed whole
     outcomes = {r["outcome"] for r in results}
-    if "failed" in outcomes:
+    run_refused = [r for r in results if r["message"].startswith("protected thing group(s)")]
+    if run_refused:  # a row's region lacks the protected group: the whole run is refused before any write
+        assert len(run_refused) == len(results) and code == alert.EXIT_CONFIG
+    elif "failed" in outcomes:
         assert code == alert.EXIT_FAILED
     elif outcomes & {"refused-invalid", "refused-protected"}:
         assert code == alert.EXIT_REFUSED
