@@ -19,9 +19,15 @@ import json
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from iot_defender.events import (
+    REJECTED_THING_NAME_FIELD,
+    SNS_COUNT_TO_STATISTIC,
+    SOURCETYPE_AUDIT_TASK,
     SOURCETYPE_METRIC,
+    SOURCETYPE_VIOLATION,
     TIME_FIELDS,
+    VIOLATION_EVENT_TYPES,
     Event,
+    audit_task_events,
     metric_events,
     source_for,
     thing_name_rejected,
@@ -29,6 +35,7 @@ from iot_defender.events import (
     to_epoch_ms,
     to_iso,
     valid_thing_name,
+    violation_event,
 )
 
 try:  # optional accelerator (the Firehose transform Lambda ships it; Splunk's Python does not need it)
@@ -278,3 +285,120 @@ def hec_events_body(payloads: List[Dict[str, Any]]) -> bytes:
         except UnicodeEncodeError:  # a lone surrogate: the events that hold one are escaped
             pass
     return b"".join(_dumps(payload) for payload in payloads)
+
+
+# ------------------------------------------------------------------------------- SNS message fast lanes
+
+
+def audit_hec_body(
+    message: Mapping[str, Any], *, account_id: str, region: str, api: str, index: Optional[str] = None
+) -> Tuple[bytes, int, int]:
+    """``(body, events, rejected)``: the HEC bytes of :func:`events.audit_task_events` (``message``, ...) (each
+    event as :func:`hec_event` writes it), how many events, and how many hold a ``rejected_thing_name``. The usual
+    audit notification (plain checks, an epoch start time) has its payloads built directly, without an Event or a
+    deep copy; anything else takes the event model. Raises as :func:`events.audit_task_events` does."""
+    payloads = _audit_payloads(message, account_id, region, api, index)
+    if payloads is not None:
+        return hec_events_body(payloads), len(payloads), 0
+    shaped = audit_task_events(message, account_id=account_id, region=region, api=api)
+    rejected = sum(1 for event in shaped if thing_name_rejected(event))
+    return hec_events_body([event.to_hec(index=index) for event in shaped]), len(shaped), rejected
+
+
+# A check holding one of these keys is left to the model: ``record_type`` makes it raise, a rejected name is counted.
+_AUDIT_RESERVED = frozenset({"record_type", REJECTED_THING_NAME_FIELD})
+
+
+def _audit_payloads(
+    message: Any, account_id: str, region: str, api: str, index: Optional[str]
+) -> Optional[List[Dict[str, Any]]]:
+    """``[e.to_hec(index) for e in audit_task_events(message, ...)]`` for an audit message whose fields need no
+    normalising (string id and status, epoch start time, a list of plain checks, no ``taskStatistics``); else None."""
+    if type(message) is not dict or message.get("taskStatistics") is not None:
+        return None
+    task_id, status, start = message.get("taskId"), message.get("taskStatus"), message.get("taskStartTime")
+    details = message.get("auditDetails")
+    if type(task_id) is not str or type(status) is not str or not task_id or not status:
+        return None
+    if type(start) not in _NUMBERS or (details is not None and type(details) is not list):
+        return None
+    for detail in details or ():
+        if type(detail) is not dict or not detail.get("checkName") or not _AUDIT_RESERVED.isdisjoint(detail):
+            return None
+        if not _plain(detail):
+            return None
+    try:  # a time the model refuses: its error, from the general path
+        when, iso = to_epoch_ms(to_epoch(start)), to_iso(start)
+    except Exception:  # whatever it is, the general path raises it
+        return None
+    common = {"taskId": task_id, "taskStatus": status}
+    for key, value in (("taskType", message.get("taskType")), ("taskStartTime", iso)):
+        if value is not None:
+            common[key] = value
+    if message.get("scheduledAuditName") is not None:
+        common["scheduledAuditName"] = message["scheduledAuditName"]
+    statistics = {stat: message[name] for name, stat in SNS_COUNT_TO_STATISTIC.items() if name in message}
+    scope = {"account_id": account_id, "region": region}
+    head = {"time": when, "sourcetype": SOURCETYPE_AUDIT_TASK, "source": source_for(account_id, region, api)}
+    tail = {"host": account_id} if account_id else {}
+    if index:
+        tail["index"] = index
+    task = {**common, "record_type": "task", "taskStatistics": statistics, "auditDetails": details or [], **scope}
+    payloads = [{**head, "event": task, **tail}]
+    for detail in details or ():
+        payloads.append({**head, "event": {**common, "record_type": "check", **detail, **scope}, **tail})
+    return payloads
+
+
+def violation_hec_body(
+    message: Mapping[str, Any], *, account_id: str, region: str, api: str, index: Optional[str] = None
+) -> Tuple[bytes, int, int]:
+    """``(body, 1, rejected)``: the HEC bytes of :func:`events.violation_event` (``message``, ...) as
+    :func:`hec_event` writes it, and whether its thing name was neutralised. The usual violation message (plain
+    values, epoch times, a valid thing name) has its payload built directly; anything else takes the event model.
+    Raises as :func:`events.violation_event` does."""
+    payload = _violation_payload(message, account_id, region, api, index)
+    if payload is not None:
+        return _dumps(payload), 1, 0
+    event = violation_event(message, account_id=account_id, region=region, api=api)
+    return hec_event(event, index), 1, int(thing_name_rejected(event))
+
+
+def _violation_payload(
+    message: Any, account_id: str, region: str, api: str, index: Optional[str]
+) -> Optional[Dict[str, Any]]:
+    """``violation_event(message, ...).to_hec(index)`` for a message whose values need no normalising beyond its
+    top-level epoch times, with a valid thing name and a known event type; else None."""
+    if type(message) is not dict or message.get("violationEventType") not in VIOLATION_EVENT_TYPES:
+        return None
+    if REJECTED_THING_NAME_FIELD in message:  # counted as a rejected name by the model
+        return None
+    host, identity, stamp = message.get("thingName"), message.get("violationId"), message.get("violationEventTime")
+    if identity is None or identity == "" or type(stamp) not in _NUMBERS or not valid_thing_name(host):
+        return None
+    data = {}
+    try:
+        when = to_epoch_ms(to_epoch(stamp))
+        for key, value in message.items():
+            kind = type(value)
+            if key in _NORMALIZED_KEYS:
+                if key == "ResponseMetadata" or kind not in _NUMBERS:
+                    return None
+                value = to_iso(value)
+            elif kind not in _SCALARS and not _plain(value):
+                return None
+            data[key] = value
+    except Exception:  # a time the model refuses: its error, from the general path
+        return None
+    data["account_id"] = account_id
+    data["region"] = region
+    payload = {
+        "time": when,
+        "sourcetype": SOURCETYPE_VIOLATION,
+        "source": source_for(account_id, region, api),
+        "event": data,
+        "host": host,
+    }
+    if index:
+        payload["index"] = index
+    return payload
