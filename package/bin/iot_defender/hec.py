@@ -149,9 +149,9 @@ def metric_hec_body(
     """``(body, events, rejected)``: the HEC bytes of :func:`events.metric_events` (``message``, ...) (each event as
     :func:`hec_event` writes it), how many events, and how many had their thing name neutralised. Raises as
     :func:`events.metric_events` does."""
-    body = _uniform_lane(message, account_id, region, api, index)
-    if body is not None:
-        return body, len(message["metrics"]), 0
+    uniform = _uniform_lane(message, account_id, region, api, index)
+    if uniform is not None:
+        return uniform[0], uniform[1], 0
     datums = _plain_datums(message)
     if datums is not None:
         return hec_events_body(_plain_payloads(datums, account_id, region, api, index)), len(datums), 0
@@ -164,31 +164,36 @@ _UNIFORM_KEYS = frozenset({"name", "thing", "value", "version", "timestamp"})
 _PASSTHROUGH = 0 if orjson is None else orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
-def _uniform_lane(message: Any, account_id: str, region: str, api: str, index: Optional[str]) -> Optional[bytes]:
-    """The usual export message (one thing, one integer timestamp, no dimension, no repeated metric, every datum's
-    first key the same) written from one encoding of its datums: the timestamps swapped for their ISO string, and
-    each datum wrapped in its HEC envelope by replacing the joints between datums. Exactly what the general path
-    writes; None (that way) for any other message, or when the text does not prove the swap and joints unambiguous.
-    ``message`` is a decoded JSON document."""
+def _uniform_lane(
+    message: Any, account_id: str, region: str, api: str, index: Optional[str]
+) -> Optional[Tuple[bytes, int]]:
+    """The usual export message (one thing, one integer timestamp, no dimension, every datum's first key the same; a
+    repeated metric keeps its highest version) written from one encoding of its datums: the timestamps swapped for
+    their ISO string, and each datum wrapped in its HEC envelope by replacing the joints between datums. Exactly what
+    the general path writes, with the number of events; None (that way) for any other message, or when the text
+    does not prove the swap and joints unambiguous. ``message`` is a decoded JSON document."""
     datums = message.get("metrics") if orjson is not None and type(message) is dict else None
     if type(datums) is not list or not datums or type(datums[0]) is not dict:
         return None
     thing, stamp, key = datums[0].get("thing"), datums[0].get("timestamp"), next(iter(datums[0]), None)
     if type(stamp) is not int or not valid_thing_name(thing):
         return None
-    names = set()
+    kept: Dict[str, Dict[str, Any]] = {}
     for datum in datums:
-        if type(datum) is not dict or not datum.keys() <= _UNIFORM_KEYS or next(iter(datum)) != key:
+        if type(datum) is not dict or not _UNIFORM_KEYS.issuperset(datum) or next(iter(datum)) != key:
             return None
-        name, version = datum.get("name"), datum.get("version", 0)
-        value = datum.get("value")
+        name, value = datum.get("name"), datum.get("value")
         if datum.get("thing") != thing or datum.get("timestamp") != stamp or type(value) is not dict:
             return None
-        if not _NORMALIZED_KEYS.isdisjoint(value):
+        if type(name) is not str or not name or not _NORMALIZED_KEYS.isdisjoint(value):
             return None
-        if type(name) is not str or not name or name in names or type(version) not in _NUMBERS:
+        if type(datum.get("version", 0)) not in _NUMBERS:
             return None
-        names.add(name)
+        previous = kept.setdefault(name, datum)
+        if previous is not datum and datum.get("version", 0) > previous.get("version", 0):
+            kept[name] = datum  # as metric_events: a repeated metric keeps its highest version, in its first place
+    if len(kept) != len(datums):
+        datums = list(kept.values())
     try:
         text = orjson.dumps(datums, option=_PASSTHROUGH)
         scope = b',"account_id":' + _string(account_id) + b',"region":' + _string(region) + b"}"
@@ -209,7 +214,8 @@ def _uniform_lane(message: Any, account_id: str, region: str, api: str, index: O
     iso = b'"timestamp":"' + iso + b'"'
     text = text.replace(number + b",", iso + b",").replace(number + b"}", iso + b"}")
     head = b'{"time":' + when + b',"sourcetype":"' + _METRIC + b'","source":' + source + b',"event":'
-    return head + text[1:-2].replace(joint, scope + tail + head + b'{"' + key.encode() + b'":') + scope + tail
+    body = head + text[1:-2].replace(joint, scope + tail + head + b'{"' + key.encode() + b'":') + scope + tail
+    return body, count
 
 
 _METRIC = SOURCETYPE_METRIC.encode()

@@ -132,6 +132,21 @@ def _looks_like_region(region: str) -> bool:
     return 0 < len(region) <= 32 and region.isascii() and all(c.isalnum() or c == "-" for c in region)
 
 
+_TOPIC_SCOPES: Dict[str, Tuple[str, str]] = {}
+
+
+def _topic_scope(arn: Any) -> Tuple[str, str]:
+    """:func:`parse_arn` of an SNS topic ARN, remembered (a batch's notifications come from a few topics)."""
+    if type(arn) is not str:
+        return parse_arn(arn)
+    found = _TOPIC_SCOPES.get(arn)
+    if found is None:
+        if len(_TOPIC_SCOPES) >= 256:
+            _TOPIC_SCOPES.clear()
+        found = _TOPIC_SCOPES[arn] = parse_arn(arn)
+    return found
+
+
 def invocation_scope(event: Mapping[str, Any]) -> Scope:
     region, account = parse_arn(event.get("deliveryStreamArn"))
     if not region:
@@ -314,7 +329,7 @@ def _sns_shaped(envelope: Mapping[str, Any], scope: Scope, index: Optional[str])
     kind = _message_kind(message)
     if kind is None:
         raise NotOurs("SNS notification of another kind")
-    region, account = parse_arn(envelope.get("TopicArn"))
+    region, account = _topic_scope(envelope.get("TopicArn"))
     return _message_shaped(message, kind, account or scope.account_id, region or scope.region, index)
 
 
