@@ -656,7 +656,7 @@ def test_sam_makefile_vendors_the_event_model(transform: Any, tmp_path: Path, fi
 
 
 def test_sam_makefile_vendors_orjson_for_the_functions_runtime() -> None:
-    """The wheel the Makefile installs must match the function's runtime and architecture in the template."""
+    """The wheels the Makefile installs must match the function's runtime and architecture in the template."""
     from tests.infra.conftest import TEMPLATES, load_template
 
     function = load_template(TEMPLATES["ingestion"])["Resources"]["TransformFunction"]["Properties"]
@@ -667,5 +667,7 @@ def test_sam_makefile_vendors_orjson_for_the_functions_runtime() -> None:
     assert f"LAMBDA_PLATFORM ?= manylinux2014_{machine}" in makefile
     pinned = (TRANSFORM_DIR / "requirements.txt").read_text(encoding="utf-8")
     dev = (REPO_ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8")
-    (pin,) = [line for line in pinned.splitlines() if line.startswith("orjson==")]
-    assert pin in dev.splitlines()  # the benchmark and the tests run the version the Lambda ships
+    pins = [line for line in pinned.splitlines() if line and not line.startswith("#")]
+    assert sorted(pin.split("==")[0] for pin in pins) == ["msgspec", "orjson", "pybase64"]
+    for pin in pins:
+        assert pin in dev.splitlines()  # the benchmark and the tests run the versions the Lambda ships
