@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iot_defender import events
-from tests.infra.conftest import REPO_ROOT, TRANSFORM_DIR
+from tests.infra.conftest import REPO_ROOT, TRANSFORM_DIR, load_transform
 
 STREAM_ARN = "arn:aws:firehose:eu-west-1:210987654321:deliverystream/iot-defender-to-splunk"
 PUSH_SOURCETYPES = {events.SOURCETYPE_METRIC, events.SOURCETYPE_AUDIT_TASK, events.SOURCETYPE_VIOLATION}
@@ -595,6 +597,55 @@ def test_fit_response_is_exact_at_the_boundary(transform: Any) -> None:
     changed, total = transform.fit_response(squeezed, limit=exact - 1)
     assert changed == [2] and squeezed[2] == {"recordId": "c", "result": "ProcessingFailed"}
     assert total == len(json.dumps({"records": squeezed})) <= exact - 1
+
+
+def test_fit_response_counts_the_room_a_later_dropped_entry_leaves(transform: Any) -> None:
+    """A Dropped entry is smaller than the ProcessingFailed entry reserved for it: that room is there for an Ok
+    entry before it too (the entry-by-entry path, taken on overflow, used to fail it)."""
+    entries = [
+        {"recordId": "big", "result": "Ok", "data": "QUJD" * 10},
+        {"recordId": "small", "result": "Ok", "data": "QUJD"},
+        {"recordId": "empty", "result": "Dropped"},
+    ]
+    exact = len(json.dumps({"records": entries}))
+    fitted = [dict(entry) for entry in entries]
+    changed, total = transform.fit_response(fitted, limit=exact - 1)  # one entry has to go: the small one does
+    assert changed == [1] and [entry["result"] for entry in fitted] == ["Ok", "ProcessingFailed", "Dropped"]
+    assert total == len(json.dumps({"records": fitted})) <= exact - 1
+
+
+_record_ids = st.one_of(
+    st.text(alphabet='0123456789a"\\\u00e9\ud800\U0001f600\n', max_size=6), st.integers(), st.none()
+)
+_entries = st.lists(
+    st.one_of(
+        st.builds(
+            lambda rid, data: {"recordId": rid, "result": "Ok", "data": data},
+            _record_ids,
+            st.text("QUJD=", min_size=4, max_size=9),
+        ),
+        st.builds(
+            lambda rid, result: {"recordId": rid, "result": result},
+            _record_ids,
+            st.sampled_from(["Dropped", "ProcessingFailed"]),
+        ),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(entries=_entries, slack=st.integers(-40, 5))
+def test_fit_response_sizes_every_response_exactly(entries: List[Dict[str, Any]], slack: int) -> None:
+    """The computed size (the usual path, record ids all strings) and the entry-by-entry one (else, or on overflow)
+    are both the size of the response as the runtime serialises it."""
+    transform = load_transform()
+    exact = len(json.dumps({"records": entries}))
+    fitted = [dict(entry) for entry in entries]
+    changed, total = transform.fit_response(fitted, limit=exact + slack)
+    assert total == len(json.dumps({"records": fitted}))
+    assert (changed == []) == (fitted == entries)
+    assert slack < 0 or changed == []
 
 
 # -------------------------------------------------------------------------------------- logging
