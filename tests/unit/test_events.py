@@ -344,6 +344,10 @@ def test_the_fast_lane_is_taken_for_the_usual_export_message(monkeypatch):
     assert count == 10 and rejected == 0 and body.count(b'{"time":') == 10
 
 
+def _joined(message, *datums):
+    return {"version": "1.0", "metrics": [*message["metrics"], *datums]}
+
+
 def _usual(**value_of):
     datums = [
         {"name": name, "value": value, "version": 1, "thing": "pump-1", "timestamp": 1763805600000}
@@ -363,6 +367,9 @@ def _usual(**value_of):
         _usual(a={"x": [{"name": 1}, {"name": 2}]}, b={"count": 2}),  # a nested joint
         _usual(a={"number": 1.5e-07}, b={"count": 2**64}),  # exponent float, integer beyond 64 bits
         _usual(a={"strings": ["\ud800"]}),  # a lone surrogate
+        _joined(_usual(a={"count": 1}), {"value": {"count": 2}, **_usual(b={})["metrics"][0]}),  # another first key
+        _joined(_usual(a={"count": 1}, b={"count": 2}), dict(_usual(a={"n": 9})["metrics"][0], version=2)),  # repeated
+        _joined(_usual(a={"count": 1}, b={"count": 2}), dict(_usual(a={"n": 9})["metrics"][0], version=0)),
     ],
 )
 @pytest.mark.parametrize("use_orjson", [True, False])
@@ -376,6 +383,10 @@ def test_the_usual_message_takes_the_one_encoding_lane():
     message = _usual(a={"count": 1}, b={"ports": [22, 443]})
     assert hec._uniform_lane(message, "123456789012", "us-east-1", "metrics-export", None) is not None
     assert hec._uniform_lane(_usual(a={"x": [{"timestamp": 1}]}), "1", "r", "m", None) is None
+    repeated = _joined(message, dict(message["metrics"][0], version=2, value={"count": 9}))
+    assert hec._uniform_lane(repeated, "1", "r", "m", None)[1] == 2  # the repeated metric: its highest version only
+    other_first_key = _joined(message, {"value": {"count": 2}, **_usual(c={})["metrics"][0]})
+    assert hec._uniform_lane(other_first_key, "1", "r", "m", None) is None
 
 
 # ---------------------------------------------------------------- SNS message fast lanes (hec.audit/violation)

@@ -16,6 +16,7 @@ test holds it to that, with and without orjson); anything else takes that genera
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from iot_defender.events import (
@@ -161,6 +162,7 @@ def metric_hec_body(
 
 
 _UNIFORM_KEYS = frozenset({"name", "thing", "value", "version", "timestamp"})
+_THING_AND_STAMP = itemgetter("thing", "timestamp")
 _PASSTHROUGH = 0 if orjson is None else orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
@@ -179,18 +181,23 @@ def _uniform_lane(
     if type(stamp) is not int or not valid_thing_name(thing):
         return None
     kept: Dict[str, Dict[str, Any]] = {}
-    for datum in datums:
-        if type(datum) is not dict or not _UNIFORM_KEYS.issuperset(datum) or next(iter(datum)) != key:
+    identity = (thing, stamp)
+    for datum in datums:  # each datum's first key is checked on the text below (the joints)
+        if type(datum) is not dict or not _UNIFORM_KEYS.issuperset(datum):
             return None
-        name, value = datum.get("name"), datum.get("value")
-        if datum.get("thing") != thing or datum.get("timestamp") != stamp or type(value) is not dict:
+        try:
+            if _THING_AND_STAMP(datum) != identity:
+                return None
+            name, value = datum["name"], datum["value"]
+        except KeyError:
             return None
-        if type(name) is not str or not name or not _NORMALIZED_KEYS.isdisjoint(value):
+        if type(value) is not dict or type(name) is not str or not name or not _NORMALIZED_KEYS.isdisjoint(value):
             return None
-        if type(datum.get("version", 0)) not in _NUMBERS:
+        version = datum.get("version", 0)
+        if type(version) not in _NUMBERS:
             return None
         previous = kept.setdefault(name, datum)
-        if previous is not datum and datum.get("version", 0) > previous.get("version", 0):
+        if previous is not datum and version > previous.get("version", 0):
             kept[name] = datum  # as metric_events: a repeated metric keeps its highest version, in its first place
     if len(kept) != len(datums):
         datums = list(kept.values())
@@ -205,7 +212,8 @@ def _uniform_lane(
     number = b'"timestamp":' + str(stamp).encode()
     joint = b'},{"' + key.encode() + b'":'
     if text.count(b'"timestamp":') != count or text.count(joint) != count - 1:
-        return None  # a nested "timestamp" key, or a nested list of objects whose first key is the datums' first
+        return None  # a nested "timestamp" key; a datum whose first key is another (with the brace count below: a
+        # "{" only opens a datum or its value, so every "},{" is a joint and each is followed by a datum's first key)
     if text.count(number + b",") + text.count(number + b"}") != count:
         return None  # a timestamp of another spelling (true, 1.0)
     if text.count(b"{") != 2 * count:
