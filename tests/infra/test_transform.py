@@ -7,6 +7,7 @@ non-JSON data, unknown shapes, duplicate metric versions, timestamps in seconds,
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iot_defender import events
-from tests.infra.conftest import REPO_ROOT, TRANSFORM_DIR, load_transform
+from tests.infra.conftest import METRICS_EXPORT, REPO_ROOT, TRANSFORM_DIR, load_transform
 
 STREAM_ARN = "arn:aws:firehose:eu-west-1:210987654321:deliverystream/iot-defender-to-splunk"
 PUSH_SOURCETYPES = {events.SOURCETYPE_METRIC, events.SOURCETYPE_AUDIT_TASK, events.SOURCETYPE_VIOLATION}
@@ -646,6 +647,23 @@ def test_fit_response_sizes_every_response_exactly(entries: List[Dict[str, Any]]
     assert total == len(json.dumps({"records": fitted}))
     assert (changed == []) == (fitted == entries)
     assert slack < 0 or changed == []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_paused_for_the_invocation_only(transform: Any, monkeypatch, enabled, capsys) -> None:
+    seen = []
+    shape = transform.shape
+    monkeypatch.setattr(transform, "shape", lambda *args: seen.append(gc.isenabled()) or shape(*args))
+    (gc.enable if enabled else gc.disable)()
+    try:
+        transform.lambda_handler(invocation(METRICS_EXPORT, METRICS_EXPORT), None)
+        assert seen == [False, False] and gc.isenabled() is enabled  # resumed as it was
+        monkeypatch.setattr(transform, "_handle", lambda event: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            transform.lambda_handler({}, None)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
 
 
 # -------------------------------------------------------------------------------------- logging
