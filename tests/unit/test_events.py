@@ -524,3 +524,20 @@ def test_the_usual_violation_message_takes_the_direct_lane(monkeypatch):
     assert hec.violation_hec_body(message, account_id="123456789012", region="us-east-1", api="sns-violation") == (
         expected
     )
+
+
+@settings(max_examples=5000, deadline=None, database=None)
+@given(
+    value=st.one_of(
+        st.integers(min_value=10**11 - 5, max_value=4_102_444_800_005),
+        st.sampled_from([10**11, 4_102_444_800_000, 1763769600000, 1763769600999, 10**11 - 1, -(10**11)]),
+        st.integers(),
+        st.floats(min_value=1e11, max_value=4.2e12),
+    )
+)
+def test_the_lanes_times_are_the_models(value):
+    """hec.event_time / iso_time (short cuts for epoch milliseconds) == to_epoch_ms(to_epoch()) / to_iso()."""
+    assert _outcome(lambda: repr(hec.event_time(value))) == _outcome(
+        lambda: repr(events.to_epoch_ms(events.to_epoch(value)))
+    )
+    assert _outcome(lambda: hec.iso_time(value)) == _outcome(lambda: events.to_iso(value))
