@@ -204,11 +204,10 @@ def _uniform_lane(
         datums = list(kept.values())
     try:
         text = orjson.dumps(datums, option=_PASSTHROUGH)
-        scope = b',"account_id":' + _string(account_id) + b',"region":' + _string(region) + b"}"
-        source = _string(source_for(account_id, region, api))
-        tail = b',"host":' + _string(thing) + (b',"index":' + _string(index) + b"}" if index else b"}")
+        scope, middle, end = _metric_envelope(account_id, region, api, index)
     except (TypeError, UnicodeEncodeError):  # an integer beyond 64 bits, a lone surrogate, not JSON
         return None
+    tail = b',"host":"' + thing.encode() + b'"' + end  # a valid thing name: nothing to escape
     count = len(datums)
     number = b'"timestamp":' + str(stamp).encode()
     joint = b'},{"' + key.encode() + b'":'
@@ -222,12 +221,30 @@ def _uniform_lane(
     iso, when = _times(stamp)
     iso = b'"timestamp":"' + iso + b'"'
     text = text.replace(number + b",", iso + b",").replace(number + b"}", iso + b"}")
-    head = b'{"time":' + when + b',"sourcetype":"' + _METRIC + b'","source":' + source + b',"event":'
+    head = b'{"time":' + when + middle
     body = head + text[1:-2].replace(joint, scope + tail + head + b'{"' + key.encode() + b'":') + scope + tail
     return body, count
 
 
 _METRIC = SOURCETYPE_METRIC.encode()
+_ENVELOPES: Dict[Tuple[str, str, str, Optional[str]], Tuple[bytes, bytes, bytes]] = {}
+
+
+def _metric_envelope(account_id: str, region: str, api: str, index: Optional[str]) -> Tuple[bytes, bytes, bytes]:
+    """The parts of a metric event's HEC text that depend on the invocation only: the body's end (account and
+    region), what follows ``time`` up to the body, and what follows ``host``. Remembered; a lone surrogate raises."""
+    key = (account_id, region, api, index)
+    found = _ENVELOPES.get(key)
+    if found is None:
+        scope = b',"account_id":' + _string(account_id) + b',"region":' + _string(region) + b"}"
+        middle = b',"sourcetype":"' + _METRIC + b'","source":' + _string(source_for(account_id, region, api))
+        end = b',"index":' + _string(index) + b"}" if index else b"}"
+        if len(_ENVELOPES) >= 64:
+            _ENVELOPES.clear()
+        found = _ENVELOPES[key] = (scope, middle + b',"event":', end)
+    return found
+
+
 _TIMES: Dict[int, Tuple[bytes, bytes]] = {}
 
 
