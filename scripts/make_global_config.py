@@ -375,7 +375,33 @@ def inputs_page() -> dict:
                 "label": "Certificates",
                 "field": "include_certificates",
                 "defaultValue": True,
-                "help": "Look up each thing's certificates and their status (one extra call per thing).",
+                "help": "Certificate ids and statuses of each thing (statuses in bulk; links read per thing when "
+                "the thing is new, changed or due in the daily sweep).",
+            },
+            single_select(
+                "Fleet indexing",
+                "fleet_indexing",
+                [("auto", "Use it where the account has it"), ("off", "Never (per-thing reads)")],
+                default="auto",
+                help="With fleet indexing on, SearchIndex brings 500 things a call with groups, connectivity and "
+                "violation state.",
+            ),
+            {
+                "type": "text",
+                "label": "Link sweep (hours)",
+                "field": "link_sweep_hours",
+                "defaultValue": "24",
+                "help": "Every thing's certificate links are re-read once in this period, spread evenly (1-720).",
+                "validators": [{"type": "number", "range": [1, 720], "isInteger": True}],
+            },
+            {
+                "type": "text",
+                "label": "Run budget (seconds)",
+                "field": "run_budget_seconds",
+                "defaultValue": "3000",
+                "help": "After this long a run stops reading links (the rest wait for the next run); keep it "
+                "below the interval (60-604800).",
+                "validators": [{"type": "number", "range": [60, 604800], "isInteger": True}],
             },
         ],
     )

@@ -49,6 +49,8 @@ STAR_OK_READ_ACTIONS = {
     "iot:ListThingPrincipals",
     "iot:ListPrincipalThings",
     "iot:ListAttachedPolicies",
+    "iot:ListCertificates",
+    "iot:GetIndexingConfiguration",
 }
 STAR_OK_WRITE_ACTIONS_WITHOUT_RESOURCE_SUPPORT = {"iot:PutVerificationStateOnViolation"}
 
@@ -729,6 +731,9 @@ def test_addon_role(templates) -> None:
         "iot:ListThingPrincipals",
         "iot:DescribeCertificate",
         "iot:ListThingTypes",
+        "iot:ListCertificates",
+        "iot:GetIndexingConfiguration",
+        "iot:SearchIndex",
     }
     assert all(not a.split(":")[1].startswith(("Create", "Update", "Delete", "Attach", "Add", "Put")) for a in read)
     response = resources["ResponsePolicy"]["Properties"]["PolicyDocument"]["Statement"]

@@ -10,7 +10,8 @@ is checked for credentials/faults and served by an in-process moto app whose sta
         subprocess.run([...], env={**os.environ, **aws.env()})
         assert aws.requests.count(operation="AddThingToThingGroup") == 1
 
-Main handles: ``aws.client(service)``, ``aws.env()``, ``aws.defender`` (DefenderStore), ``aws.incidents``
+Main handles: ``aws.client(service)``, ``aws.env()``, ``aws.defender`` (DefenderStore), ``aws.registry`` (RegistryStore: a fleet-scale IoT registry),
+``aws.incidents``
 (IncidentStore), ``aws.faults`` (Faults), ``aws.clock`` (Clock), ``aws.requests`` (RequestLog),
 ``aws.add_account/add_credentials/add_role/set_account_features``, ``aws.sts_credential_lifetime_seconds``,
 ``aws.expire_all_credentials()``, ``aws.set_rate_limit(op, tps)``, ``aws.reset()``, ``aws.moto_state()``,
@@ -23,9 +24,10 @@ from __future__ import annotations
 from .auth import DEFAULT_ACCESS_KEY, DEFAULT_ACCOUNT_ID, DEFAULT_SECRET_KEY, Credential
 from .common import Clock
 from .defender import AUDIT_CHECKS, DefenderStore, behavior_criteria_type
-from .faults import DEFENDER_QUOTAS_TPS, IOT_CORE_QUOTAS_TPS, Faults
+from .faults import DEFENDER_QUOTAS_TPS, IOT_CORE_QUOTAS_TPS, REGISTRY_QUOTAS_TPS, Faults
 from .incidents import IncidentStore
 from .models import ModelViolation, check_shape
+from .registry import REGISTRY_OPERATIONS, RegistryStore
 from .server import LoopbackAWS, RequestLog, RequestRecord
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "DEFAULT_SECRET_KEY",
     "DEFENDER_QUOTAS_TPS",
     "IOT_CORE_QUOTAS_TPS",
+    "REGISTRY_OPERATIONS",
+    "REGISTRY_QUOTAS_TPS",
     "Clock",
     "Credential",
     "DefenderStore",
@@ -42,6 +46,7 @@ __all__ = [
     "IncidentStore",
     "LoopbackAWS",
     "ModelViolation",
+    "RegistryStore",
     "RequestLog",
     "RequestRecord",
     "behavior_criteria_type",

@@ -38,6 +38,7 @@ from .defender import AUDIT_OPERATIONS, DETECT_OPERATIONS, SHARED_OPERATIONS, De
 from .faults import Faults
 from .incidents import INCIDENT_OPERATIONS, IncidentStore
 from .models import ModelViolation, RequestError
+from .registry import REGISTRY_OPERATIONS, RegistryStore
 
 _STATUS_TEXT = {
     200: "OK",
@@ -197,6 +198,7 @@ class LoopbackAWS:
         self.auth.add_credentials(access_key, secret_key, account_id, user_name="loopback")
         self.defender = DefenderStore(self.clock, account_id, region)
         self.incidents = IncidentStore(self.clock, account_id, region)
+        self.registry = RegistryStore()
         self.requests = RequestLog()
         self.internal_errors: List[str] = []
         self.unimplemented: List[str] = []  # operations neither the emulator nor moto implement
@@ -270,6 +272,7 @@ class LoopbackAWS:
         self.reset_moto()
         self.defender.clear()
         self.incidents.clear()
+        self.registry.clear()
         self.faults.reset()
         self.clock.reset()
         self.auth = CredentialRegistry(self.seed)
@@ -453,6 +456,8 @@ class LoopbackAWS:
             return err.render(code, exc.message, codes[3]), meta
         meta["account"] = cred.account_id
         account = cred.account_id
+        if service == "iot" and op in REGISTRY_OPERATIONS and self.registry.holds(account, pa.region):
+            emulated = meta["emulated"] = True  # a fleet-scale registry held by the emulator, not moto
 
         # 2. account features (Detect / Audit / Incident Manager not enabled for this account)
         feats = self.auth.features(account)
@@ -511,6 +516,8 @@ class LoopbackAWS:
     # ------------------------------------------------------------------ emulated rest-json operations
     def _handler(self, service: str, op: str) -> Optional[Callable]:
         if service == "iot":
+            if op in REGISTRY_OPERATIONS:
+                return getattr(self.registry, f"op_{op}", None)
             return getattr(self.defender, f"op_{op}", None)
         if service == "ssm-incidents" and op in INCIDENT_OPERATIONS:
             return getattr(self.incidents, f"op_{op}", None)
