@@ -11,6 +11,10 @@ is written from a single encoding of its datums, the envelopes spliced in at the
 the export shape with plain JSON values and valid thing names is written without an Event per datum or a deep copy.
 Either way the result is exactly ``b"".join(hec_event(e, index) for e in events.metric_events(...))`` (a property
 test holds it to that, with and without orjson); anything else takes that general path.
+
+:func:`audit_hec_body` and :func:`violation_hec_body` are the SNS messages' lanes: the usual audit notification and
+violation message (plain values, epoch-millisecond times, a valid thing name) have their HEC payloads built directly,
+without an Event or a deep copy; property tests hold them to the event model's events, byte for byte.
 """
 
 from __future__ import annotations
