@@ -172,6 +172,23 @@ def account_tab() -> dict:
                     }
                 ],
             },
+            {
+                "type": "text",
+                "label": "Incident Manager response plan ARN",
+                "field": "response_plan_arn",
+                "required": False,
+                "help": "Optional. With a response plan, iot_start_incident starts Incident Manager incidents by "
+                "default; without one it opens Systems Manager OpsCenter OpsItems (AWS closed Incident Manager to "
+                "new customers on 2025-11-07).",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "Enter a response plan ARN such as "
+                        "arn:aws:ssm-incidents::123456789012:response-plan/iot-device-compromise.",
+                        "pattern": r"^arn:aws(-us-gov|-cn)?:ssm-incidents::\d{12}:response-plan/[a-zA-Z0-9_-]{1,200}$",
+                    }
+                ],
+            },
         ],
     }
 

@@ -177,3 +177,15 @@ def test_views_are_well_formed_xml(path):
     root = ET.parse(path).getroot()  # noqa: S314 (our own file)
     assert root.tag == "dashboard" and root.get("version") == "2"
     assert root.findtext("label")
+
+
+# ----------------------------------------------------------------------------------------------- authorize
+
+
+def test_response_capability_is_defined_and_granted_to_admins():
+    authorize = model.conf("authorize.conf")
+    assert authorize["capability::iot_defender_respond"] == {}
+    for role in ("role_admin", "role_ess_admin"):
+        assert authorize[role] == {"iot_defender_respond": "enabled"}, role
+    # no other capability or role is touched
+    assert set(authorize) == {"capability::iot_defender_respond", "role_admin", "role_ess_admin"}

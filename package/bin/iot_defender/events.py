@@ -528,9 +528,14 @@ ACTION_OUTCOMES = (
     "done",
     "already-in-state",
     "dry-run",
+    # done, but with a caveat the analyst must act on (e.g. the quarantine record could not be stored, so release
+    # cannot undo certificate changes by itself); the message says why
+    "warning",
     "refused-protected",
     "refused-invalid",
     "refused-limit",
+    # the user who triggered the run lacks the capability iot_defender_respond
+    "refused-unauthorized",
     "failed",
 )
 
