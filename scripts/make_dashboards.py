@@ -213,9 +213,11 @@ class Board:
                 "formattedConfig": {"number": {"prefix": ""}},
                 "formattedStatics": ">statics | formatByType(formattedConfig)",
                 "statics": [["All"], ["*"]],
-                # no number formatting: 12-digit account ids must stay as they are
-                "label": f'>primary | seriesByName("{source_field}") | renameSeries("label")',
-                "value": f'>primary | seriesByName("{source_field}") | renameSeries("value")',
+                # formatByType on the dynamic options too: without it a column of numeric-looking strings (12-digit
+                # account ids) cannot be framed with the string statics and the dropdown lists only its default
+                # (seen in the headless render, make dashboards-check); prefix "" keeps the ids as they are
+                "label": f'>primary | seriesByName("{source_field}") | renameSeries("label") | formatByType(formattedConfig)',
+                "value": f'>primary | seriesByName("{source_field}") | renameSeries("value") | formatByType(formattedConfig)',
             },
         }
 
@@ -423,10 +425,10 @@ def egress_board() -> Board:
     )
     b.search(
         "ds_source_ips",
-        "Things connecting from several source IPs",
+        "Source IPs per thing",
         metrics('name="aws:source-ip-address"')
         + " | stats dc(src_ip) as source_ips values(src_ip) as src_ips by account_id region thing_name"
-        " | where source_ips > 1 | sort 0 - source_ips | table thing_name source_ips src_ips account_id region",
+        " | sort 0 - source_ips thing_name | head 50 | table thing_name source_ips src_ips account_id region",
     )
     b.single("viz_total_bytes", "Bytes out (top 25 things)", "ds_total_bytes", unit="B")
     b.single("viz_new_destination_things", "Things with a new destination", "ds_new_destination_things")
@@ -453,7 +455,12 @@ def egress_board() -> Board:
         "ds_auth_failures",
         {"stackMode": "stacked"},
     )
-    b.table("viz_source_ips", "Things connecting from several source IPs", "ds_source_ips", drill="thing_name")
+    b.table(
+        "viz_source_ips",
+        "Source IPs per thing (most first: several IPs can mean stolen credentials)",
+        "ds_source_ips",
+        drill="thing_name",
+    )
     b.row(120, ("viz_total_bytes", 1), ("viz_new_destination_things", 1))
     b.row(300, ("viz_bytes", 1), ("viz_packets", 1))
     b.row(340, ("viz_talkers", 1))
@@ -661,17 +668,22 @@ def response_board() -> Board:
     b.search("ds_outcomes", "Outcomes", actions() + " | stats count by outcome")
     b.search(
         "ds_quarantined",
-        "Things in quarantine",
+        "Quarantine state per thing",
         actions(
             '(action="iot_quarantine_thing" OR action="iot_release_thing") (outcome="done" OR outcome="already-in-state")'
         )
         + " | stats latest(action) as last_action latest(_time) as since latest(search_name) as search_name"
         " by account_id region thing_name"
-        ' | where last_action="iot_quarantine_thing"'
-        f" | eval since=strftime(since, {TIME_FMT})"
-        " | table thing_name since search_name account_id region",
+        ' | eval state=if(last_action="iot_quarantine_thing", "quarantined", "released")'
+        f" | sort 0 - since | eval since=strftime(since, {TIME_FMT})"
+        " | table thing_name state since search_name account_id region",
     )
-    b.chain("ds_quarantined_count", "Things in quarantine", "ds_quarantined", "| stats count as things")
+    b.chain(
+        "ds_quarantined_count",
+        "Things in quarantine",
+        "ds_quarantined",
+        '| where state="quarantined" | stats count as things',
+    )
     b.search(
         "ds_by_search",
         "Actions by correlation search",
@@ -684,7 +696,10 @@ def response_board() -> Board:
     b.viz("viz_over_time", "splunk.column", "Actions over time", "ds_over_time", {"stackMode": "stacked"})
     b.viz("viz_outcomes", "splunk.pie", "Outcomes", "ds_outcomes")
     b.table(
-        "viz_quarantined", "Things in quarantine (last quarantine not released)", "ds_quarantined", drill="thing_name"
+        "viz_quarantined",
+        "Quarantine state per thing (quarantined: last quarantine not released)",
+        "ds_quarantined",
+        drill="thing_name",
     )
     b.table("viz_by_search", "Actions by correlation search", "ds_by_search")
     b.table("viz_results", "Action results (latest 500)", "ds_results", drill="thing_name", count=15)
@@ -700,7 +715,7 @@ def health_board() -> Board:
         "iot_defender_health",
         "IoT Defender - Add-on health",
         "Runs of the add-on's inputs from their run summaries in _internal: events, API calls, throttling, "
-        "errors and lag (how far behind AWS the data is).",
+        "errors and lag (how far behind AWS the data is); and the outcomes of its alert actions.",
         inputs=("time", "addon_account", "input_name"),
     )
     runs = "`iot_defender_run_summaries` account=$addon_account|s$ input=$input_name|s$"
@@ -734,11 +749,28 @@ def health_board() -> Board:
         " lag_seconds duration_seconds",
     )
     b.search(
-        "ds_failed",
-        "Failed runs",
-        runs + ' status!="ok" | sort 0 - _time | head 100'
-        f" | eval time=strftime(_time, {TIME_FMT})"
-        " | table time input stanza account region status error_code errors throttles malformed",
+        "ds_by_status",
+        "Runs by input and status",
+        runs + " | stats count as runs sum(errors) as errors sum(throttles) as throttles sum(malformed) as malformed"
+        " latest(error_code) as last_error_code latest(_time) as last_run by input status"
+        f" | sort 0 input status | eval last_run=strftime(last_run, {TIME_FMT})"
+        " | table input status runs errors throttles malformed last_error_code last_run",
+    )
+    # The alert actions' own outcomes (one aws:iot:defender:action event per action and thing), beside the inputs'.
+    b.search(
+        "ds_action_outcomes",
+        "Alert action outcomes",
+        f'{IDX} sourcetype="aws:iot:defender:action"'
+        " | stats count as results dc(thing_name) as things latest(_time) as last_result latest(message) as last_message"
+        " by action outcome action_status"
+        f" | sort 0 action outcome | eval last_result=strftime(last_result, {TIME_FMT})"
+        " | table action outcome action_status results things last_result last_message",
+    )
+    b.chain(
+        "ds_action_failures",
+        "Failed alert actions",
+        "ds_action_outcomes",
+        '| where action_status="failure" | stats sum(results) as results | fillnull value=0 results',
     )
     b.single("viz_runs", "Input runs", "ds_runs")
     b.single("viz_events_total", "Events written", "ds_events_total")
@@ -750,10 +782,17 @@ def health_board() -> Board:
     b.viz("viz_problems", "splunk.column", "Throttled calls, errors and malformed records", "ds_problems")
     b.table("viz_latest", "Latest run per input, stanza, account and Region", "ds_latest")
     b.table(
-        "viz_failed",
-        "Failed runs (details: index=_internal source=*ta_aws_iot_defender_*.log log_level=ERROR)",
-        "ds_failed",
+        "viz_by_status",
+        "Runs by input and status (details: index=_internal source=*ta_aws_iot_defender_*.log log_level=ERROR)",
+        "ds_by_status",
     )
+    b.table(
+        "viz_action_outcomes",
+        "Alert action outcomes (sourcetype aws:iot:defender:action)",
+        "ds_action_outcomes",
+        description="What the alert actions did: done, already in state, dry run, refused or failed, per action.",
+    )
+    b.single("viz_action_failures", "Failed alert actions", "ds_action_failures")
     b.row(
         120,
         ("viz_runs", 1),
@@ -761,10 +800,11 @@ def health_board() -> Board:
         ("viz_failed_count", 1),
         ("viz_throttles", 1),
         ("viz_max_lag", 1),
+        ("viz_action_failures", 1),
     )
     b.row(300, ("viz_events", 1), ("viz_lag", 1))
     b.row(300, ("viz_problems", 1), ("viz_latest", 2))
-    b.row(300, ("viz_failed", 1))
+    b.row(300, ("viz_by_status", 1), ("viz_action_outcomes", 2))
     return b
 
 

@@ -132,12 +132,16 @@ def test_things_drill_down_to_their_detail(view):
     assert any("/iot_defender_thing?form.thing=$row.thing_name.value|u$" in u for u in urls), view
 
 
-def test_health_dashboard_reads_the_run_summaries():
+def test_health_dashboard_reads_the_run_summaries_and_the_action_outcomes():
     queries = model.dashboard_queries(model.dashboard_definitions()["iot_defender_health"])
-    joined = " ".join(queries.values())
+    actions = {k: q for k, q in queries.items() if 'sourcetype="aws:iot:defender:action"' in q}
+    runs = {k: q for k, q in queries.items() if k not in actions}
+    joined = " ".join(runs.values())
     for name in ("events", "throttles", "errors", "lag_seconds", "status", "api_calls"):
         assert name in joined
-    assert all("`iot_defender_run_summaries`" in q for q in queries.values())
+    assert all("`iot_defender_run_summaries`" in q for q in runs.values())
+    assert any("by action outcome action_status" in q for q in actions.values()), "alert action outcomes"
+    assert any('action_status="failure"' in q for q in actions.values()), "failed alert actions counted"
 
 
 def test_blog_queries_are_on_the_port_dashboard_and_reports():
