@@ -410,6 +410,22 @@ def inputs_page() -> dict:
     }
 
 
+def dashboard_page() -> dict:
+    """UCC's monitoring dashboard (the "dashboard" view UCC generates): overview, data ingestion, errors and
+    resource use of the inputs. Its data-ingestion panels read the events_ingested records the inputs log through
+    solnlib; license usage is counted by the add-on's sourcetypes."""
+    return {
+        "panels": [{"name": "default"}],
+        "settings": {
+            "error_panel_log_lvl": ["ERROR", "CRITICAL"],
+            "custom_license_usage": {
+                "determine_by": "sourcetype",
+                "search_condition": ["aws:iot:defender*", "aws:iot:thing"],
+            },
+        },
+    }
+
+
 def global_config() -> dict:
     return {
         "meta": {
@@ -429,6 +445,7 @@ def global_config() -> dict:
                 "tabs": [account_tab(), advanced_tab(), {"type": "proxyTab"}, {"type": "loggingTab"}],
             },
             "inputs": inputs_page(),
+            "dashboard": dashboard_page(),
         },
         "alerts": alerts(),
     }

@@ -33,6 +33,8 @@ const BAD_MARKERS = ['dashboard-message', 'message', 'viz-waiting-for-input', 'i
 const SETTLE_TIMEOUT_MS = 60000;
 const REDRAW_MS = 1200;
 const VALIDATION_TIMEOUT_MS = 60000;
+const THUMBNAIL_WIDTH = 960;
+const THUMBNAIL_SOURCE_HEIGHT = 1100;
 const PARALLEL = Number(process.env.RENDER_PARALLEL || 2);
 // what a panel shows once its visualization has drawn
 const DRAWN = '[data-test="majorValue"], [data-test="cell"], [data-test="charting-container"] svg, canvas, .markdown, [data-test="markdown"], h2';
@@ -128,9 +130,19 @@ async function inspectPanels(browserPage, markers) {
 }
 
 async function dropdownOptions(browserPage, inputId) {
+    // open the dropdown (a few tries: on a busy machine the first click can land while the input re-renders),
+    // read its options, close it again
     const OPTION = '[role="option"], [role="menuitemradio"]';
-    await browserPage.click(`[data-input-id="${inputId}"] button`);
-    await browserPage.waitForSelector(OPTION, { timeout: 30000 });
+    for (let attempt = 1; ; attempt++) {
+        await browserPage.click(`[data-input-id="${inputId}"] button`);
+        try {
+            await browserPage.waitForSelector(OPTION, { timeout: 10000 });
+            break;
+        } catch (error) {
+            if (attempt === 3) throw new Error(`no options after ${attempt} clicks`);
+            await browserPage.keyboard.press('Escape');
+        }
+    }
     const options = await browserPage.evaluate(
         (selector) => [...document.querySelectorAll(selector)].map((e) => (e.textContent || '').trim()),
         OPTION
@@ -263,6 +275,32 @@ async function clickThingRow(browser, buildDir, resultsText, click) {
     return { problems, landed: url, thing, searches_for_thing: answered.length };
 }
 
+// A smaller copy of a view's picture for the README and the docs (<name>.small.png): the top of the page, scaled
+// down by Chromium itself (a canvas), so no image library is needed.
+async function thumbnail(browserPage, png) {
+    const data = fs.readFileSync(png).toString('base64');
+    const small = await browserPage.evaluate(
+        async (base64, width, maxHeight) => {
+            const image = new Image();
+            image.src = `data:image/png;base64,${base64}`;
+            await image.decode();
+            const scale = width / image.width;
+            const height = Math.min(image.height, maxHeight);
+            const canvas = document.createElement('canvas');
+            canvas.width = width;
+            canvas.height = Math.round(height * scale);
+            const context = canvas.getContext('2d');
+            context.imageSmoothingQuality = 'high';
+            context.drawImage(image, 0, 0, image.width, height, 0, 0, canvas.width, canvas.height);
+            return canvas.toDataURL('image/png').split(',')[1];
+        },
+        data,
+        THUMBNAIL_WIDTH,
+        THUMBNAIL_SOURCE_HEIGHT
+    );
+    fs.writeFileSync(png.replace(/\.png$/, '.small.png'), Buffer.from(small, 'base64'));
+}
+
 async function pool(jobs, size) {
     const results = new Array(jobs.length);
     let next = 0;
@@ -297,6 +335,7 @@ async function main(argv) {
         const { browserPage, problems, panels, requests } = await renderView(browser, buildDir, resultsText, scenario);
         const png = path.join(buildDir, `${scenario.name}.png`);
         await browserPage.screenshot({ path: png });
+        if ((plan.screenshots || []).includes(scenario.name)) await thumbnail(browserPage, png);
         await browserPage.close();
         report.views[scenario.name] = { problems, panels: panels.length, requests: requests.length, png: path.basename(png) };
         failed = failed || problems.length > 0;

@@ -33,6 +33,8 @@ APP = "TA-aws-iot-defender"
 TOKEN = re.compile(r"\$([A-Za-z0-9_.:]+)((?:\|[a-z]+)*)\$")
 CLICK_FROM = ("iot_defender_ports", "viz_risky", "ds_risky")  # a table of things with a drilldown to the thing page
 THING_VIEW = "iot_defender_thing"
+# views whose picture goes to the README and the docs (make screenshots copies <view>.small.png to docs/images/)
+SCREENSHOTS = ("iot_defender_violations", "iot_defender_ports", "iot_defender_egress", "iot_defender_thing")
 
 
 # ------------------------------------------------------------------------------------------ demo events
@@ -221,6 +223,7 @@ def build(out: Path, views: Path) -> Dict[str, Any]:
         "results": results.results,
         "scenarios": scenarios,
         "click": click,
+        "screenshots": list(SCREENSHOTS),
         "model_errors": results.errors,
         "events": len(events),
     }
