@@ -265,8 +265,11 @@ class Runner:
     # -- events
     def _base(self, text_: str) -> List[Row]:
         node = _indexed_terms(splkit.parse_base_search(text_))
+        wanted = _sourcetypes(node)
         rows = []
         for event in self.events:
+            if wanted is not None and event.sourcetype.lower() not in wanted:
+                continue  # cannot match: a shortcut, not a different result
             fields = dict(event.fields)
             fields["_index"] = event.meta.get("index")
             if splkit.matches(node, fields, event.raw):
@@ -518,6 +521,22 @@ def _indexed_terms(node: Any) -> Any:
     if tag in ("and", "or"):
         return (tag, [_indexed_terms(n) for n in node[1]])
     return node
+
+
+def _sourcetypes(node: Any) -> Optional[set]:
+    """The sourcetypes an event must have to match (None: any), when the search says so unambiguously."""
+    tag = node[0]
+    if tag == "term" and node[1] == "sourcetype" and node[2] == "=" and "*" not in node[3]:
+        return {node[3].lower()}
+    if tag == "or":
+        parts = [_sourcetypes(n) for n in node[1]]
+        return set().union(*parts) if all(p is not None for p in parts) else None
+    if tag == "and":
+        for child in node[1]:
+            found = _sourcetypes(child)
+            if found is not None:
+                return found
+    return None
 
 
 def _span_seconds(span: str) -> int:

@@ -114,3 +114,9 @@ def test_macros_expand_as_in_the_dashboards():
     runner = splrun.Runner(EVENTS, TABLES, TRANSFORMS, model.analyzer(), now=T0)
     _columns, rows = runner.run("`iot_defender_index` thing_name=b | stats count")
     assert rows == [{"count": 1}]
+
+
+def test_the_sourcetype_shortcut_changes_no_result(run):
+    assert run("sourcetype=ST thing_name=a")[1] == run("thing_name=a sourcetype=st")[1]
+    assert len(run("(sourcetype=st OR sourcetype=other) thing_name=a")[1]) == 2
+    assert len(run("sourcetype=other OR thing_name=a")[1]) == 2  # not a conjunction: no shortcut

@@ -140,14 +140,15 @@ async function dropdownOptions(browserPage, inputId) {
             break;
         } catch (error) {
             if (attempt === 3) throw new Error(`no options after ${attempt} clicks`);
-            await browserPage.keyboard.press('Escape');
         }
     }
     const options = await browserPage.evaluate(
         (selector) => [...document.querySelectorAll(selector)].map((e) => (e.textContent || '').trim()),
         OPTION
     );
-    await browserPage.keyboard.press('Escape');
+    // close it with a second click on its toggle: key presses reach only the focused page, and pages render in
+    // parallel (a background page never gets the Escape)
+    await browserPage.click(`[data-input-id="${inputId}"] button`);
     await browserPage.waitForFunction((selector) => !document.querySelector(selector), { timeout: 30000 }, OPTION);
     return options;
 }
