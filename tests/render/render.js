@@ -130,27 +130,40 @@ async function inspectPanels(browserPage, markers) {
 }
 
 async function dropdownOptions(browserPage, inputId) {
-    // open the dropdown (a few tries: on a busy machine the first click can land while the input re-renders),
-    // read its options, close it again
-    const OPTION = '[role="option"], [role="menuitemradio"]';
+    // open the dropdown (a few tries: on a busy machine the first click can land while the input re-renders) and
+    // read the options of the popover its toggle controls; then close it (best effort: pages render in parallel
+    // and only the focused one gets focus and key events, so the reading never depends on the closing)
+    const toggle = `[data-input-id="${inputId}"] button`;
+    const toggleId = await browserPage.$eval(toggle, (button) => button.id);
+    const options = `[aria-labelledby="${toggleId}"] [role="option"], [aria-labelledby="${toggleId}"] [role="menuitemradio"]`;
     for (let attempt = 1; ; attempt++) {
-        await browserPage.click(`[data-input-id="${inputId}"] button`);
+        await browserPage.click(toggle);
         try {
-            await browserPage.waitForSelector(OPTION, { timeout: 10000 });
+            await browserPage.waitForSelector(options, { timeout: 10000 });
             break;
         } catch (error) {
             if (attempt === 3) throw new Error(`no options after ${attempt} clicks`);
         }
     }
-    const options = await browserPage.evaluate(
-        (selector) => [...document.querySelectorAll(selector)].map((e) => (e.textContent || '').trim()),
-        OPTION
-    );
-    // close it with a second click on its toggle: key presses reach only the focused page, and pages render in
-    // parallel (a background page never gets the Escape)
-    await browserPage.click(`[data-input-id="${inputId}"] button`);
-    await browserPage.waitForFunction((selector) => !document.querySelector(selector), { timeout: 30000 }, OPTION);
-    return options;
+    const found = await browserPage.$$eval(options, (items) => items.map((e) => (e.textContent || '').trim()));
+    await browserPage.click(toggle).catch(() => undefined);
+    return found;
+}
+
+async function checkDropdowns(browserPage, scenario) {
+    const problems = [];
+    await browserPage.bringToFront();
+    for (const [inputId, wanted] of Object.entries(scenario.dropdowns || {})) {
+        try {
+            const options = await dropdownOptions(browserPage, inputId);
+            if (JSON.stringify(options) !== JSON.stringify(wanted)) {
+                problems.push(`dropdown ${inputId} lists ${JSON.stringify(options)}, not ${JSON.stringify(wanted)}`);
+            }
+        } catch (error) {
+            problems.push(`dropdown ${inputId} did not open: ${error.message.split('\n')[0]}`);
+        }
+    }
+    return problems;
 }
 
 async function renderView(browser, buildDir, resultsText, scenario) {
@@ -214,16 +227,6 @@ async function renderView(browser, buildDir, resultsText, scenario) {
     });
     const seen = new Set(panels.map((p) => p.id));
     expected.filter((id) => !seen.has(id)).forEach((id) => problems.push(`panel ${id} is not on the page`));
-    for (const [inputId, wanted] of Object.entries(scenario.dropdowns || {})) {
-        try {
-            const options = await dropdownOptions(browserPage, inputId);
-            if (JSON.stringify(options) !== JSON.stringify(wanted)) {
-                problems.push(`dropdown ${inputId} lists ${JSON.stringify(options)}, not ${JSON.stringify(wanted)}`);
-            }
-        } catch (error) {
-            problems.push(`dropdown ${inputId} did not open: ${error.message.split('\n')[0]}`);
-        }
-    }
     problems.push(...(await browserPage.evaluate(() => window.__renderProblems || [])));
     const requests = await browserPage.evaluate(() => window.__renderRequests || []);
     const tokens = await browserPage.evaluate(() => window.__renderTokens || {});
@@ -337,6 +340,7 @@ async function main(argv) {
         const png = path.join(buildDir, `${scenario.name}.png`);
         await browserPage.screenshot({ path: png });
         if ((plan.screenshots || []).includes(scenario.name)) await thumbnail(browserPage, png);
+        problems.push(...(await checkDropdowns(browserPage, scenario)));
         await browserPage.close();
         report.views[scenario.name] = { problems, panels: panels.length, requests: requests.length, png: path.basename(png) };
         failed = failed || problems.length > 0;
@@ -346,6 +350,7 @@ async function main(argv) {
     // canaries: copies of a view with one deliberate defect each; each must be caught, or the check proves nothing
     const canaryJob = (canary) => async () => {
         const { browserPage, problems } = await renderView(browser, buildDir, resultsText, canary);
+        problems.push(...(await checkDropdowns(browserPage, canary)));
         await browserPage.close();
         const caught = problems.filter((p) => p.includes(canary.expect));
         report.canaries[canary.name] = { defect: canary.defect, problems };

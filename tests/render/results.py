@@ -247,6 +247,11 @@ def _canaries(definitions: Dict[str, Dict[str, Any]], scenarios: List[Dict[str, 
             "a visualization type that does not exist",
             lambda d: d["visualizations"]["viz_risky_things"].update(type="splunk.singlevalues"),
         ),
+        "canary_account_dropdown": (
+            "dropdown input_account",
+            "the account dropdown as it was before the fix (12-digit ids listed only as the default)",
+            _unformatted_account_dropdown,
+        ),
     }
     out = []
     for name, (panel, defect, mutate) in defects.items():
@@ -257,12 +262,19 @@ def _canaries(definitions: Dict[str, Dict[str, Any]], scenarios: List[Dict[str, 
                 "name": name,
                 "url": base["url"].replace(base_view, name),
                 "panels": base["panels"],
+                "dropdowns": base["dropdowns"],
                 "definition": definition,
                 "defect": defect,
                 "expect": panel,
             }
         )
     return out
+
+
+def _unformatted_account_dropdown(definition: Dict[str, Any]) -> None:
+    context = definition["inputs"]["input_account"]["context"]
+    for key in ("label", "value"):
+        context[key] = context[key].replace(" | formatByType(formattedConfig)", "")
 
 
 def _definitions(views: Path) -> Dict[str, Dict[str, Any]]:
