@@ -179,6 +179,23 @@ def account_tab() -> dict:
                     }
                 ],
             },
+            {
+                "type": "text",
+                "label": "Incident Manager response plan ARN",
+                "field": "response_plan_arn",
+                "required": False,
+                "help": "Optional. With a response plan, iot_start_incident starts Incident Manager incidents by "
+                "default; without one it opens Systems Manager OpsCenter OpsItems (AWS closed Incident Manager to "
+                "new customers on 2025-11-07).",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "Enter a response plan ARN such as "
+                        "arn:aws:ssm-incidents::123456789012:response-plan/iot-device-compromise.",
+                        "pattern": r"^arn:aws(-us-gov|-cn)?:ssm-incidents::\d{12}:response-plan/[a-zA-Z0-9_-]{1,200}$",
+                    }
+                ],
+            },
         ],
     }
 
@@ -382,7 +399,33 @@ def inputs_page() -> dict:
                 "label": "Certificates",
                 "field": "include_certificates",
                 "defaultValue": True,
-                "help": "Look up each thing's certificates and their status (one extra call per thing).",
+                "help": "Certificate ids and statuses of each thing (statuses in bulk; links read per thing when "
+                "the thing is new, changed or due in the daily sweep).",
+            },
+            single_select(
+                "Fleet indexing",
+                "fleet_indexing",
+                [("auto", "Use it where the account has it"), ("off", "Never (per-thing reads)")],
+                default="auto",
+                help="With fleet indexing on, SearchIndex brings 500 things a call with groups, connectivity and "
+                "violation state.",
+            ),
+            {
+                "type": "text",
+                "label": "Link sweep (hours)",
+                "field": "link_sweep_hours",
+                "defaultValue": "24",
+                "help": "Every thing's certificate links are re-read once in this period, spread evenly (1-720).",
+                "validators": [{"type": "number", "range": [1, 720], "isInteger": True}],
+            },
+            {
+                "type": "text",
+                "label": "Run budget (seconds)",
+                "field": "run_budget_seconds",
+                "defaultValue": "3000",
+                "help": "After this long a run stops reading links (the rest wait for the next run); keep it "
+                "below the interval (60-604800).",
+                "validators": [{"type": "number", "range": [60, 604800], "isInteger": True}],
             },
         ],
     )

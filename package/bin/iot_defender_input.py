@@ -17,13 +17,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape, quoteattr
 
+import iot_defender_kv
 from splunklib import binding
 from splunklib import client as splunk_client
 
 from iot_defender import audit as audit_source
 from iot_defender import detect, events, inventory
 from iot_defender.aws import AwsSession, ConfigError, error_code, error_message, parse_regions, redact
-from iot_defender.checkpoint import InputState, Journal, MemoryJournal, checkpoint_key, merge_seen
+from iot_defender.checkpoint import InputState, Journal, checkpoint_key, merge_seen
 from iot_defender.pipeline import Page, RunStats, deliver
 from iot_defender_splunk import SECRET_FILTER, get_logger, load_account, load_client_settings, set_log_level
 
@@ -43,8 +44,9 @@ FEATURE_HINT = {
         "iot:DescribeAuditTask and iot:ListAuditFindings to the add-on's role, and check that audit is configured."
     ),
     "iot_defender_inventory": (
-        "The thing registry is not readable by this account or role: grant iot:ListThings, "
-        "iot:ListThingGroupsForThing, iot:ListThingPrincipals and iot:DescribeCertificate."
+        "The thing registry is not readable by this account or role: grant iot:ListCertificates, "
+        "iot:GetIndexingConfiguration, iot:SearchIndex, iot:ListThings, iot:ListThingGroupsForThing, "
+        "iot:ListThingPrincipals and iot:DescribeCertificate."
     ),
 }
 ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedException", "ForbiddenException"})
@@ -233,24 +235,6 @@ def _log_failure(logger: Any, stats: RunStats, input_type: str, exc: BaseExcepti
         logger.debug("%s", redact(traceback.format_exc(), secrets))
 
 
-def _sync_inventory_lookup(
-    service: Any, result: inventory.InventoryResult, *, account_id: str, region: str, logger: Any
-) -> Dict[str, int]:
-    data = collection_data(service, INVENTORY_COLLECTION, logger)
-    existing = _kv_retry(
-        lambda: data.query(query={"account_id": account_id, "region": region}, fields="_key,digest,account_id,region"),
-        "an inventory read",
-        logger,
-    )
-    upserts, deletes = inventory.plan_lookup_changes(existing, result.rows, account_id=account_id, region=region)
-    for start in range(0, len(upserts), 500):
-        chunk = upserts[start : start + 500]
-        _kv_retry(lambda chunk=chunk: data.batch_save(*chunk), "an inventory write", logger)
-    for key in deletes:
-        _kv_retry(lambda key=key: data.delete_by_id(key), "an inventory delete", logger)
-    return {"lookup_upserts": len(upserts), "lookup_deletes": len(deletes)}
-
-
 def run_input(input_type: str, inputs: Any, event_writer: Any) -> None:
     """Entry point of every input helper's ``stream_events``."""
     metadata = inputs.metadata
@@ -361,25 +345,23 @@ def _run_inventory(
     stats: RunStats,
     logger: Any,
 ) -> None:
-    options = inventory.InventoryOptions.from_params(params)
-    result = inventory.InventoryResult()
-    pages = inventory.inventory_pages(session, region, options, result, account_id=account_id, now=now)
-    deliver(
-        pages,
-        state=InputState(),
+    data = collection_data(service, INVENTORY_COLLECTION, logger)
+    counts = iot_defender_kv.run_inventory(
+        session,
+        region,
+        params,
+        account_id=account_id,
+        now=now,
         sink=sink,
-        journal=MemoryJournal(),
-        save=lambda _state: None,
+        data=data,
+        retry=lambda operation, what: _kv_retry(operation, what, logger),
         stats=stats,
-        keep_after=lambda _state: float("-inf"),
     )
-    changes = _sync_inventory_lookup(service, result, account_id=account_id, region=region, logger=logger)
     logger.info(
-        "%s: inventory lookup %s: %d rows written, %d removed",
+        "%s: inventory lookup %s: %s",
         stats.stanza,
         INVENTORY_COLLECTION,
-        changes["lookup_upserts"],
-        changes["lookup_deletes"],
+        " ".join(f"{key}={value}" for key, value in counts.items()),
     )
     stats.lag_seconds = 0.0
 

@@ -197,7 +197,7 @@ def main() -> int:
             print(line)
         print(f"\n{len(all_events)} events -> {OUT / 'events.jsonl'}   (secrets found in logs/events: {len(leaks)})")
         print(f"demo finished in {time.time() - started:.1f} s")
-        return 0 if not leaks and response["restored"] else 1
+        return 0 if not leaks and response["restored"] and len(response["ops_items"]) == 1 else 1
     finally:
         stack.stop()
 

@@ -1,122 +1,132 @@
-"""splrun executes the dashboards' SPL as Splunk would: the results make dashboards-check draws must be right."""
+"""The SPL executor (splrun) follows Splunk's rules where the detections depend on them."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from tests.knowledge import fleet_events, model, splkit, splrun
+from tests.knowledge import splkit, splrun
 
-T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z
-
-
-def event(when, index="iot", **fields):
-    return fleet_events.Indexed("st", "test", "raw " + " ".join(f"{k}={v}" for k, v in fields.items()), when,
-                                {"index": index}, {"sourcetype": "st", **fields})  # fmt: skip
+T = dt.datetime(2026, 11, 22, 12, 17, 42, tzinfo=dt.timezone.utc).timestamp()
 
 
-EVENTS = [
-    event(T0, thing_name="a", port=["21", "443"], bytes_out="10"),
-    event(T0 + 60, thing_name="a", port="443", bytes_out="30"),
-    event(T0 + 400, thing_name="b", port="22", bytes_out="5"),
-    event(T0 + 700, thing_name="c", bytes_out="7"),
-    event(T0 + 800, index="_internal", thing_name="z", port="9"),
-]
-TABLES = {
-    "risky": [
-        {"port": "21", "protocol": "tcp", "service": "FTP"},
-        {"port": "23", "protocol": "tcp", "service": "Telnet"},
+def at(text: str) -> float:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("now", "2026-11-22T12:17:42"),
+        ("-1h@h", "2026-11-22T11:00:00"),
+        ("@h", "2026-11-22T12:00:00"),
+        ("-30m@m", "2026-11-22T11:47:00"),
+        ("-2h", "2026-11-22T10:17:42"),
+        ("-7d@d", "2026-11-15T00:00:00"),
+        ("-30d@d", "2026-10-23T00:00:00"),
     ],
-    "inventory": [{"thing_name": "A", "owner": "ops"}, {"thing_name": "b", "owner": "lab"}],
-}
-TRANSFORMS = {"risky": {}, "inventory": {"case_sensitive_match": "false"}}
+)
+def test_relative_time(spec, expected):
+    assert splrun.relative_time(T, spec) == at(expected)
 
 
-@pytest.fixture
-def run():
-    runner = splrun.Runner(EVENTS, TABLES, TRANSFORMS, splkit.Analyzer({}, {}), now=T0 + 3600)
-    return runner.run
+def runner(tables=None):
+    return splrun.Runner({"m": ("| eval y=x * 2", [])}, tables or {})
 
 
-def test_base_search_honours_the_index_and_returns_newest_first(run):
-    _columns, rows = run("index=iot sourcetype=st")
-    assert [r["thing_name"] for r in rows] == ["c", "b", "a", "a"]
-    _columns, rows = run("index=_internal")
-    assert [r["thing_name"] for r in rows] == ["z"]
+def events(*rows):
+    out = []
+    for n, row in enumerate(rows):
+        out.append({"_time": T - 60 * (n + 1), "_raw": "", "sourcetype": "st", **row})
+    return splrun.EventStore(out)
 
 
-def test_stats_by_a_multivalue_field_counts_each_value_and_drops_rows_without_it(run):
-    columns, rows = run("index=iot | stats count dc(thing_name) as things values(thing_name) as names by port")
-    assert columns == ["port", "count", "things", "names"]
-    assert [(r["port"], r["count"], r["things"]) for r in rows] == [("21", 1, 1), ("22", 1, 1), ("443", 2, 1)]
-    assert rows[2]["names"] == ["a"]
+def run(search, store=None, tables=None, earliest=0.0, latest=None):
+    store = store or events()
+    return runner(tables).run(search, now=T, earliest=earliest, latest=latest or T + 1, events=store.window)
 
 
-def test_stats_functions(run):
-    _columns, rows = run(
-        "index=iot | stats sum(bytes_out) as total max(bytes_out) as peak avg(bytes_out) as mean"
-        " latest(thing_name) as last earliest(thing_name) as first"
-    )
-    assert rows == [{"total": 52.0, "peak": 30.0, "mean": 13.0, "last": "c", "first": "a"}]
+def test_stats_by_a_multivalue_field_counts_each_value_and_drops_null_groups():
+    store = events({"t": "a", "port": ["21", "22"]}, {"t": "a", "port": "22"}, {"t": "b"})
+    rows = run('sourcetype="st" | stats count min(_time) as first by t port', store).rows
+    assert sorted((r["t"], r["port"], r["count"]) for r in rows) == [("a", "21", 1), ("a", "22", 2)]
 
 
-def test_eventstats_where_eval_sort_head_table(run):
-    columns, rows = run(
-        "index=iot | eventstats min(_time) as first by thing_name | where _time > first"
-        ' | eval age=round((now() - _time) / 60, 1), at=strftime(_time, "%H:%M") | sort 0 - age | head 1'
-        " | table thing_name age at"
-    )
-    assert columns == ["thing_name", "age", "at"]
-    assert rows == [{"thing_name": "a", "age": 59.0, "at": "16:01"}]
+def test_eval_assignments_see_earlier_ones_and_macros_expand():
+    rows = run('sourcetype="st" | eval x=3, z=x + 1 `m`', events({"k": "v"})).rows
+    assert rows == [{"_time": T - 60, "_raw": "", "sourcetype": "st", "k": "v", "x": 3, "z": 4.0, "y": 6.0}]
 
 
-def test_sort_is_numeric_for_numbers_and_puts_missing_values_last(run):
-    _columns, rows = run("index=iot | sort 0 - bytes_out")
-    assert [r["bytes_out"] for r in rows] == ["30", "10", "7", "5"]  # as text: 7, 5, 30, 10
-    _columns, rows = run("index=iot | sort 0 - port")  # a multivalue field sorts by its first value
-    assert [r.get("port") for r in rows] == ["443", "22", ["21", "443"], None]
+def test_where_keeps_only_true_rows_and_null_is_not_true():
+    rows = run('sourcetype="st" | where n > 1', events({"n": "2"}, {"n": "1"}, {"m": "5"})).rows
+    assert [r["n"] for r in rows] == ["2"]
 
 
-def test_timechart_fills_buckets_and_limits_series_with_other(run):
-    columns, rows = run("index=iot | timechart span=5m limit=2 count by thing_name")
-    assert columns == ["_time", "a", "b", "OTHER", "_span"]
-    assert [r["_time"] for r in rows][:2] == ["2025-11-24T16:00:00.000+00:00", "2025-11-24T16:05:00.000+00:00"]
-    assert [(r["a"], r["b"], r["OTHER"]) for r in rows] == [(2, 0, 0), (0, 1, 0), (0, 0, 1)]
+def test_window_and_events_read():
+    store = events({"i": "1"}, {"i": "2"}, {"i": "3"})  # at T-60, T-120, T-180
+    result = run('sourcetype="st"', store, earliest=T - 150, latest=T - 60)
+    assert [r["i"] for r in result.rows] == ["2"] and result.events_read == 1
 
 
-def test_lookup_and_join(run):
-    _columns, rows = run("index=iot port=21 | lookup risky port OUTPUT service | table thing_name service")
-    assert rows == [{"thing_name": "a", "service": "FTP"}]
-    _columns, rows = run(
-        "| inputlookup inventory | join type=left thing_name [search index=iot | stats count by thing_name]"
-        " | table thing_name owner count"
-    )
-    assert rows == [{"thing_name": "A", "owner": "ops"}, {"thing_name": "b", "owner": "lab", "count": 1}]
-    _columns, rows = run("index=iot thing_name=a | lookup inventory thing_name OUTPUT owner | dedup thing_name")
-    assert rows[0]["owner"] == "ops"  # case_sensitive_match = false
+def test_lookup_matches_each_value_renames_outputs_and_clears_misses():
+    table = splrun.Table(["port", "service"], [{"port": "21", "service": "FTP"}, {"port": "23", "service": "Telnet"}])
+    store = events({"port": ["21", "23"]}, {"port": "80", "service": "stale"})
+    rows = run('sourcetype="st" | lookup risky port OUTPUT service AS svc', store, {"risky": table}).rows
+    assert rows[0]["svc"] == ["FTP", "Telnet"]
+    assert "svc" not in rows[1]
 
 
-def test_results_are_splunks_column_layout_with_string_values(run):
-    runner = splrun.Runner(EVENTS, TABLES, TRANSFORMS, splkit.Analyzer({}, {}), now=T0)
-    out = runner.results("index=iot | stats count avg(bytes_out) as mean by thing_name")
-    assert out == {
-        "fields": [{"name": "thing_name"}, {"name": "count"}, {"name": "mean"}],
-        "columns": [["a", "b", "c"], ["2", "1", "1"], ["20", "5", "7"]],
-    }
+def test_lookup_case_sensitivity_follows_the_table():
+    rows = [{"k": "ABC", "v": "1"}]
+    store = events({"k": "abc"})
+    insensitive = {"t": splrun.Table(["k", "v"], rows, case_sensitive=False)}
+    sensitive = {"t": splrun.Table(["k", "v"], rows, case_sensitive=True)}
+    assert run('sourcetype="st" | lookup t k OUTPUT v', store, insensitive).rows[0]["v"] == "1"
+    assert "v" not in run('sourcetype="st" | lookup t k OUTPUT v', store, sensitive).rows[0]
 
 
-@pytest.mark.parametrize("spl", ["index=iot | transaction thing_name", "index=iot | eval x=md5(thing_name)"])
-def test_what_is_not_modelled_is_an_error(run, spl):
+def test_outputlookup_then_inputlookup_append_round_trip_keeps_declared_kv_fields():
+    kv = splrun.Table(["_key", "a", "n"], kv=True)
+    tables = {"kv": kv}
+    run('sourcetype="st" | eval n=1.0, extra="x" | table a n extra | outputlookup kv', events({"a": "p"}), tables)
+    assert kv.rows == [{"a": "p", "n": "1"}] and kv.writes == 1
+    rows = run('sourcetype="st" | stats count by a | inputlookup append=true kv', events({"a": "q"}), tables).rows
+    assert rows == [{"a": "q", "count": 1}, {"a": "p", "n": "1"}]
+
+
+def test_join_left_max_one_and_appendpipe():
+    tables = {"inv": splrun.Table(["c", "thing"], [{"c": "c1", "thing": "t1"}, {"c": "c1", "thing": "t2"}])}
+    store = events({"c": "c1"}, {"c": "c9"})
+    rows = run('sourcetype="st" | join type=left max=1 c [| inputlookup inv]', store, tables).rows
+    assert [(r["c"], r.get("thing")) for r in rows] == [("c1", "t1"), ("c9", None)]
+    rows = run('sourcetype="st" | appendpipe [stats count | eval c="total"]', store).rows
+    assert [r["c"] for r in rows] == ["c1", "c9", "total"] and rows[-1]["count"] == 2
+
+
+def test_stats_functions():
+    store = events({"v": "1"}, {"v": "2"}, {"v": "3"}, {"v": "x"})
+    row = run('sourcetype="st" | stats count(v) as n sum(v) as s sumsq(v) as q avg(v) as a values(v) as vs', store)
+    assert row.rows == [{"n": 4, "s": 6.0, "q": 14.0, "a": 2.0, "vs": ["1", "2", "3", "x"]}]
+
+
+def test_unknown_commands_and_functions_are_errors():
     with pytest.raises(splkit.SplError):
-        run(spl)
+        run('sourcetype="st" | transaction x', events({"x": "1"}))
+    with pytest.raises(splkit.SplError):
+        run('sourcetype="st" | eval y=nosuchfunction(x)', events({"x": "1"}))
 
 
-def test_macros_expand_as_in_the_dashboards():
-    runner = splrun.Runner(EVENTS, TABLES, TRANSFORMS, model.analyzer(), now=T0)
-    _columns, rows = runner.run("`iot_defender_index` thing_name=b | stats count")
-    assert rows == [{"count": 1}]
-
-
-def test_the_sourcetype_shortcut_changes_no_result(run):
-    assert run("sourcetype=ST thing_name=a")[1] == run("thing_name=a sourcetype=st")[1]
-    assert len(run("(sourcetype=st OR sourcetype=other) thing_name=a")[1]) == 2
-    assert len(run("sourcetype=other OR thing_name=a")[1]) == 2  # not a conjunction: no shortcut
+def test_the_field_analyzer_reads_baseline_pipelines():
+    """splkit's analysis (the field cross-check) follows appendpipe, inputlookup append=true and outputlookup."""
+    lookups = {"kv": splkit.Lookup("kv", ["_key", "a", "first"])}
+    analyzer = splkit.Analyzer({}, lookups)
+    good = analyzer.analyze(
+        'sourcetype="st" | stats min(_time) as first by a | appendpipe [stats min(first) as first | eval a="all"]'
+        " | inputlookup append=true kv | stats min(first) as first by a | outputlookup kv"
+    )
+    assert not good.errors and good.event_fields == {"a"} and "kv" in good.lookups
+    short = analyzer.analyze('sourcetype="st" | stats count by a | outputlookup kv')
+    assert short.errors == ["outputlookup kv: the results lack ['first']"]
+    with pytest.raises(splkit.SplError):
+        analyzer.analyze('sourcetype="st" | inputlookup kv')

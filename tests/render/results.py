@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from tests.knowledge import fleet_events, model, splrun
+from tests.knowledge import fleet_events, model, splkit, splrun
 
 ROOT = model.ROOT
 APP = "TA-aws-iot-defender"
@@ -40,8 +40,8 @@ SCREENSHOTS = ("iot_defender_violations", "iot_defender_ports", "iot_defender_eg
 # ------------------------------------------------------------------------------------------ demo events
 
 
-def _demo_tables(records: List[Dict[str, Any]]) -> Tuple[model.Model, Dict[str, List[Dict[str, Any]]]]:
-    """The knowledge objects with the KV inventory the demo's inventory input wrote (its rows, from its events)."""
+def _tables(records: List[Dict[str, Any]]) -> Tuple[model.Model, Dict[str, splrun.Table]]:
+    """The shipped lookups, and the KV inventory the demo's inventory input wrote (its rows, from its events)."""
     from iot_defender import events, inventory
 
     rows: Dict[str, Dict[str, Any]] = {}
@@ -53,14 +53,26 @@ def _demo_tables(records: List[Dict[str, Any]]) -> Tuple[model.Model, Dict[str, 
             row = inventory.lookup_row(shaped, when=fleet_events.NOW)
             rows[row["_key"]] = row
     knowledge = model.Model(kv_rows={"iot_thing_inventory": list(rows.values())})
-    return knowledge, knowledge.tables
+    tables: Dict[str, splrun.Table] = {}
+    for name, values in knowledge.transforms.items():
+        sensitive = values.get("case_sensitive_match", "true").lower() in ("1", "true")
+        if values.get("external_type") == "kvstore":
+            fields = [x.strip() for x in values["fields_list"].split(",")]
+            tables[name] = splrun.Table(fields, list(knowledge.tables.get(name, [])), kv=True, case_sensitive=sensitive)
+        elif "filename" in values:
+            fields, table_rows = model.csv_rows(values["filename"])
+            # an empty CSV cell is no field at all in Splunk (inputlookup, lookup outputs)
+            table_rows = [{k: v for k, v in row.items() if v != ""} for row in table_rows]
+            tables[name] = splrun.Table(fields, table_rows, case_sensitive=sensitive)
+    return knowledge, tables
 
 
-def demo_events() -> Tuple[List[fleet_events.Indexed], Dict[str, List[Dict[str, Any]]], model.Model]:
+def demo_events() -> Tuple[List[Dict[str, Any]], Dict[str, splrun.Table]]:
+    """The demo's events as search-time field rows (``_time``, ``_raw``, ``sourcetype`` included) and the tables."""
     if not fleet_events.DEMO_EVENTS.exists():
         raise SystemExit(f"{fleet_events.DEMO_EVENTS.relative_to(ROOT)} is missing: run python -m tests.harness.demo")
     records = list(fleet_events._demo_records())
-    knowledge, tables = _demo_tables(records)
+    knowledge, tables = _tables(records)
     raw: List[Tuple[str, str, float, Dict[str, Any]]] = []
     for record in records:
         meta = {k: record.get(k) for k in ("index", "source", "sourcetype", "host")}
@@ -78,8 +90,58 @@ def demo_events() -> Tuple[List[fleet_events.Indexed], Dict[str, List[Dict[str, 
         fields = model.kv_auto(text) if meta["index"] == "_internal" else model.flatten_json(text)
         fields.update({k: v for k, v in meta.items() if v is not None})
         fields = knowledge.apply(sourcetype, fields, text)
-        out.append(fleet_events.Indexed(sourcetype, "demo", text, when, meta, fields))
-    return out, tables, knowledge
+        fields.update(_time=when, _raw=text, sourcetype=sourcetype)
+        out.append(fields)
+    return out, tables
+
+
+def columns(rows: List[Dict[str, Any]]) -> List[str]:
+    """A result's fields in the order the search made them (as they first appear), Splunk's internal ones
+    (``_raw``, ``_span``...) left out except ``_time``."""
+    seen: Dict[str, None] = {}
+    for row in rows:
+        for name in row:
+            if not name.startswith("_") or name == "_time":
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def text(value: Any) -> Any:
+    """A value as splunkd's JSON output gives it: strings, multivalue as a list of strings, null as None."""
+    if isinstance(value, list):
+        out = [text(v) for v in value]
+        return out[0] if len(out) == 1 else out
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(round(value, 6))
+    return str(value)
+
+
+class Search:
+    """Runs a dashboard's searches over the demo's events (the whole demo is in the time range; now() is the
+    demo's last event, so results do not depend on when the check runs)."""
+
+    def __init__(self) -> None:
+        events, self.tables = demo_events()
+        self.events = len(events)
+        self.store = splrun.EventStore(events)
+        self.now = max(e["_time"] for e in events)
+        self.runner = splrun.Runner(model.macros(), self.tables)
+
+    def rows(self, spl: str) -> List[Dict[str, Any]]:
+        return self.runner.run(spl, now=self.now, earliest=0.0, latest=self.now + 1, events=self.store.window).rows
+
+    def results(self, spl: str) -> Dict[str, Any]:
+        """Splunk's JSON column layout of a search's results."""
+        rows = self.rows(spl)
+        names = columns(rows)
+        last = splkit.split_pipeline(spl)[-1].strip()
+        if last.startswith("table "):  # table makes its columns whether or not any row has a value
+            names = [splkit._field_name(a) for a in splkit.split_args(last[len("table ") :]) if a != ","]
+        return {"fields": [{"name": n} for n in names], "columns": [[text(r.get(n)) for r in rows] for n in names]}
 
 
 def _log_time(line: str, default: float) -> float:
@@ -129,8 +191,8 @@ def default_tokens(definition: Dict[str, Any]) -> Dict[str, str]:
 
 
 class Results:
-    def __init__(self, runner: splrun.Runner, definitions: Dict[str, Dict[str, Any]]):
-        self.runner = runner
+    def __init__(self, search: Search, definitions: Dict[str, Dict[str, Any]]):
+        self.search = search
         self.definitions = definitions
         self.results: Dict[str, Any] = {}
         self.errors: List[str] = []
@@ -143,7 +205,7 @@ class Results:
         for ds_id, ds in definition["dataSources"].items():
             own = substitute(ds["options"]["query"], tokens)
             try:
-                self.results[f"{ds_id}\0{own}"] = self.runner.results(substitute(full[ds_id], tokens))
+                self.results[f"{ds_id}\0{own}"] = self.search.results(substitute(full[ds_id], tokens))
             except Exception as error:  # reported by name; the browser then finds no result and fails too
                 self.errors.append(f"{view}/{ds_id}: {type(error).__name__}: {error}")
         query = "&".join(f"form.{k}={_url(v)}" for k, v in (form or {}).items())
@@ -184,8 +246,7 @@ class Results:
     def rows(self, view: str, ds_id: str) -> List[Dict[str, Any]]:
         definition = self.definitions[view]
         query = substitute(model.dashboard_queries(definition)[ds_id], default_tokens(definition))
-        _columns, rows = self.runner.run(query)
-        return rows
+        return self.search.rows(query)
 
 
 def _url(value: str) -> str:
@@ -195,14 +256,11 @@ def _url(value: str) -> str:
 
 
 def build(out: Path, views: Path) -> Dict[str, Any]:
-    events, tables, knowledge = demo_events()
-    now = max(e.time for e in events)
-    runner = splrun.Runner(events, tables, knowledge.transforms, model.analyzer(), now)
+    search = Search()
     definitions = _definitions(views)
-    results = Results(runner, definitions)
+    results = Results(search, definitions)
     view, panel, ds_id = CLICK_FROM
-    rows = results.rows(view, ds_id)
-    thing = str(splrun.text(rows[0]["thing_name"])) if rows else "*"
+    thing = _click_target(search, definitions, [str(text(r["thing_name"])) for r in results.rows(view, ds_id)])
     scenarios = []
     for name in sorted(definitions):
         form = {"thing": thing} if name == THING_VIEW else None
@@ -225,11 +283,22 @@ def build(out: Path, views: Path) -> Dict[str, Any]:
         "click": click,
         "screenshots": list(SCREENSHOTS),
         "model_errors": results.errors,
-        "events": len(events),
+        "events": search.events,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(plan, separators=(",", ":")))
     return plan
+
+
+def _click_target(search: Search, definitions: Dict[str, Dict[str, Any]], things: List[str]) -> str:
+    """The first thing of the clicked table whose Thing page has something in every panel on the demo (the check
+    then proves the whole page, not just that it opened); the first row if none has."""
+    for thing in dict.fromkeys(things):
+        probe = Results(search, definitions)
+        probe.scenario(THING_VIEW, {"thing": thing})
+        if not probe.errors and all(r["columns"] and r["columns"][0] for r in probe.results.values()):
+            return thing
+    return things[0] if things else "*"
 
 
 def _canaries(definitions: Dict[str, Dict[str, Any]], scenarios: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
