@@ -325,7 +325,7 @@ def active_violation_event(record: Mapping[str, Any], *, account_id: str, region
 
 # ----------------------------------------------------------------------------------------- audit
 
-_SNS_COUNT_TO_STATISTIC = {
+SNS_COUNT_TO_STATISTIC = {
     "totalChecksCount": "totalChecks",
     "compliantChecksCount": "compliantChecks",
     "nonCompliantChecksCount": "nonCompliantChecks",
@@ -347,7 +347,7 @@ def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None)
         merged.setdefault("taskId", task_id)
     _require(merged, kind, ("taskId", "taskStatus", "taskStartTime"))
     statistics = dict(merged.get("taskStatistics") or {})
-    for sns_name, statistic in _SNS_COUNT_TO_STATISTIC.items():
+    for sns_name, statistic in SNS_COUNT_TO_STATISTIC.items():
         if sns_name in merged and statistic not in statistics:
             statistics[statistic] = merged[sns_name]
     details = merged.get("auditDetails") or {}
