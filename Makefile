@@ -47,14 +47,15 @@ package-check: $(VENV)/.installed
 
 appinspect: package
 
-# ruff (lint + format) and mypy ([tool.mypy] in pyproject.toml): package/bin and scripts/ for Python 3.9, the
-# Lambda code for its runtime.
+# ruff (lint + format) and mypy ([tool.mypy] in pyproject.toml), each part for the Python it runs on: package/bin
+# for Splunk's 3.9, scripts/ for the development Python, the Lambda code for its runtime.
 LAMBDA_CODE := infra/ingestion/functions infra/response/functions
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --python-version 3.12 --no-warn-unused-configs $(LAMBDA_CODE)
+	$(VENV)/bin/mypy --python-version 3.11 scripts
+	$(VENV)/bin/mypy --python-version 3.12 $(LAMBDA_CODE)
 
 # The product's unit tests; `selftest` proves the test harness itself (loopback AWS, splunkd stand-in, fleet, runner).
 unit: $(VENV)/.installed
@@ -70,13 +71,16 @@ infra-test: $(VENV)/.installed $(VENV_INFRA)/.installed
 	$(PY) -m pytest tests/infra -q
 
 # The README's test command: lint, build, the demo (the quick start's other command; its events also feed the
-# knowledge tests' field cross-check, its AWS calls the IAM test), every test suite (unit, harness self-tests,
-# integration, infra, knowledge), then the package + AppInspect check of the same build.
+# knowledge tests' field cross-check and the dashboards' render, its AWS calls the IAM test), every test suite (unit,
+# harness self-tests, integration, infra, knowledge), every dashboard drawn in headless Chromium (mk/dashboards.mk),
+# the docs site built strictly (mk/docs.mk), then the package + AppInspect check of the same build.
 test: lint build $(VENV_INFRA)/.installed
 	@if [ -f mk/knowledge.mk ]; then $(MAKE) --no-print-directory knowledge-tools; fi
 	mkdir -p build && $(PY) -m tests.harness.demo > build/demo.log 2>&1 || { cat build/demo.log; exit 1; }
 	@tail -n 2 build/demo.log
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory dashboards-check
+	$(MAKE) --no-print-directory docs-check
 	$(MAKE) --no-print-directory package-check
 
 demo: build

@@ -2,11 +2,18 @@
 
 Kept as code so the shared entities (account picker, region, dry run, row limits) are defined once and every
 input/alert action gets the same fields with the same validation. Run: python scripts/make_global_config.py
+(``--check``: exit 1 when the committed file differs from what this script writes).
+
+globalConfig.json carries no banner naming this script: UCC's schema forbids unknown keys at every level
+(``additionalProperties: false``) and JSON has no comments. This docstring, the README's development section and
+tests/unit/test_generated_files.py (which fails when the committed file differs from ``render()``) say instead
+where it comes from.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from global_config_alerts import alerts, single_select
@@ -446,6 +453,22 @@ def inputs_page() -> dict:
     }
 
 
+def dashboard_page() -> dict:
+    """UCC's monitoring dashboard (the "dashboard" view UCC generates): overview, data ingestion, errors and
+    resource use of the inputs. Its data-ingestion panels read the events_ingested records the inputs log through
+    solnlib; license usage is counted by the add-on's sourcetypes."""
+    return {
+        "panels": [{"name": "default"}],
+        "settings": {
+            "error_panel_log_lvl": ["ERROR", "CRITICAL"],
+            "custom_license_usage": {
+                "determine_by": "sourcetype",
+                "search_condition": ["aws:iot:defender*", "aws:iot:thing"],
+            },
+        },
+    }
+
+
 def global_config() -> dict:
     return {
         "meta": {
@@ -465,16 +488,28 @@ def global_config() -> dict:
                 "tabs": [account_tab(), advanced_tab(), {"type": "proxyTab"}, {"type": "loggingTab"}],
             },
             "inputs": inputs_page(),
+            "dashboard": dashboard_page(),
         },
         "alerts": alerts(),
     }
 
 
-def main() -> None:
+def render() -> str:
+    """The text of globalConfig.json."""
+    return json.dumps(global_config(), indent=4) + "\n"
+
+
+def main(argv: list) -> int:
     path = ROOT / "globalConfig.json"
-    path.write_text(json.dumps(global_config(), indent=4) + "\n")
+    if "--check" in argv:
+        if not path.exists() or path.read_text() != render():
+            print(f"{path.name} differs from scripts/make_global_config.py: run python scripts/make_global_config.py")
+            return 1
+        return 0
+    path.write_text(render())
     print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
