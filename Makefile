@@ -89,7 +89,8 @@ demo: build
 bench: build
 	$(PY) -m benchmarks.run
 
-# README's IAM block from infra/addon-role/template.yaml (tests/unit/test_iam_readme.py keeps them equal).
+# README's IAM block and docs/iam.md from infra/addon-role/template.yaml (tests/unit/test_iam_readme.py keeps
+# them equal).
 iam-docs: $(VENV)/.installed
 	$(PY) scripts/iam_policy.py
 
