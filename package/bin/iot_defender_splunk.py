@@ -17,6 +17,7 @@ from iot_defender.inputs import ACCESS_CODES
 REST_ROOT = "ta_aws_iot_defender"
 ACCOUNT_CONF = f"{REST_ROOT}_account"
 SETTINGS_CONF = f"{REST_ROOT}_settings"
+LOG_PREFIX = APP_ID.lower()
 
 
 def _realm(conf_name: str) -> str:
@@ -46,8 +47,12 @@ SECRET_FILTER = SecretFilter()
 
 
 def get_logger(name: str) -> logging.Logger:
-    """A solnlib file logger: ``$SPLUNK_HOME/var/log/splunk/ta_aws_iot_defender_<name>.log``."""
-    logger = log.Logs().get_logger(f"{REST_ROOT}_{name}")
+    """A solnlib file logger: ``$SPLUNK_HOME/var/log/splunk/ta-aws-iot-defender_<name>.log``.
+
+    Named as UCC names an add-on's logs (``<add-on id, lower case>_<name>``): UCC's monitoring dashboard finds
+    them with ``source=*ta-aws-iot-defender*``.
+    """
+    logger = log.Logs().get_logger(f"{LOG_PREFIX}_{name}")
     for handler in logger.handlers:
         if SECRET_FILTER not in handler.filters:
             handler.addFilter(SECRET_FILTER)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import fnmatch
 import json
+import re
 import time
 
 import pytest
+from splunk_add_on_ucc_framework import dashboard as ucc_dashboard
 
-from iot_defender import events
+from iot_defender import APP_ID, events
 from tests.harness import runner
 
 VIOLATIONS = "iot_defender_violations"
@@ -192,10 +195,41 @@ def test_missing_iam_grant_is_still_an_error_every_run(stack):
         stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
     )
     assert result.exit_code == 0
-    lines = runner.collect_logs(stack.home)
-    assert [line for line in lines if "log_level=ERROR" in line and "iot:ListViolationEvents" in line]
+    lines = [line for file_lines in ucc_monitoring_files(stack).values() for line in file_lines]
+    errors = [line for line in lines if "log_level=ERROR" in line and "iot:ListViolationEvents" in line]
+    assert errors and all('exc_l="Permission Error"' in line for line in errors)  # UCC's errors panel groups by it
     assert any("status=error" in line and "error_code=AccessDeniedException" in line for line in lines)
     assert _checkpoint(stack, "v") is None or "unavailable_until" not in _checkpoint(stack, "v")["state"]
+
+
+def ucc_monitoring_files(stack):
+    """The log files UCC's generated monitoring dashboard searches (its own query's ``source=`` pattern)."""
+    pattern = re.search(r"source=(\S+)", ucc_dashboard.events_count.format(addon_name=APP_ID.lower())).group(1)
+    files = runner.collect_log_files(stack.home)
+    return {
+        name: lines
+        for name, lines in files.items()
+        if fnmatch.fnmatch(str(stack.home.log_dir / name).lower(), pattern.lower())
+    }
+
+
+def test_inputs_report_events_ingested_for_ucc_monitoring(stack):
+    result = runner.run_input(
+        stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
+    )
+    assert result.exit_code == 0, result.stderr
+    written = collections.Counter(e["sourcetype"] for e in result.events)
+    reported = collections.Counter()
+    for lines in ucc_monitoring_files(stack).values():
+        for line in lines:
+            if "action=events_ingested" in line:
+                fields = dict(re.findall(r"(\w+)=(\S+)", line.split(" | ", 1)[1]))
+                assert fields["modular_input_name"] == f"{VIOLATIONS}://v" and fields["event_input"] == "v"
+                assert fields["event_index"] == "iot" and fields["event_account"] == "prod"
+                reported[fields["sourcetype_ingested"]] += int(fields["n_events"])
+    assert written and reported == written
+    # The run summaries are in the same files, where the add-on's health dashboard macro finds them too.
+    assert any("iot_defender_run_summary" in line for lines in ucc_monitoring_files(stack).values() for line in lines)
 
 
 def test_no_secret_appears_in_any_log_or_event(stack):

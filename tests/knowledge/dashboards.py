@@ -741,7 +741,7 @@ def health_board() -> Board:
     b.table("viz_latest", "Latest run per input, stanza, account and Region", "ds_latest")
     b.table(
         "viz_failed",
-        "Failed runs (details: index=_internal source=*ta_aws_iot_defender_*.log log_level=ERROR)",
+        "Failed runs (details: index=_internal source=*ta-aws-iot-defender_*.log log_level=ERROR)",
         "ds_failed",
     )
     b.row(
