@@ -8,6 +8,7 @@ per region, plus solnlib's ``events_ingested`` and categorised error lines for U
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -193,10 +194,9 @@ class KvInventoryLookup:
         )
         upserts, deletes = inventory.plan_lookup_changes(existing, rows, account_id=account_id, region=region)
         for start in range(0, len(upserts), 500):
-            chunk = upserts[start : start + 500]
-            _kv_retry(lambda chunk=chunk: data.batch_save(*chunk), "an inventory write", logger)
+            _kv_retry(functools.partial(data.batch_save, *upserts[start : start + 500]), "an inventory write", logger)
         for key in deletes:
-            _kv_retry(lambda key=key: data.delete_by_id(key), "an inventory delete", logger)
+            _kv_retry(functools.partial(data.delete_by_id, key), "an inventory delete", logger)
         logger.info(
             "%s: inventory lookup %s: %d rows written, %d removed",
             self._stanza,

@@ -141,7 +141,7 @@ def _has_findings(detail: Dict[str, Any]) -> bool:
 
 def _finding_pages(session: AwsSession, client: Any, task_id: str, check_name: str, scope: RunScope) -> Iterator[Page]:
     # listSuppressedFindings=True would list ONLY suppressed findings; leaving it out lists both.
-    suppressed = {} if scope.options.include_suppressed else {"listSuppressedFindings": False}
+    suppressed: Dict[str, Any] = {} if scope.options.include_suppressed else {"listSuppressedFindings": False}
     for records, _token in session.paginate(
         client,
         "list_audit_findings",

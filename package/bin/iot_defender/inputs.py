@@ -61,7 +61,7 @@ class InputKind:
     """One modular input, declared once."""
 
     name: str
-    parse_options: Callable[[Mapping[str, Any]], Any]
+    parse_options: Callable[[Dict[str, Any]], Any]
     pages: PageSource
     feature_hint: str  # logged when AWS denies access
     # Checkpointed inputs: what the state may forget after each checkpoint (None: a snapshot input, no checkpoint).
@@ -303,6 +303,6 @@ def _mark_unavailable(stats: RunStats, until: Optional[float]) -> None:
     stats.next_check = until
 
 
-def parse_params(name: str, params: Mapping[str, Any]) -> Any:
+def parse_params(name: str, params: Dict[str, Any]) -> Any:
     """The options of input ``name``; :class:`ValueError` names the parameter and value it refuses."""
     return kind_of(name).parse_options(params)
