@@ -142,7 +142,7 @@ def test_the_registry_and_the_ui_declare_the_same_inputs():
         assert f'INPUT = "{name}"' in helper
 
 
-def test_pacer_waits_only_after_a_throttle_then_spaces_calls_at_the_quota():
+def test_pacer_waits_only_after_a_throttle_then_keeps_calls_at_the_quota():
     clock = {"t": 0.0}
     slept = []
 
@@ -150,7 +150,7 @@ def test_pacer_waits_only_after_a_throttle_then_spaces_calls_at_the_quota():
         slept.append(seconds)
         clock["t"] += seconds
 
-    pacer = inputs.Pacer({"ListViolationEvents": 10}, fraction=1.0, clock=lambda: clock["t"], sleep=sleep)
+    pacer = inputs.Pacer({"ListViolationEvents": 10}, fraction=1.0, burst=3, clock=lambda: clock["t"], sleep=sleep)
     send = "before-send.iot.ListViolationEvents"
     for _ in range(3):
         pacer._before_send(event_name=send)
@@ -158,7 +158,17 @@ def test_pacer_waits_only_after_a_throttle_then_spaces_calls_at_the_quota():
     throttled = (None, {"Error": {"Code": "ThrottlingException"}})
     pacer._needs_retry(event_name="needs-retry.iot.ListViolationEvents", response=throttled)
     pacer._needs_retry(event_name="needs-retry.iot.DescribeThing", response=throttled)  # no quota: never paced
-    for _ in range(4):
+    for _ in range(4):  # AWS's bucket just ran dry: start empty, one call per 0.1 s
         pacer._before_send(event_name=send)
         pacer._before_send(event_name="before-send.iot.DescribeThing")
-    assert slept == pytest.approx([0.1, 0.1, 0.1]) and clock["t"] == pytest.approx(0.3)
+    assert slept == pytest.approx([0.1] * 4) and clock["t"] == pytest.approx(0.4)
+    clock["t"] += 1.0  # a slow page: the next 3 calls catch up at once (burst), then the quota again
+    del slept[:]
+    sent = []
+    for _ in range(12):
+        pacer._before_send(event_name=send)
+        sent.append(clock["t"])
+    assert sent[:3] == [sent[0]] * 3 and slept == pytest.approx([0.1] * 9)
+    for i in range(len(sent)):  # never more than the quota over any window, plus the burst
+        for j in range(i, len(sent)):
+            assert j - i + 1 <= 10 * (sent[j] - sent[i]) + 3 + 1e-9

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 
 from botocore.exceptions import ClientError
 
@@ -159,9 +159,10 @@ def feature_unavailable(exc: BaseException) -> bool:
 class Pacer:
     """Keeps each operation under its documented TPS quota once AWS has throttled it.
 
-    Calls go out unpaced until the first throttled answer of an operation (botocore retries it); from then on
-    every attempt of that operation is spaced ``1 / (quota * fraction)`` seconds apart, so a long drain runs at
-    the quota instead of oscillating between throttling and backing off.
+    Calls go out unpaced until the first throttled answer of an operation (botocore retries it); from then on the
+    operation's attempts take tokens from a bucket refilled at ``quota * fraction`` per second, starting empty
+    (AWS's own bucket just ran dry). A small ``burst`` lets a run catch up after a slow page without ever
+    exceeding the quota's own burst, so a long drain runs at the quota instead of throttling and backing off.
     """
 
     def __init__(
@@ -169,15 +170,17 @@ class Pacer:
         quotas: Mapping[str, float],
         *,
         fraction: float = 0.98,
+        burst: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.quotas = dict(quotas)
         self.fraction = fraction
+        self.burst = burst
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next: Dict[str, float] = {}
+        self._buckets: Dict[str, Tuple[float, float]] = {}  # operation -> (tokens, when counted)
         self.paced: Dict[str, bool] = {}
         self.waited = 0.0
 
@@ -194,8 +197,9 @@ class Pacer:
         parsed = response[1] if isinstance(response, tuple) and len(response) == 2 else None
         if isinstance(parsed, dict) and parsed.get("Error", {}).get("Code") in THROTTLING_CODES:
             operation = self._operation(event_name)
-            if operation in self.quotas:
+            if operation in self.quotas and not self.paced.get(operation):
                 self.paced[operation] = True
+                self._buckets[operation] = (0.0, self._clock())
         return None  # the retry decision stays botocore's
 
     def _before_send(self, event_name: str = "", **_kwargs: Any) -> None:
@@ -205,13 +209,15 @@ class Pacer:
         return None  # None lets botocore send the request
 
     def wait(self, operation: str) -> float:
-        """Sleep until ``operation`` may be called again; returns the seconds waited."""
-        interval = 1.0 / (self.quotas[operation] * self.fraction)
+        """Take a token for ``operation``, sleeping until one is there; returns the seconds waited."""
+        rate = self.quotas[operation] * self.fraction
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next.get(operation, now))
-            self._next[operation] = slot + interval
-            wait = slot - now
+            tokens, counted = self._buckets.get(operation, (0.0, now))
+            tokens = min(self.burst, tokens + (now - counted) * rate)
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+            # The token is taken when the wait ends: count the bucket from then.
+            self._buckets[operation] = (tokens + wait * rate - 1.0, now + wait)
             self.waited += wait
         if wait > 0:
             self._sleep(wait)
