@@ -27,16 +27,14 @@ results back into Splunk:
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import re
-import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from iot_defender import APP_ID, respond
 from iot_defender import incident as inc
-from iot_defender.aws import REGION_RE, Account, AwsSession, ClientSettings, ConfigError, caller_identity
+from iot_defender import respond
+from iot_defender.aws import REGION_RE, Account, ClientSettings, ConfigError
 from iot_defender.aws import error_code as aws_error_code
 from iot_defender.aws import error_message as aws_error_message
 from iot_defender.events import SOURCETYPE_ACTION, ActionResult, action_event
@@ -47,9 +45,9 @@ from iot_defender.respond import (
     QuarantineOptions,
     Responder,
     RunContext,
-    SuppressionStore,
     show,
 )
+from iot_defender_alert_deps import Deps
 
 EXIT_OK = 0
 EXIT_CONFIG = 3
@@ -65,18 +63,12 @@ MAX_ROW_BYTES = 256 * 1024
 FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$")
 INDEX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 THING_FALLBACK_FIELDS = ("thing", "dest")
-SUPPRESSION_COLLECTION = "ta_aws_iot_defender_incident_suppression"
 
 Row = Dict[str, str]
 
 
 class RunRefused(Exception):
     """The whole run is refused before any AWS call; the message is shown to the user."""
-
-    def __init__(self, message: str, outcome: str = "refused-invalid", exit_code: int = EXIT_CONFIG):
-        super().__init__(message)
-        self.outcome = outcome
-        self.exit_code = exit_code
 
 
 class RowRefused(Exception):
@@ -358,71 +350,6 @@ START_INCIDENT = StartIncident()
 SET_VERIFICATION_STATE = SetVerificationState()
 
 
-# ------------------------------------------------------------------------------------------ Splunk side
-
-
-class KvSuppressionStore(SuppressionStore):
-    """Incident suppression state in the KV store (solnlib checkpointer; the collection is created on demand).
-
-    Chosen over deriving it from AWS: ListIncidentRecords cannot filter by thing (it would take one
-    ListRelatedItems call per open incident), and an SNS destination leaves nothing in AWS to ask.
-    """
-
-    def __init__(self, session_key: str, server_uri: Optional[str] = None):
-        from urllib.parse import urlparse
-
-        from solnlib.modular_input import checkpointer
-
-        kwargs: Dict[str, Any] = {}
-        if server_uri:
-            parsed = urlparse(server_uri)
-            kwargs = {"scheme": parsed.scheme, "host": parsed.hostname, "port": parsed.port}
-        self._ckpt = checkpointer.KVStoreCheckpointer(SUPPRESSION_COLLECTION, session_key, APP_ID, **kwargs)
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Optional[Dict[str, Any]]:
-        with self._lock:
-            return self._ckpt.get(key)
-
-    def put(self, key: str, value: Dict[str, Any]) -> None:
-        with self._lock:
-            self._ckpt.update(key, value)
-
-
-class Deps:
-    """Everything :func:`run` needs from Splunk and AWS, injectable for tests."""
-
-    def load_account(self, session_key: str, name: str) -> Account:
-        from iot_defender_splunk import load_account
-
-        return load_account(session_key, name)
-
-    def load_settings(self, session_key: str) -> ClientSettings:
-        from iot_defender_splunk import load_client_settings
-
-        return load_client_settings(session_key)
-
-    def session(self, account: Account, settings: ClientSettings) -> AwsSession:
-        return AwsSession(account, settings)
-
-    def account_id(self, session: AwsSession) -> str:
-        return caller_identity(session)["account"]
-
-    def store(self, helper: Any) -> Optional[SuppressionStore]:
-        return KvSuppressionStore(helper.session_key, (helper.settings or {}).get("server_uri"))
-
-    def limiter(self) -> respond.RateLimiter:
-        return respond.RateLimiter()
-
-    def secret_filter(self) -> Optional[logging.Filter]:
-        from iot_defender_splunk import SECRET_FILTER
-
-        return SECRET_FILTER
-
-    def now(self) -> _dt.datetime:
-        return _dt.datetime.now(_dt.timezone.utc)
-
-
 @dataclass
 class RunReport:
     exit_code: int
@@ -462,7 +389,6 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
     deps = deps or Deps()
     _protect_logs(helper, deps)
     rows: List[Row] = [dict(r) for r in helper.get_events()]
-    sid = str(getattr(helper, "sid", "") or "")
     common: Optional[Common] = None
     try:
         common = Common.parse(helper.get_param)
@@ -488,11 +414,24 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
         return _refuse_run(helper, action, rows, common, str(exc), "refused-invalid", EXIT_CONFIG, deps)
 
     context = RunContext(
-        sid=sid,
+        sid=str(getattr(helper, "sid", "") or ""),
         search_name=str(getattr(helper, "search_name", "") or ""),
         results_link=inc.safe_link((getattr(helper, "settings", None) or {}).get("results_link")),
         now=deps.now,
     )
+    results, targets = _targets(action, rows, common, options, account, context)
+    stats: Dict[str, Any] = {}
+    if targets:
+        run = _Run(helper, action, options, common, account, settings, deps)
+        _perform_targets(run, targets, results, stats)
+    final = [r for r in results if r is not None]
+    return _finish(helper, action, rows, final, common, deps, stats)
+
+
+def _targets(
+    action: AlertAction, rows: List[Row], common: Common, options: Any, account: Account, context: RunContext
+) -> Tuple[List[Optional[ActionResult]], List[Target]]:
+    """Each row checked on its own: a valid row becomes a target, a bad one its refusal (no AWS call)."""
     results: List[Optional[ActionResult]] = [None] * len(rows)
     targets: List[Target] = []
     for position, row in enumerate(rows):
@@ -507,7 +446,7 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
             if respond.partition_of_region(region) != account.partition:
                 raise RowRefused(f"region {region} is not in partition {account.partition} of the account")
             target = action.target(position, row, common, options, region)
-            target.context = replace(context, sid=str(row.get("orig_sid") or sid))
+            target.context = replace(context, sid=str(row.get("orig_sid") or context.sid))
             targets.append(target)
         except RowRefused as exc:
             results[position] = ActionResult(
@@ -517,34 +456,41 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
                 message=str(exc),
                 region=common.region or account.default_region,
             )
+    return results, targets
 
+
+@dataclass
+class _Run:
+    """What one run acts with, once its parameters and account are accepted."""
+
+    helper: Any
+    action: AlertAction
+    options: Any
+    common: Common
+    account: Account
+    settings: ClientSettings
+    deps: Deps
+
+
+def _perform_targets(
+    run: _Run, targets: List[Target], results: List[Optional[ActionResult]], stats: Dict[str, Any]
+) -> None:
+    """Act once per distinct target; rows naming the same target share that result."""
     unique: Dict[Tuple[str, ...], Target] = {}
     for target in targets:
         unique.setdefault(target.key, target)
-    stats: Dict[str, Any] = {}
-    if unique:
-        by_key = _perform(helper, action, options, common, account, settings, list(unique.values()), deps, stats)
-        for target in targets:
-            first = unique[target.key]
-            result = by_key[target.key]
-            if first is not target:
-                result = replace(result, message=f"same target as row {first.position}: {result.message}")
-            results[target.position] = result
-    final = [r for r in results if r is not None]
-    return _finish(helper, action, rows, final, common, deps, stats)
+    by_key = _perform(run, list(unique.values()), stats)
+    for target in targets:
+        first = unique[target.key]
+        result = by_key[target.key]
+        if first is not target:
+            result = replace(result, message=f"same target as row {first.position}: {result.message}")
+        results[target.position] = result
 
 
-def _perform(
-    helper: Any,
-    action: AlertAction,
-    options: Any,
-    common: Common,
-    account: Account,
-    settings: ClientSettings,
-    targets: List[Target],
-    deps: Deps,
-    stats: Dict[str, Any],
-) -> Dict[Tuple[str, ...], ActionResult]:
+def _perform(run: _Run, targets: List[Target], stats: Dict[str, Any]) -> Dict[Tuple[str, ...], ActionResult]:
+    helper, action, options, common, account = run.helper, run.action, run.options, run.common, run.account
+
     def failed_all(message: str, code: str) -> Dict[Tuple[str, ...], ActionResult]:
         return {
             t.key: ActionResult(
@@ -559,15 +505,15 @@ def _perform(
         }
 
     try:
-        session = deps.session(account, settings)
-        account_id = deps.account_id(session)
+        session = run.deps.session(account, run.settings)
+        account_id = run.deps.account_id(session)
     except Exception as exc:
         code = aws_error_code(exc)
         return failed_all(f"AWS account {account.name} is not usable: {code}: {aws_error_message(exc)[:300]}", code)
     store = None
     if action.uses_store(options) and not common.dry_run:
         try:
-            store = deps.store(helper)
+            store = run.deps.store(helper)
         except Exception as exc:  # suppression is best effort: an incident is better than none
             helper.message(
                 f"incident suppression state unavailable ({type(exc).__name__}); continuing without it",
@@ -578,7 +524,7 @@ def _perform(
         account_id=account_id,
         partition=account.partition,
         dry_run=common.dry_run,
-        limiter=deps.limiter(),
+        limiter=run.deps.limiter(),
         store=store,
         run_size=len(targets),
     )
@@ -620,24 +566,10 @@ def _finish(
     deps: Deps,
     stats: Dict[str, Any],
 ) -> RunReport:
-    sid = str(getattr(helper, "sid", "") or "")
-    search_name = str(getattr(helper, "search_name", "") or "") or None
-    now = deps.now()
-    finished: List[ActionResult] = []
+    finished = _completed(helper, rows, results, common)
     by_source: Dict[str, List[Tuple[Row, str]]] = {}
-    account_id = next((r.account_id for r in results if r.account_id), None)
-    for position, (row, result) in enumerate(zip(rows, results)):
-        result = replace(
-            result,
-            account_id=result.account_id or account_id,
-            orig_sid=str(row.get("orig_sid") or sid) or None,
-            orig_rid=str(row.get("orig_rid") or row.get("rid") or "") or None,
-            sid=sid or None,
-            rid=str(row.get("rid") or "") or None,
-            search_name=search_name,
-            dry_run=common.dry_run if common else None,
-        )
-        finished.append(result)
+    now = deps.now()
+    for position, (row, result) in enumerate(zip(rows, finished)):
         event = action_event(result, when=now)
         by_source.setdefault(event.source, []).append((row, event.body()))
         helper.update(row)
@@ -659,6 +591,33 @@ def _finish(
             helper.update(row)
             helper.addevent(body, sourcetype=SOURCETYPE_ACTION)
         helper.writeevents(index=index, source=source)
+    return _summarize(helper, action, finished, stats)
+
+
+def _completed(
+    helper: Any, rows: List[Row], results: List[ActionResult], common: Optional[Common]
+) -> List[ActionResult]:
+    """The results with the alert's origin (sid, rid, search name, ES ``orig_*``), account and dry-run flag."""
+    sid = str(getattr(helper, "sid", "") or "")
+    search_name = str(getattr(helper, "search_name", "") or "") or None
+    account_id = next((r.account_id for r in results if r.account_id), None)
+    return [
+        replace(
+            result,
+            account_id=result.account_id or account_id,
+            orig_sid=str(row.get("orig_sid") or sid) or None,
+            orig_rid=str(row.get("orig_rid") or row.get("rid") or "") or None,
+            sid=sid or None,
+            rid=str(row.get("rid") or "") or None,
+            search_name=search_name,
+            dry_run=common.dry_run if common else None,
+        )
+        for row, result in zip(rows, results)
+    ]
+
+
+def _summarize(helper: Any, action: AlertAction, finished: List[ActionResult], stats: Dict[str, Any]) -> RunReport:
+    """The summary line and the run's report (exit code, counts per outcome)."""
     counts: Dict[str, int] = {}
     for result in finished:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1

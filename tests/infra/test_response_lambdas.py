@@ -29,6 +29,9 @@ CONTEXT = SimpleNamespace(
 
 
 def load(name: str) -> ModuleType:
+    """A function's app.py, with the shared ``response_lambda`` importable as in its built artifact."""
+    if str(FUNCTIONS) not in sys.path:
+        sys.path.insert(0, str(FUNCTIONS))
     spec = importlib.util.spec_from_file_location(f"response_lambda_{name}", FUNCTIONS / name / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -226,7 +229,8 @@ def test_sam_makefile_builds_a_self_contained_artifact(tmp_path):
             capture_output=True,
         )
         assert (artifacts / "app.py").read_text() == (FUNCTIONS / name / "app.py").read_text()
-        assert (artifacts / "iot_defender" / "respond.py").is_file()
+        assert (artifacts / "response_lambda.py").read_text() == (FUNCTIONS / "response_lambda.py").read_text()
+        assert (artifacts / "iot_defender" / "respond" / "quarantine.py").is_file()
         assert not list(artifacts.rglob("__pycache__"))
         # importable from the artifact alone (plus boto3, which the Lambda runtime provides)
         code = f"import sys; sys.path.insert(0, {str(artifacts)!r}); import app; print(app.lambda_handler.__name__)"

@@ -7,7 +7,8 @@ directly by the Device Defender alert SNS topic (mode ``sns_only``). Only ``in-a
 ``alarm-cleared`` / ``alarm-invalidated`` are reported as skipped and cause no AWS call.
 
 The work is done by ``iot_defender.respond`` (the same code as the Splunk ``iot_quarantine_thing`` action,
-vendored next to this file by the Makefile): the thing joins the quarantine group, the isolating policy is
+vendored next to this file by the Makefile, with the event parsing shared by both response functions,
+``response_lambda``): the thing joins the quarantine group, the isolating policy is
 attached to the group if it is not yet, and what changed is recorded on the thing so the Splunk release action
 can undo exactly that. The stack owns the group and the policy document: this function never creates or
 rewrites the policy (``manage_policy=False``).
@@ -31,6 +32,8 @@ import logging
 import os
 from typing import Any, Dict, List
 
+from response_lambda import environment_flag, lambda_report, lambda_responder, violation_messages
+
 from iot_defender import respond
 from iot_defender.aws import error_code
 from iot_defender.params import boolean
@@ -44,8 +47,8 @@ def options_from(env: Dict[str, str]) -> QuarantineOptions:
     options = QuarantineOptions(
         group=env.get("QUARANTINE_GROUP") or respond.DEFAULT_QUARANTINE_GROUP,
         policy_name=env.get("ISOLATION_POLICY_NAME") or respond.DEFAULT_POLICY_NAME,
-        allow_remediation=respond.environment_flag(env, "ALLOW_REMEDIATION", True),
-        deactivate_certificates=respond.environment_flag(env, "DEACTIVATE_CERTIFICATES", False),
+        allow_remediation=environment_flag(env, "ALLOW_REMEDIATION", True),
+        deactivate_certificates=environment_flag(env, "DEACTIVATE_CERTIFICATES", False),
         protected_groups=tuple(g.strip() for g in (env.get("PROTECTED_GROUPS") or "").split(",") if g.strip()),
         manage_policy=False,
     )
@@ -56,7 +59,7 @@ def options_from(env: Dict[str, str]) -> QuarantineOptions:
 def dry_run_of(event: Any, env: Dict[str, str]) -> bool:
     if isinstance(event, dict) and "dry_run" in event:
         return boolean(event["dry_run"], "dry_run", True)
-    return respond.environment_flag(env, "DRY_RUN", False)
+    return environment_flag(env, "DRY_RUN", False)
 
 
 def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
@@ -65,7 +68,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
     targets: List[Dict[str, Any]] = []
     skipped: List[Dict[str, Any]] = []
     seen = set()
-    for message in respond.violation_messages(event):
+    for message in violation_messages(event):
         if "_error" in message:
             skipped.append({"reason": message["_error"]})
             continue
@@ -80,7 +83,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
             targets.append(message)
     results = []
     if targets:
-        responder = respond.lambda_responder(env, context, dry_run=dry_run_of(event, env))
+        responder = lambda_responder(env, context, dry_run=dry_run_of(event, env))
         region = responder.session.account.default_region
         run = RunContext(sid=f"lambda-containment-{getattr(context, 'aws_request_id', '') or 'local'}")
         results = respond.run_all(
@@ -89,7 +92,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
             lambda m, exc: responder.crashed(respond.ACTION_QUARANTINE, m.get("thingName"), region, exc),
         )
         notify(responder, env.get("NOTIFY_TOPIC_ARN"), region, results)
-    report = respond.lambda_report(results, skipped, RunContext().now())
+    report = lambda_report(results, skipped, RunContext().now())
     report.update(
         quarantined=[r.thing_name for r in results if r.outcome == "done"],
         already_quarantined=[r.thing_name for r in results if r.outcome == "already-in-state"],

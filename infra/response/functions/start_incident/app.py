@@ -10,7 +10,8 @@ Subscribed to the Device Defender alert SNS topic. For each ``in-alarm`` violati
   published to ``NOTIFY_TOPIC_ARN`` (FIFO topics de-duplicate replays with the same token).
 
 ``alarm-cleared`` / ``alarm-invalidated`` messages start nothing and make no AWS call. The work is done by
-``iot_defender.respond`` (the same code as the Splunk ``iot_start_incident`` action, vendored by the Makefile).
+``iot_defender.respond`` (the same code as the Splunk ``iot_start_incident`` action, vendored by the Makefile, with
+the event parsing shared by both response functions, ``response_lambda``).
 
 Environment: ``MODE``, ``RESPONSE_PLAN_ARN`` (empty in SNS-only mode), ``NOTIFY_TOPIC_ARN``; optional
 ``INCIDENT_TITLE`` (``{field}`` template over the violation: thing_name, behavior_name, metric,
@@ -23,6 +24,8 @@ import json
 import logging
 import os
 from typing import Any, Dict, List
+
+from response_lambda import lambda_report, lambda_responder, violation_messages, violation_row
 
 from iot_defender import respond
 from iot_defender.respond import IncidentOptions, RunContext
@@ -57,7 +60,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
     options = options_from(env, respond.partition_of_region(region))
     targets: List[Dict[str, Any]] = []
     skipped: List[Dict[str, Any]] = []
-    for message in respond.violation_messages(event):
+    for message in violation_messages(event):
         if "_error" in message:
             skipped.append({"reason": message["_error"]})
         elif (message.get("violationEventType") or "in-alarm") != "in-alarm":
@@ -68,14 +71,14 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
             targets.append(message)
     results = []
     if targets:
-        responder = respond.lambda_responder(env, context)
+        responder = lambda_responder(env, context)
         run = RunContext(sid=TOKEN_SCOPE)
         results = respond.run_all(
             targets,
             lambda m: responder.start_incident(
                 str(m.get("thingName") or ""),
                 region,
-                respond.violation_row(m),
+                violation_row(m),
                 options,
                 run,
                 violation_id=str(m.get("violationId") or ""),
@@ -84,7 +87,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
             ),
             lambda m, exc: responder.crashed(respond.ACTION_INCIDENT, m.get("thingName"), region, exc),
         )
-    report = respond.lambda_report(results, skipped, RunContext().now())
+    report = lambda_report(results, skipped, RunContext().now())
     for body in report["events"]:
         LOG.info(json.dumps(body, sort_keys=True))
     failed = [r for r in results if r.outcome == "failed"]

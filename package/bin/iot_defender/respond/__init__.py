@@ -1,0 +1,75 @@
+"""Response actions on AWS IoT: quarantine / release a thing, start an incident, set a violation's verification
+state. Pure library: the Splunk alert actions (``iot_defender_alert``) and the response Lambdas
+(``infra/response/functions/*``) are thin adapters around :class:`Responder`.
+
+Safety rules every action follows:
+
+- every input is untrusted: thing names, violation ids, ARNs and templates are validated against AWS's own
+  patterns *before* any call, and a refused input never leads to an AWS write;
+- each action reads the current state first and writes only the difference, so running it twice is harmless
+  (outcome ``already-in-state``), and a dry run reports the exact plan without writing anything;
+- quarantine records what it changed on the thing itself (one attribute, see :class:`QuarantineRecord`) so that
+  release restores exactly that and nothing else; a certificate that was inactive or revoked before quarantine
+  is never recorded, so never reactivated;
+- calls are paced per operation at the documented TPS quotas (:class:`RateLimiter`) and botocore retries what
+  is still throttled; one target failing never stops the others (:func:`run_all`).
+
+Modules: ``common`` (action names, AWS name patterns, option error, run context), ``pacing`` (rate limiting,
+call statistics, the bounded thread pool), ``record`` (the quarantine record codec), ``core`` (the responder's
+AWS plumbing and registry reads), ``isolation`` (quarantine group and isolating policy), ``quarantine``
+(quarantine and release), ``incidents`` (start incident, suppression store), ``verification`` (violation
+verification state), ``responder`` (the :class:`Responder` assembling them). This package re-exports what the
+alert actions, the Lambdas, the tests and the benchmarks use.
+"""
+
+from __future__ import annotations
+
+from .common import (
+    ACTION_INCIDENT,
+    ACTION_QUARANTINE,
+    ACTION_RELEASE,
+    ACTION_VERIFICATION,
+    VIOLATION_ID_RE,
+    OptionError,
+    RunContext,
+    parse_arn,
+    partition_of_region,
+    show,
+    valid_thing_name,
+)
+from .incidents import DEFAULT_TITLE, IncidentOptions, MemorySuppressionStore, SuppressionStore
+from .isolation import BULK_MEMBERSHIP_MIN, DEFAULT_POLICY_NAME, DEFAULT_QUARANTINE_GROUP, isolation_policy
+from .pacing import RateLimiter, run_all
+from .quarantine import QuarantineOptions
+from .record import RECORD_ATTRIBUTE, QuarantineRecord
+from .responder import Responder
+from .verification import VERIFICATION_STATES
+
+__all__ = [
+    "ACTION_INCIDENT",
+    "ACTION_QUARANTINE",
+    "ACTION_RELEASE",
+    "ACTION_VERIFICATION",
+    "BULK_MEMBERSHIP_MIN",
+    "DEFAULT_POLICY_NAME",
+    "DEFAULT_QUARANTINE_GROUP",
+    "DEFAULT_TITLE",
+    "RECORD_ATTRIBUTE",
+    "VERIFICATION_STATES",
+    "VIOLATION_ID_RE",
+    "IncidentOptions",
+    "MemorySuppressionStore",
+    "OptionError",
+    "QuarantineOptions",
+    "QuarantineRecord",
+    "RateLimiter",
+    "Responder",
+    "RunContext",
+    "SuppressionStore",
+    "isolation_policy",
+    "parse_arn",
+    "partition_of_region",
+    "run_all",
+    "show",
+    "valid_thing_name",
+]

@@ -1,0 +1,330 @@
+"""Start an incident for one thing: an Incident Manager incident, or the same incident published to an SNS topic.
+
+Idempotent (a client token from the alert's sid, the thing and the violation id) with an optional per-thing
+suppression window kept in a :class:`SuppressionStore` (the KV store in Splunk, memory in tests and Lambdas).
+The incident's text comes from the untrusted row through :mod:`iot_defender.incident`, cut to the API limits.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .. import incident as inc
+from ..events import ActionResult, to_epoch, to_iso
+from .common import (
+    ACTION_INCIDENT,
+    RESPONSE_PLAN_ARN_RE,
+    SNS_TOPIC_ARN_RE,
+    VIOLATION_ID_RE,
+    OptionError,
+    RunContext,
+    check_arn,
+    parse_arn,
+    show,
+)
+from .core import ResponderCore
+
+DESTINATIONS = ("incident_manager", "sns")
+DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
+
+
+@dataclass(frozen=True)
+class IncidentOptions:
+    destination: str = "incident_manager"
+    response_plan_arn: Optional[str] = None
+    sns_topic_arn: Optional[str] = None
+    title: str = DEFAULT_TITLE
+    impact: str = "3"
+    suppression_minutes: int = 0
+    source: str = inc.TRIGGER_SOURCE
+
+    def check(self, partition: Optional[str] = None) -> None:
+        if self.destination not in DESTINATIONS:
+            raise OptionError(f"destination must be one of {', '.join(DESTINATIONS)}")
+        if self.destination == "incident_manager":
+            check_arn(
+                self.response_plan_arn,
+                RESPONSE_PLAN_ARN_RE,
+                partition,
+                what="response plan",
+                expected="an Incident Manager response plan ARN (arn:<partition>:ssm-incidents::<account>:"
+                "response-plan/<name>)",
+            )
+        else:
+            check_arn(
+                self.sns_topic_arn,
+                SNS_TOPIC_ARN_RE,
+                partition,
+                what="SNS topic",
+                expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
+            )
+        if not self.title or not self.title.strip():
+            raise OptionError("the incident title template is empty")
+        if self.impact.strip() and not inc.template_fields(self.impact):
+            inc.render_impact(self.impact, {})  # a fixed impact is checked once, before any row
+        if not 0 <= self.suppression_minutes <= 7 * 24 * 60:
+            raise OptionError("suppression window must be between 0 and 10080 minutes (7 days)")
+        source = self.source or ""
+        if not source or len(source) > inc.SOURCE_MAX or source.lower().startswith("aws."):
+            raise OptionError("trigger source must be 1-50 characters and must not start with 'aws.'")
+
+
+class SuppressionStore:
+    """Where the per-thing incident suppression state lives (KV store in Splunk, memory in tests/Lambda)."""
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        raise NotImplementedError
+
+    def put(self, key: str, value: Dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class MemorySuppressionStore(SuppressionStore):
+    def __init__(self) -> None:
+        self.data: Dict[str, Dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        with self._lock:
+            value = self.data.get(key)
+            return dict(value) if value else None
+
+    def put(self, key: str, value: Dict[str, Any]) -> None:
+        with self._lock:
+            self.data[key] = dict(value)
+
+
+@dataclass
+class _Incident:
+    """One incident to start, rendered from its row before any AWS call."""
+
+    thing_name: str
+    region: str
+    row: Mapping[str, Any]
+    options: IncidentOptions
+    title: str
+    impact: Optional[int]
+    token: str
+    details: Dict[str, Any]
+
+
+def _trigger_time(row: Mapping[str, Any], trigger_time: Any, now: _dt.datetime) -> _dt.datetime:
+    """When the incident was triggered: ``trigger_time``, else the row's time, else ``now``."""
+    when = now
+    if trigger_time in (None, ""):
+        trigger_time = row.get("_time") or row.get("violationEventTime")
+    if trigger_time not in (None, ""):
+        try:
+            when = _dt.datetime.fromtimestamp(to_epoch(trigger_time), _dt.timezone.utc)
+        except (TypeError, ValueError, OverflowError, OSError):
+            when = now
+    return when
+
+
+class IncidentActions(ResponderCore):
+    """The responder's start-incident action."""
+
+    def start_incident(
+        self,
+        thing_name: str,
+        region: str,
+        row: Mapping[str, Any],
+        options: IncidentOptions,
+        context: RunContext,
+        *,
+        violation_id: str = "",
+        trigger_time: Any = None,
+        verify_thing: bool = True,
+    ) -> ActionResult:
+        """Start one incident (Incident Manager) or publish it (SNS) for one thing.
+
+        Idempotent: the client token is derived from (sid, thing, violation id), so the same alert fired twice
+        yields one incident. With a suppression window, a thing that had an incident started within the window
+        gets none (outcome ``already-in-state``).
+        """
+        incident = self._render_incident(thing_name, region, row, options, context, violation_id)
+        if isinstance(incident, ActionResult):
+            return incident
+        try:
+            return self._open_incident(incident, context, trigger_time, verify_thing)
+        except (ClientError, BotoCoreError) as exc:
+            return self._failed(ACTION_INCIDENT, thing_name, region, exc, [], "start incident")
+
+    def _render_incident(
+        self,
+        thing_name: str,
+        region: str,
+        row: Mapping[str, Any],
+        options: IncidentOptions,
+        context: RunContext,
+        violation_id: str,
+    ) -> Union[_Incident, ActionResult]:
+        """The incident's title, impact and token from the row, or the refusal of an invalid request."""
+        action = ACTION_INCIDENT
+        refused = self.refuse_invalid_name(action, thing_name, region)
+        if refused is not None:
+            return refused
+        if violation_id and not VIOLATION_ID_RE.match(violation_id):
+            return self.result(
+                action, "refused-invalid", thing_name, region, f"{show(violation_id)} is not a violation id"
+            )
+        self.stats.reset_thread()
+        fields = dict(row)
+        fields.setdefault("thing_name", thing_name)
+        title = inc.render_template(options.title, fields, inc.TITLE_MAX) or f"IoT incident: thing {thing_name}"
+        try:
+            # an empty impact leaves the response plan's own impact in force
+            impact = inc.render_impact(options.impact, fields) if options.impact.strip() else None
+        except inc.TemplateError as exc:
+            return self.result(action, "refused-invalid", thing_name, region, str(exc))
+        token = inc.client_token(context.sid, thing_name, violation_id)
+        details: Dict[str, Any] = {"destination": options.destination, "title": title, "client_token": token}
+        if impact is not None:
+            details["impact"] = impact
+        if violation_id:
+            details["violation_id"] = violation_id
+        return _Incident(thing_name, region, row, options, title, impact, token, details)
+
+    def _open_incident(
+        self, incident: _Incident, context: RunContext, trigger_time: Any, verify_thing: bool
+    ) -> ActionResult:
+        action, name, region, details = ACTION_INCIDENT, incident.thing_name, incident.region, incident.details
+        if verify_thing:  # rows are untrusted; a Device Defender message (Lambda) names a real thing
+            thing = self.describe_thing(region, name)
+            if thing is None:
+                return self.result(action, "refused-invalid", name, region, f"thing {name} does not exist in {region}")
+        else:
+            thing = {"thingArn": self.thing_arn(region, name)}
+        now = context.now()
+        key = f"{self.account_id or self.session.account.name}.{region}.{name}"
+        previous = self._store_get(key, details)
+        suppressed = self._suppressed(incident, previous, now)
+        if suppressed is not None:
+            return suppressed
+        when = _trigger_time(incident.row, trigger_time, now)
+        items = inc.related_items(
+            partition=self.partition,
+            region=region,
+            thing_name=name,
+            thing_arn=thing.get("thingArn"),
+            results_link=context.results_link,
+        )
+        if self.dry_run:
+            details["related_items"] = items
+            return self.result(
+                action, "dry-run", name, region, f"dry run, would start incident {incident.title!r}", details=details
+            )
+        repeat = bool(previous and previous.get("client_token") == incident.token)
+        if incident.options.destination == "incident_manager":
+            reference = self._start_in_incident_manager(incident, items, when)
+            repeat = repeat or bool(previous and previous.get("reference") == reference)
+        elif repeat:
+            details["message_id"] = previous.get("reference") if previous else None
+            message = f"incident for {name} already published to SNS by this alert"
+            return self.result(action, "already-in-state", name, region, message, details=details)
+        else:
+            reference = self._publish(incident, items, when)
+            details["message_id"] = reference
+        self._store_put(key, {"client_token": incident.token, "reference": reference, "time": now.timestamp()}, details)
+        details["throttled_retries"] = self.stats.thread_throttled()
+        if repeat:
+            message = f"incident already started: {reference}"
+            return self.result(action, "already-in-state", name, region, message, details=details)
+        return self.result(action, "done", name, region, f"incident started: {reference}", details=details)
+
+    def _suppressed(
+        self, incident: _Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime
+    ) -> Optional[ActionResult]:
+        """The result when another incident was started for the thing within the suppression window."""
+        window = incident.options.suppression_minutes
+        if not previous or previous.get("client_token") == incident.token or window <= 0:
+            return None
+        started = float(previous.get("time") or 0)
+        age = now.timestamp() - started
+        if not 0 <= age < window * 60:
+            return None
+        incident.details.update(suppressed=True, previous=previous)
+        return self.result(
+            ACTION_INCIDENT,
+            "already-in-state",
+            incident.thing_name,
+            incident.region,
+            f"suppressed: an incident was started for {incident.thing_name} {int(age // 60)} min ago "
+            f"({previous.get('reference')}), window {window} min",
+            details=incident.details,
+        )
+
+    def _start_in_incident_manager(self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
+        options = incident.options
+        request: Dict[str, Any] = {
+            "clientToken": incident.token,
+            "responsePlanArn": options.response_plan_arn,
+            "title": incident.title,
+            "relatedItems": items,
+            "triggerDetails": {"source": options.source, "timestamp": when, "rawData": inc.raw_data(incident.row)},
+        }
+        if incident.impact is not None:
+            request["impact"] = incident.impact
+        answer = self.call("ssm-incidents", incident.region, "StartIncident", **request)
+        reference = answer["incidentRecordArn"]
+        incident.details["incident_record_arn"] = reference
+        return reference
+
+    def _store_get(self, key: str, details: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Suppression state is best effort: when it cannot be read, the incident is started (a duplicate
+        incident is better than a missed one; the client token still stops repeats of the same alert)."""
+        if self.store is None:
+            return None
+        try:
+            value = self.store.get(key)
+        except Exception as exc:
+            details["suppression_state"] = f"unavailable ({type(exc).__name__})"
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _store_put(self, key: str, value: Dict[str, Any], details: Dict[str, Any]) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.put(key, value)
+        except Exception as exc:
+            details["suppression_state"] = f"not saved ({type(exc).__name__})"
+
+    def _publish(self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
+        options, thing_name, region = incident.options, incident.thing_name, incident.region
+        topic = options.sns_topic_arn or ""
+        topic_region = parse_arn(topic).get("region") or region
+        message = {
+            "type": "iot-defender-incident",
+            "title": incident.title,
+            "impact": incident.impact,
+            "thing_name": thing_name,
+            "account_id": self.account_id,
+            "region": region,
+            "related_items": [
+                {"type": i["identifier"]["type"], "title": i.get("title"), **i["identifier"]["value"]} for i in items
+            ],
+            "trigger": {"source": options.source, "timestamp": to_iso(when)},
+            "dedupe_key": incident.token,
+            "raw_data": json.loads(inc.raw_data(incident.row)),
+        }
+        params: Dict[str, Any] = {
+            "TopicArn": topic,
+            "Subject": inc.clean_text(incident.title.encode("ascii", "replace").decode("ascii"), inc.SNS_SUBJECT_MAX),
+            "Message": json.dumps(message, separators=(",", ":"), ensure_ascii=False),
+            "MessageAttributes": {
+                "thing_name": {"DataType": "String", "StringValue": thing_name},
+            },
+        }
+        if incident.impact is not None:
+            params["MessageAttributes"]["impact"] = {"DataType": "Number", "StringValue": str(incident.impact)}
+        if topic.endswith(".fifo"):
+            params["MessageGroupId"] = thing_name
+            params["MessageDeduplicationId"] = incident.token
+        return str(self.call("sns", topic_region, "Publish", **params)["MessageId"])

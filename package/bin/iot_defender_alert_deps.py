@@ -1,0 +1,79 @@
+"""What an alert run takes from Splunk and AWS (:class:`Deps`, replaced in tests): the configured account and API
+settings, the AWS session and account id, the incident suppression store in the KV store, the secret log
+filter and the clock. Splunk's own modules are imported only when used, so the alert adapter loads without them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+from typing import Any, Dict, Optional
+
+from iot_defender import APP_ID
+from iot_defender.aws import Account, AwsSession, ClientSettings, caller_identity
+from iot_defender.respond import RateLimiter, SuppressionStore
+
+SUPPRESSION_COLLECTION = "ta_aws_iot_defender_incident_suppression"
+
+
+class KvSuppressionStore(SuppressionStore):
+    """Incident suppression state in the KV store (solnlib checkpointer; the collection is created on demand).
+
+    Chosen over deriving it from AWS: ListIncidentRecords cannot filter by thing (it would take one
+    ListRelatedItems call per open incident), and an SNS destination leaves nothing in AWS to ask.
+    """
+
+    def __init__(self, session_key: str, server_uri: Optional[str] = None):
+        from urllib.parse import urlparse
+
+        from solnlib.modular_input import checkpointer
+
+        kwargs: Dict[str, Any] = {}
+        if server_uri:
+            parsed = urlparse(server_uri)
+            kwargs = {"scheme": parsed.scheme, "host": parsed.hostname, "port": parsed.port}
+        self._ckpt = checkpointer.KVStoreCheckpointer(SUPPRESSION_COLLECTION, session_key, APP_ID, **kwargs)
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        with self._lock:
+            return self._ckpt.get(key)
+
+    def put(self, key: str, value: Dict[str, Any]) -> None:
+        with self._lock:
+            self._ckpt.update(key, value)
+
+
+class Deps:
+    """Everything :func:`run` needs from Splunk and AWS, injectable for tests."""
+
+    def load_account(self, session_key: str, name: str) -> Account:
+        from iot_defender_splunk import load_account
+
+        return load_account(session_key, name)
+
+    def load_settings(self, session_key: str) -> ClientSettings:
+        from iot_defender_splunk import load_client_settings
+
+        return load_client_settings(session_key)
+
+    def session(self, account: Account, settings: ClientSettings) -> AwsSession:
+        return AwsSession(account, settings)
+
+    def account_id(self, session: AwsSession) -> str:
+        return caller_identity(session)["account"]
+
+    def store(self, helper: Any) -> Optional[SuppressionStore]:
+        return KvSuppressionStore(helper.session_key, (helper.settings or {}).get("server_uri"))
+
+    def limiter(self) -> RateLimiter:
+        return RateLimiter()
+
+    def secret_filter(self) -> Optional[logging.Filter]:
+        from iot_defender_splunk import SECRET_FILTER
+
+        return SECRET_FILTER
+
+    def now(self) -> _dt.datetime:
+        return _dt.datetime.now(_dt.timezone.utc)
