@@ -7,8 +7,9 @@ are paced at, and what to tell the admin when AWS refuses access. :func:`collect
 (``iot_defender_input.py``) only supplies the ports: the event sink, checkpoint store, journal and lookup.
 
 Adding a fourth input: write its source module (options with ``from_params`` and a page source), add one
-``InputKind`` to :data:`KINDS`, declare its fields in ``scripts/make_global_config.py`` and its sourcetypes in
-``props.conf``. Nothing else names input kinds.
+``InputKind`` to :data:`KINDS`, declare its fields in ``scripts/make_global_config.py`` (plus the copy of an
+existing ``<input>_helper.py`` that UCC's generated script imports, with the new name) and its sourcetypes in
+``props.conf``. Nothing else names input kinds; a unit test keeps the registry and globalConfig in step.
 """
 
 from __future__ import annotations
