@@ -79,13 +79,19 @@ def assert_exactly_once(stack, results):
     assert delivery_figures(stack, results) == {}
 
 
+def kill_times(first_event: float, seed: int, n: int = 20):
+    """Kill moments around the first event (measured on this machine now: start-up time varies with load), so
+    kills land before any event, mid-stream, and between events and their checkpoint alike."""
+    rng = random.Random(seed)
+    return [rng.uniform(max(0.3, first_event - 0.6), first_event + 1.4) for _ in range(n)]
+
+
 def test_kill_9_at_20_random_points_then_restart_loses_and_repeats_nothing(big_stack):
-    # ~0.1 s per AWS call: a full run takes ~25 s (first event after ~1.1 s), so SIGKILLs at random times land
-    # in HTTP waits, event
+    # ~0.1 s per AWS call: a full run takes ~25 s, so SIGKILLs at random times land in HTTP waits, event
     # writes and checkpoint writes alike, and every run is killed before it can finish.
     big_stack.aws.faults.latency = 0.1
-    rng = random.Random(20261122)
-    results = [run(big_stack, kill_after=rng.uniform(1.0, 2.4)) for _ in range(20)]
+    probe = run(big_stack, kill_after_events=1)
+    results = [probe] + [run(big_stack, kill_after=t) for t in kill_times(probe.duration, 20261122)]
     final = run(big_stack)
     assert final.exit_code == 0 and not final.killed, final.stderr[-12:]
     results.append(final)
@@ -136,22 +142,30 @@ def test_audit_input_killed_at_20_random_points_then_restarted_delivers_every_fi
             audit_stack.home, AUDIT, params, standin=audit_stack.splunkd, env=audit_stack.script_env(), **kwargs
         )
 
-    rng = random.Random(20261201)
-    results = [run_audit(kill_after=rng.uniform(1.5, 4.0), timeout=300) for _ in range(20)]
+    journals = audit_stack.home.modinputs_dir / AUDIT
+    left_journal = 0  # kills that landed between events and their checkpoint: the journal holds their keys
+
+    def killed_run(**kwargs):
+        nonlocal left_journal
+        result = run_audit(timeout=300, **kwargs)
+        left_journal += any(path.stat().st_size for path in journals.glob("*.journal"))
+        return result
+
+    probe = killed_run(kill_after_events=1)
+    results = [probe] + [killed_run(kill_after=t) for t in kill_times(probe.duration, 20261201)]
     final = run_audit(timeout=300)
     assert final.exit_code == 0 and not final.killed, final.stderr[-12:]
     results.append(final)
     kills = sum(r.killed for r in results)
     mid_stream = sum(bool(r.killed and r.events) for r in results)
-    recovered = sum(int(s.split("recovered_from_journal=")[1].split()[0]) for s in summaries(audit_stack))
     counts = collections.Counter(key for r in results for key in audit_keys(r))
     findings = {k for k in counts if k.startswith("finding/")}
     duplicated = {k: n for k, n in counts.items() if n > 1}
     print(
-        f"audit: kills={kills} killed_after_streaming_events={mid_stream} keys_recovered_from_journal={recovered} "
+        f"audit: kills={kills} killed_after_streaming_events={mid_stream} kills_leaving_a_journal={left_journal} "
         f"findings expected={len(audit_truth(audit_stack.fleet))} indexed={len(findings)} duplicated={len(duplicated)}"
     )
-    assert kills >= 12 and mid_stream >= 3 and recovered > 0
+    assert kills >= 12 and mid_stream >= 5 and left_journal >= 3
     assert findings == audit_truth(audit_stack.fleet)
     finished = {t["taskId"] for t in audit_stack.fleet.audit_tasks if t.get("taskStatus") in FINISHED}
     assert {k.split("/")[0] for k in counts if k.endswith("/task/")} == finished
@@ -174,7 +188,8 @@ def test_half_of_all_calls_throttled(small_stack):
     print(line)
     assert "status=ok" in line
     throttles = sum(int(s.split("throttles=")[1].split()[0]) for s in summaries(small_stack))
-    assert throttles > 10
+    calls = sum(int(s.split("api_calls=")[1].split()[0]) for s in summaries(small_stack))
+    assert throttles >= 5 and throttles >= calls // 4, (throttles, calls)  # about every other call throttled
     assert_exactly_once(small_stack, results)
 
 
