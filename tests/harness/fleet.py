@@ -199,6 +199,29 @@ class Compromise:
 
 
 @dataclass
+class Plant:
+    """One planted compromise or audit regression (behaviour tests of the detections).
+
+    Device-side kinds change the thing's metrics while active: ``port`` (listens on TCP ``value``), ``egress``
+    (bytes and packets times ``value``), ``dest`` (talks to CIDR ``value``), ``auth_burst`` (``value`` more
+    authorization failures per datapoint). Audit kinds change the audits that start while active: ``revoked_cert``
+    (the thing's certificate revoked by its CA, still ACTIVE), ``cert_shared`` (its certificate used by a clone),
+    ``client_id_conflict`` (its client id used twice), ``permissive_policy`` (policy ``value`` allows iot:*),
+    ``logging_disabled`` (AWS IoT logging off; the account is compliant before ``start``), ``cert_expiring`` (its
+    certificate expires in 20 days), ``key_quality`` (its certificate has a weak key). ``stuck_violation`` adds a
+    Detect violation in alarm from ``start`` on that nobody triages."""
+
+    kind: str
+    thing_name: str
+    start: float
+    end: Optional[float] = None
+    value: Any = None
+
+    def active_at(self, t: float) -> bool:
+        return self.start <= t and (self.end is None or t < self.end)
+
+
+@dataclass
 class Episode:
     thing_name: str
     behavior: Dict[str, Any]
@@ -248,6 +271,8 @@ class Fleet:
         account_id: str = "123456789012",
         region: str = "us-east-1",
         compromised: int = 3,
+        plants: Iterable[Plant] = (),
+        noise: Optional[Iterable[str]] = None,
         ml_profile: bool = True,
         episodes_per_thing_day: float = 0.5,
         violation_events: Optional[int] = None,
@@ -272,6 +297,8 @@ class Fleet:
         self.late_fraction = late_fraction
         self.late_max_seconds = late_max_seconds
         self.n_compromised = max(0, min(compromised, things))
+        self.plants: List[Plant] = list(plants)
+        self.noise = None if noise is None else set(noise)
         self._seed_int = int(_hex("fleet", seed, n=15), 16)
         self._rng = random.Random(f"fleet/{seed}")
         self.things: List[Thing] = []
@@ -414,8 +441,10 @@ class Fleet:
 
     def _build_episodes(self) -> None:
         rng = random.Random(f"fleet/{self.seed}/episodes")
-        weights = [w for _, p, w in _NOISE if self.ml_profile or p != ML_PROFILE]
-        choices = [(b, p) for b, p, _ in _NOISE if self.ml_profile or p != ML_PROFILE]
+        kept = [n for n in _NOISE if (self.ml_profile or n[1] != ML_PROFILE)]
+        kept = [n for n in kept if self.noise is None or n[0]["name"] in self.noise]
+        weights = [w for _, p, w in kept]
+        choices = [(b, p) for b, p, _ in kept]
         cum = []
         acc = 0
         for w in weights:
@@ -424,7 +453,7 @@ class Fleet:
         first_slot = self._slot_ceil(self.start_epoch)
         last_slot = self._slot_floor(self.now_epoch)
         n_slots = int((last_slot - first_slot) // SLOT)
-        if not self.things or n_slots <= 0:
+        if not self.things or n_slots <= 0 or not choices:
             return
         target = self.target_violation_events
         expected = round(self.episodes_per_thing_day * self.n_things * self.days)
@@ -489,6 +518,17 @@ class Fleet:
             packets *= c.egress_factor
             cidrs = sorted(set(cidrs) | {c.new_cidr})
             auth_failures += int(4 * _mix(x, 5))
+        for p in self.plants:
+            if p.thing_name == thing_name and p.active_at(t):
+                if p.kind == "port":
+                    tcp = sorted(set(tcp) | {int(p.value)})
+                elif p.kind == "egress":
+                    bytes_out *= int(p.value)
+                    packets *= int(p.value)
+                elif p.kind == "dest":
+                    cidrs = sorted(set(cidrs) | {p.value})
+                elif p.kind == "auth_burst":
+                    auth_failures += int(p.value)
         eps = th.episodes
         if eps:
             starts = th._episode_starts
@@ -636,6 +676,10 @@ class Fleet:
                 if end is not None and end <= start:
                     end = start + SLOT
                 add_episode(c.thing_name, behavior, RULE_PROFILE, vid, start, end, "alarm-cleared" if end else None)
+        for p in self.plants:
+            if p.kind == "stuck_violation":  # in alarm from ``start`` on, never triaged
+                vid = _hex("planted", self.seed, p.thing_name, int(p.start))
+                add_episode(p.thing_name, BEHAVIOR_AUTH, RULE_PROFILE, vid, self._slot_ceil(p.start), None, None)
         for ep in self.episodes:
             extra = None
             if "mlDetectionConfig" in ep.behavior["criteria"]:
@@ -664,6 +708,37 @@ class Fleet:
     def violation_events(self) -> List[Dict[str, Any]]:
         """Every violation event (API shape; datetimes in UTC), ordered by time."""
         return [e for e, _ in self._events]
+
+    def active_violations_at(self, at: Any) -> List[Dict[str, Any]]:
+        """ListActiveViolations as it would answer at ``at``: violations whose in-alarm event happened by then and
+        whose closing event had not (verification states as the fleet's final active list carries them)."""
+        t = _epoch(at)
+        verdicts = {av["violationId"]: av for av in self.active_violations if "verificationState" in av}
+        opened: Dict[str, Dict[str, Any]] = {}
+        for e, _vis in self._events:
+            if e["violationEventTime"].timestamp() > t:
+                continue
+            if e["violationEventType"] == "in-alarm":
+                opened[e["violationId"]] = e
+            else:
+                opened.pop(e["violationId"], None)
+        out = []
+        for vid, e in sorted(opened.items(), key=lambda kv: (kv[1]["violationEventTime"], kv[0])):
+            av: Dict[str, Any] = {
+                "violationId": vid,
+                "thingName": e["thingName"],
+                "securityProfileName": e["securityProfileName"],
+                "behavior": e["behavior"],
+                "lastViolationValue": e.get("metricValue", {}),
+                "lastViolationTime": _utc(self._slot_floor(t)),
+                "violationStartTime": e["violationEventTime"],
+            }
+            if "violationEventAdditionalInfo" in e:
+                av["violationEventAdditionalInfo"] = e["violationEventAdditionalInfo"]
+            if vid in verdicts:
+                av["verificationState"] = verdicts[vid]["verificationState"]
+            out.append(av)
+        return out
 
     def visible_violation_events(self, at: Optional[Any] = None) -> List[Dict[str, Any]]:
         """The events visible at ``at`` (default: fleet ``now``): late ones appear only after ``visible_at``."""
@@ -876,20 +951,22 @@ class Fleet:
                         "message": "The audit role is not authorized to perform iot:GetV2LoggingOptions.",
                     }
                     continue
-                fs.append(
-                    finding(
-                        check,
-                        "LOW",
-                        "ACCOUNT_SETTINGS",
-                        {"account": acct},
-                        "AWS IoT logging is disabled",
-                        "LOGGING_DISABLED",
+                if not any(p.kind == "logging_disabled" for p in self.plants):
+                    fs.append(
+                        finding(
+                            check,
+                            "LOW",
+                            "ACCOUNT_SETTINGS",
+                            {"account": acct},
+                            "AWS IoT logging is disabled",
+                            "LOGGING_DISABLED",
+                        )
                     )
-                )
             elif check == "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK":
                 total = 0
             elif check == "CA_CERTIFICATE_EXPIRING_CHECK":
                 total = 1
+            fs.extend(self._planted_findings(check, ts, finding))
             suppressed = sum(1 for f in fs if f["isSuppressed"])
             details[check] = {
                 "checkRunStatus": "COMPLETED_NON_COMPLIANT" if fs else "COMPLETED_COMPLIANT",
@@ -900,6 +977,100 @@ class Fleet:
             }
             findings.extend(fs)
         return details, findings
+
+    def _planted_findings(self, check: str, ts: float, finding) -> List[Dict[str, Any]]:
+        """Findings of the audit-kind plants active when the audit at ``ts`` starts."""
+        out: List[Dict[str, Any]] = []
+        for p in self.plants:
+            if not p.active_at(ts):
+                continue
+            th = self.thing_by_name.get(p.thing_name)
+            cert = th.certificate if th else None
+            ident = {"deviceCertificateId": cert.certificate_id, "deviceCertificateArn": cert.arn} if cert else {}
+            if p.kind == "revoked_cert" and check == "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "MEDIUM",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate was revoked by the issuing CA but is still active",
+                        "CERTIFICATE_REVOKED_BY_ISSUER",
+                    )
+                )
+            elif p.kind == "cert_shared" and check == "DEVICE_CERTIFICATE_SHARED_CHECK":
+                related = [
+                    {"resourceType": "CLIENT_ID", "resourceIdentifier": {"clientId": name}}
+                    for name in (p.thing_name, f"{p.thing_name}-clone")
+                ]
+                out.append(
+                    finding(
+                        check,
+                        "CRITICAL",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate shared by multiple devices",
+                        "CERTIFICATE_SHARED_BY_MULTIPLE_DEVICES",
+                        related=related,
+                    )
+                )
+            elif p.kind == "client_id_conflict" and check == "CONFLICTING_CLIENT_IDS_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "HIGH",
+                        "CLIENT_ID",
+                        {"clientId": p.thing_name},
+                        "Multiple connected devices use the same client ID",
+                        "DUPLICATE_CLIENT_ID_ACROSS_CONNECTIONS",
+                    )
+                )
+            elif p.kind == "permissive_policy" and check == "IOT_POLICY_OVERLY_PERMISSIVE_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "CRITICAL",
+                        "IOT_POLICY",
+                        {"policyVersionIdentifier": {"policyName": p.value, "policyVersionId": "1"}},
+                        "Policy allows broad access to IoT data plane actions",
+                        "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS",
+                    )
+                )
+            elif p.kind == "cert_expiring" and check == "DEVICE_CERTIFICATE_EXPIRING_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "MEDIUM",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate is expiring",
+                        "CERTIFICATE_EXPIRING",
+                        info={"EXPIRATION_TIME": _utc(ts + 20 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    )
+                )
+            elif p.kind == "key_quality" and check == "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "CRITICAL",
+                        "DEVICE_CERTIFICATE",
+                        ident,
+                        "Certificate uses a weak key",
+                        "DEVICE_CERTIFICATE_KEY_QUALITY",
+                    )
+                )
+            elif p.kind == "logging_disabled" and check == "LOGGING_DISABLED_CHECK":
+                out.append(
+                    finding(
+                        check,
+                        "LOW",
+                        "ACCOUNT_SETTINGS",
+                        {"account": self.account_id},
+                        "AWS IoT logging is disabled",
+                        "LOGGING_DISABLED",
+                    )
+                )
+        return out
 
     # ------------------------------------------------------------------ fingerprint
     def digest(self) -> str:

@@ -286,3 +286,62 @@ def test_benchmark_scale():
         window = {"startTime": NOW - dt.timedelta(days=30), "endTime": NOW, "maxResults": 250}
         first = iot.list_violation_events(**window)
         assert len(first["violationEvents"]) == 250 and first["nextToken"]
+
+
+def test_plants_change_only_their_thing_and_only_while_active():
+    from tests.harness.fleet import Plant
+
+    now = NOW.timestamp()
+    plants = [
+        Plant("port", "pump-station-001", now - 6 * 3600, now - 3 * 3600, 23),
+        Plant("egress", "valve-controller-002", now - 6 * 3600, None, 20),
+        Plant("dest", "flow-meter-003", now - 6 * 3600, None, "203.0.113.9/32"),
+        Plant("auth_burst", "rtu-gateway-004", now - 6 * 3600, None, 15),
+        Plant("permissive_policy", "-", now - 30 * 3600, None, "PlantedWildcardPolicy"),
+        Plant("logging_disabled", "-", now - 40 * 3600),
+    ]
+    planted = Fleet(seed=3, things=8, days=2, now=NOW, compromised=0, plants=plants)
+    clean = Fleet(seed=3, things=8, days=2, now=NOW, compromised=0)
+    before, during, after = now - 7 * 3600, now - 4 * 3600, now - 1800
+    assert planted.metrics_at("pump-station-001", before) == clean.metrics_at("pump-station-001", before)
+    assert 23 in planted.metrics_at("pump-station-001", during)["aws:listening-tcp-ports"]["ports"]
+    assert 23 not in planted.metrics_at("pump-station-001", after)["aws:listening-tcp-ports"]["ports"]
+    bytes_planted = planted.metrics_at("valve-controller-002", during)["aws:all-bytes-out"]["count"]
+    assert bytes_planted == 20 * clean.metrics_at("valve-controller-002", during)["aws:all-bytes-out"]["count"]
+    assert "203.0.113.9/32" in planted.metrics_at("flow-meter-003", during)["aws:destination-ip-addresses"]["cidrs"]
+    clean_auth = clean.metrics_at("rtu-gateway-004", during)["aws:num-authorization-failures"]["count"]
+    assert planted.metrics_at("rtu-gateway-004", during)["aws:num-authorization-failures"]["count"] == clean_auth + 15
+    for other in ("pump-station-005", "valve-controller-006"):
+        assert planted.metrics_at(other, during) == clean.metrics_at(other, during)
+    # audit plants: the policy finding only in audits that start after the plant, logging compliant before it
+    policy = [
+        f
+        for f in planted.findings
+        if f["nonCompliantResource"]["resourceIdentifier"].get("policyVersionIdentifier", {}).get("policyName")
+        == "PlantedWildcardPolicy"
+    ]
+    assert policy and all(f["taskStartTime"].timestamp() >= now - 30 * 3600 for f in policy)
+    logging = [f for f in planted.findings if f["checkName"] == "LOGGING_DISABLED_CHECK"]
+    assert logging and all(f["taskStartTime"].timestamp() >= now - 40 * 3600 for f in logging)
+    assert any(f["checkName"] == "LOGGING_DISABLED_CHECK" for f in clean.findings)
+
+
+def test_active_violations_at_now_are_the_fleets_active_violations(fleet):
+    at_now = fleet.active_violations_at(fleet.now_epoch)
+    assert [v["violationId"] for v in at_now] == [v["violationId"] for v in fleet.active_violations]
+    states = {v["violationId"]: v.get("verificationState") for v in fleet.active_violations}
+    assert {v["violationId"]: v.get("verificationState") for v in at_now} == states
+    # at any earlier time: exactly the violations whose in-alarm event happened and whose closing one had not
+    events = fleet.violation_events
+    seen = 0
+    for hours in range(1, 60):
+        t = fleet.now_epoch - hours * 3600
+        active = {v["violationId"] for v in fleet.active_violations_at(t)}
+        expected = set()
+        for vid in {e["violationId"] for e in events}:
+            mine = [e for e in events if e["violationId"] == vid and e["violationEventTime"].timestamp() <= t]
+            if mine and max(mine, key=lambda e: e["violationEventTime"])["violationEventType"] == "in-alarm":
+                expected.add(vid)
+        assert active == expected, hours
+        seen += len(active)
+    assert seen > 0

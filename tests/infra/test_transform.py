@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -307,37 +308,120 @@ def test_index_from_environment(transform: Any, monkeypatch: pytest.MonkeyPatch,
 
 
 def test_non_ascii_and_lone_surrogates_stay_valid_utf8(transform: Any) -> None:
-    message = {"version": "1.0", "metrics": [dict(datum("aws:all-bytes-out"), thing="Pumpe-Süd-ß")]}
-    weird = '{"version":"1.0","metrics":[{"name":"n","thing":"x\\ud800y","value":{},"timestamp":1}]}'
+    message = {"version": "1.0", "metrics": [datum("aws:all-bytes-out", value={"strings": ["Pumpe-Süd-ß"]})]}
+    weird = '{"version":"1.0","metrics":[{"name":"n","thing":"t","value":{"strings":["x\\ud800y"]},"timestamp":1}]}'
     out = run(transform, invocation(message, "raw:" + base64.b64encode(weird.encode()).decode()))
     assert [entry["result"] for entry in out] == ["Ok", "Ok"]
-    assert decode_hec(out[0]["data"])[0]["host"] == "Pumpe-Süd-ß"
-    assert decode_hec(out[1]["data"])[0]["host"] == "x\ud800y"
+    assert decode_hec(out[0]["data"])[0]["event"]["value"] == {"strings": ["Pumpe-Süd-ß"]}
+    assert "Pumpe-Süd-ß" in base64.b64decode(out[0]["data"]).decode("utf-8")  # as UTF-8, not \\u escapes
+    assert decode_hec(out[1]["data"])[0]["event"]["value"] == {"strings": ["x\ud800y"]}
+
+
+# ------------------------------------------------------------------------------------ thing names
+
+HOSTILE_THING_NAMES = [
+    'pump-1" OR thing_name="*',
+    "pump-1 | delete",
+    "pump-1`| outputlookup iot_thing_inventory`",
+    "Pumpe-Süd-ß",
+    "x\ud800y",
+    "a" * 129,
+    "pump.1",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_THING_NAMES)
+def test_a_forged_metric_thing_name_never_reaches_thing_or_host(transform: Any, capsys, name: str) -> None:
+    """Issue 13: a forged metrics message (custom-topic mode lets devices publish them) cannot carry SPL in the
+    thing name. The record is kept (Ok), the name replaced by the model's neutral stand-in, and counted."""
+    message = {"version": "1.0", "metrics": [datum("aws:all-bytes-out", thing=name), datum("aws:all-packets-out")]}
+    (entry,) = run(transform, invocation(message))
+    assert entry["result"] == "Ok"
+    forged, honest = decode_hec(entry["data"])
+    neutral = events.neutral_thing_name(name)
+    assert events.valid_thing_name(neutral) and neutral.startswith("invalid-thing-name-")
+    assert forged["host"] == forged["event"]["thing"] == neutral
+    assert forged["event"]["rejected_thing_name"] == name[:256]
+    assert honest["host"] == honest["event"]["thing"] == "t-1" and "rejected_thing_name" not in honest["event"]
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rejected_thing_names"] == 1
+
+
+def test_a_violation_with_a_hostile_thing_name_is_neutralised(transform: Any, sns_violation_lambda_event) -> None:
+    message = violation_message(sns_violation_lambda_event)
+    message["thingName"] = 'x" | delete'
+    (entry,) = run(transform, invocation(firehose_envelope(message, "arn:aws:sns:us-east-1:123456789012:a")))
+    (event,) = decode_hec(entry["data"])
+    assert event["host"] == event["event"]["thingName"] == events.neutral_thing_name('x" | delete')
+    assert event["event"]["rejected_thing_name"] == 'x" | delete'
+
+
+def test_valid_thing_names_are_kept_as_they_are(transform: Any) -> None:
+    names = ["a", "A:b_c-9", "z" * 128, "arn:aws:iot:thing"]
+    message = {"version": "1.0", "metrics": [datum("aws:all-bytes-out", thing=n) for n in names]}
+    (entry,) = run(transform, invocation(message))
+    assert [event["host"] for event in decode_hec(entry["data"])] == names
 
 
 # -------------------------------------------------------------------------------- dropped / failed
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        [1, 2, 3],
-        42,
-        "just a JSON string",
-        None,
-        {"hello": "world"},
-        {"metrics": "not-a-list"},
-        {"version": "1.0", "metrics": []},  # an empty export: nothing to index
-        {"Type": "SubscriptionConfirmation", "Message": "x", "SubscribeURL": "https://example.com"},
-        {"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": "plain text"},
-        {"Type": "Notification", "Message": json.dumps({"AlarmName": "cpu", "NewStateValue": "ALARM"})},
-        {"Type": "Notification", "Message": json.dumps([1, 2])},
-        {"Type": "Notification", "Message": {"not": "a string"}},
-    ],
-)
-def test_valid_json_of_another_shape_is_dropped(transform: Any, payload: Any) -> None:
+UNKNOWN_SHAPES = [
+    [1, 2, 3],
+    42,
+    "just a JSON string",
+    None,
+    {"hello": "world"},
+    {"metrics": "not-a-list"},
+    {"Type": "SubscriptionConfirmation", "Message": "x", "SubscribeURL": "https://example.com"},
+    {"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": "plain text"},
+    {"Type": "Notification", "Message": json.dumps({"AlarmName": "cpu", "NewStateValue": "ALARM"})},
+    {"Type": "Notification", "Message": json.dumps([1, 2])},
+    {"Type": "Notification", "Message": {"not": "a string"}},
+    {"version": "2.0", "metricsV2": [{"thing": "t-1", "name": "aws:all-bytes-out"}]},  # a future AWS format
+]
+
+
+@pytest.mark.parametrize("payload", UNKNOWN_SHAPES)
+def test_a_record_of_an_unknown_shape_is_kept_for_replay_not_dropped(transform: Any, capsys, payload: Any) -> None:
+    """Issue 12: with S3BackupMode FailedEventsOnly a Dropped record is lost. A shape the transform does not know
+    (a future AWS format) is ProcessingFailed, so Firehose writes it to the error prefix for replay, and counted."""
     (entry,) = run(transform, invocation(payload))
-    assert entry["result"] == "Dropped"
+    assert entry["result"] == "ProcessingFailed"
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["unknown_shape"] == 1 and summary["failed"] == 1 and summary["dropped"] == 0
+    assert summary["failed_record_ids"] == {next(iter(summary["not_ok_reasons"])): ["record-0000"]}
+    assert next(iter(summary["not_ok_reasons"])).startswith("unknown-shape:")
+
+
+def test_only_an_empty_metrics_export_is_dropped(transform: Any, capsys) -> None:
+    (entry,) = run(transform, invocation({"version": "1.0", "metrics": []}))
+    assert entry["result"] == "Dropped"  # nothing to index, nothing lost
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["not_ok_reasons"] == {"metrics:empty": 1}
+
+
+def test_documented_s3_prefixes_are_the_templates(transform: Any) -> None:
+    """Where a failed record lands is what the READMEs say: the template's ErrorOutputPrefix, with the error type
+    Firehose puts in it (processing-failed for the transform, splunk-failed for HEC)."""
+    from tests.infra.conftest import TEMPLATES, load_template
+
+    stream = load_template(TEMPLATES["ingestion"])["Resources"]["DeliveryStream"]["Properties"]
+    s3 = stream["SplunkDestinationConfiguration"]["S3Configuration"]
+    error_prefix = s3["ErrorOutputPrefix"]
+    assert error_prefix.startswith("firehose-errors/!{firehose:error-output-type}/")
+    processing_failed = error_prefix.replace("!{firehose:error-output-type}", "processing-failed").split("!")[0]
+    splunk_failed = error_prefix.replace("!{firehose:error-output-type}", "splunk-failed").split("!")[0]
+    docs = {
+        "infra/README.md": (REPO_ROOT / "infra" / "README.md").read_text(encoding="utf-8"),
+        "app.py": (TRANSFORM_DIR / "app.py").read_text(encoding="utf-8"),
+        "README.md": (REPO_ROOT / "README.md").read_text(encoding="utf-8"),
+    }
+    for name, text in docs.items():
+        assert name == "README.md" or processing_failed in text, name
+        mentioned = set(re.findall(r"`?((?:firehose[-/][a-z-]*/)?(?:processing|splunk)-failed/)", text))
+        assert mentioned <= {processing_failed, splunk_failed}, (name, mentioned)
+    assert splunk_failed in docs["infra/README.md"]
 
 
 @pytest.mark.parametrize(
@@ -419,7 +503,7 @@ def test_mixed_batch_keeps_order_and_every_record_id(transform: Any, firehose_tr
     event = invocation({"junk": True}, "raw:%%%", {"version": "1.0", "metrics": [datum("aws:all-bytes-out")]})
     event["records"] = [good[0], *event["records"], good[1]]
     out = run(transform, event)
-    assert [entry["result"] for entry in out] == ["Ok", "Dropped", "ProcessingFailed", "Ok", "Ok"]
+    assert [entry["result"] for entry in out] == ["Ok", "ProcessingFailed", "ProcessingFailed", "Ok", "Ok"]
 
 
 @pytest.mark.parametrize(
@@ -445,10 +529,10 @@ def test_unexpected_model_errors_fail_the_record_not_the_batch(transform: Any, m
     def explode(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(transform.events, "metric_events", explode)
+    monkeypatch.setattr(transform.hec, "metric_hec_body", explode)
     event = invocation({"version": "1.0", "metrics": [datum("aws:all-bytes-out")]}, {"other": 1})
     out = run(transform, event)
-    assert [entry["result"] for entry in out] == ["ProcessingFailed", "Dropped"]
+    assert [entry["result"] for entry in out] == ["ProcessingFailed", "ProcessingFailed"]
 
 
 def test_scope_falls_back_to_invocation_region(transform: Any) -> None:
@@ -536,13 +620,13 @@ def test_one_json_summary_line_without_payload(transform: Any, capsys, firehose_
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_sam_makefile_vendors_the_event_model(tmp_path: Path, firehose_transform_event) -> None:
+def test_sam_makefile_vendors_the_event_model(transform: Any, tmp_path: Path, firehose_transform_event) -> None:
     """`sam build` runs the function's Makefile in a scratch copy of the directory: the build must find the
     repository from the Makefile's own path and produce a self-contained artifact."""
     scratch, artifacts = tmp_path / "scratch", tmp_path / "artifacts"
     shutil.copytree(TRANSFORM_DIR, scratch, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        ["make", "--makefile", str(TRANSFORM_DIR / "Makefile"), "build-TransformFunction"],
+        ["make", "--makefile", str(TRANSFORM_DIR / "Makefile"), "build-TransformFunction", "VENDOR_ORJSON=0"],
         cwd=scratch,
         env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
         check=True,
@@ -567,3 +651,21 @@ def test_sam_makefile_vendors_the_event_model(tmp_path: Path, firehose_transform
     )
     response = json.loads(done.stderr)
     assert [entry["result"] for entry in response["records"]] == ["Ok", "Ok"]
+    with_orjson = transform.lambda_handler(firehose_transform_event, None)  # this interpreter has orjson
+    assert response == json.loads(json.dumps(with_orjson))  # the standard library alone gives the same output
+
+
+def test_sam_makefile_vendors_orjson_for_the_functions_runtime() -> None:
+    """The wheel the Makefile installs must match the function's runtime and architecture in the template."""
+    from tests.infra.conftest import TEMPLATES, load_template
+
+    function = load_template(TEMPLATES["ingestion"])["Resources"]["TransformFunction"]["Properties"]
+    makefile = (TRANSFORM_DIR / "Makefile").read_text(encoding="utf-8")
+    version = function["Runtime"].removeprefix("python")
+    assert f"LAMBDA_PYTHON_VERSION ?= {version}" in makefile
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[function["Architectures"][0]]
+    assert f"LAMBDA_PLATFORM ?= manylinux2014_{machine}" in makefile
+    pinned = (TRANSFORM_DIR / "requirements.txt").read_text(encoding="utf-8")
+    dev = (REPO_ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8")
+    (pin,) = [line for line in pinned.splitlines() if line.startswith("orjson==")]
+    assert pin in dev.splitlines()  # the benchmark and the tests run the version the Lambda ships

@@ -62,9 +62,12 @@ class Indexed:
 
 @functools.lru_cache(maxsize=1)
 def fleet() -> Any:
-    from tests.harness.fleet import Fleet
+    from tests.harness.fleet import Fleet, Plant
 
-    return Fleet(seed=11, things=24, days=3, now=NOW, compromised=3)
+    # audit findings the base fleet has no instance of (every audit from the middle of the window on)
+    middle = NOW.timestamp() - 36 * 3600
+    plants = [Plant("cert_expiring", "flow-meter-003", middle), Plant("key_quality", "rtu-gateway-004", middle)]
+    return Fleet(seed=11, things=24, days=3, now=NOW, compromised=3, plants=plants)
 
 
 def _api_task(task: Dict[str, Any]) -> Dict[str, Any]:
@@ -218,7 +221,7 @@ def action_events() -> List[Any]:
             outcome="done",
             thing_name=victim,
             message="quarantined",
-            search_name="IoT Defender - Risky port open",
+            search_name="IoT Defender - Risky port open - Rule",
             sid="sid_1",
             rid="0",
             dry_run=False,
@@ -230,7 +233,7 @@ def action_events() -> List[Any]:
             outcome="already-in-state",
             thing_name=victim,
             message="already in thing group QUARANTINED",
-            search_name="IoT Defender - New destination CIDR",
+            search_name="IoT Defender - New destination - Rule",
             **common,
         ),
         events.ActionResult(
@@ -238,7 +241,7 @@ def action_events() -> List[Any]:
             outcome="done",
             thing_name=victim,
             message="incident started",
-            search_name="IoT Defender - Risky port open",
+            search_name="IoT Defender - Risky port open - Rule",
             details={"violation_id": vid},
             **common,
         ),
@@ -247,7 +250,7 @@ def action_events() -> List[Any]:
             outcome="done",
             thing_name=victim,
             message="verification state TRUE_POSITIVE",
-            search_name="IoT Defender - Violation in alarm without triage",
+            search_name="IoT Defender - Violation in alarm without triage - Rule",
             details={"violation_id": vid},
             **common,
         ),
@@ -256,7 +259,7 @@ def action_events() -> List[Any]:
             outcome="done",
             thing_name=other,
             message="quarantined",
-            search_name="IoT Defender - Egress spike",
+            search_name="IoT Defender - Egress spike - Rule",
             **common,
         ),
         events.ActionResult(
@@ -264,7 +267,7 @@ def action_events() -> List[Any]:
             outcome="done",
             thing_name=other,
             message="released",
-            search_name="IoT Defender - Egress spike",
+            search_name="IoT Defender - Egress spike - Rule",
             **common,
         ),
         events.ActionResult(
@@ -272,7 +275,7 @@ def action_events() -> List[Any]:
             outcome="refused-protected",
             thing_name=f.things[0].name,
             message="member of protected group protected-critical",
-            search_name="IoT Defender - New destination CIDR",
+            search_name="IoT Defender - New destination - Rule",
             **common,
         ),
         events.ActionResult(
@@ -281,7 +284,7 @@ def action_events() -> List[Any]:
             thing_name=f.things[1].name,
             message="AWS refused: not authorized",
             error_code="AccessDeniedException",
-            search_name="IoT Defender - Authorization failure burst",
+            search_name="IoT Defender - Authorization failure burst - Rule",
             **common,
         ),
         events.ActionResult(
@@ -290,7 +293,7 @@ def action_events() -> List[Any]:
             thing_name=f.things[2].name,
             message="would start an incident",
             dry_run=True,
-            search_name="IoT Defender - New listening TCP port",
+            search_name="IoT Defender - New listening port - Rule",
             **common,
         ),
     ]

@@ -18,6 +18,7 @@ strict elsewhere: a field used after ``stats`` that ``stats`` did not produce is
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
@@ -634,6 +635,7 @@ def base_terms(node: Any, negated: bool = False) -> Iterable[Tuple[str, str, str
 META_TERMS = {"index", "earliest", "latest", "splunk_server", "_index_earliest", "_index_latest"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern.replace("[", "[[]")), re.I | re.S)
 
@@ -1114,6 +1116,34 @@ class Analyzer:
                 analysis.errors.append(f"join: subsearch does not return {key!r}")
         if sub.output_fields is not None:
             state.known.update(sub.output_fields)
+
+    def _cmd_inputlookup(self, analysis: Analysis, state: _State, rest: str) -> None:
+        """``inputlookup append=true`` in the middle of a pipeline adds the lookup's rows (and fields)."""
+        args = [a for a in split_args(rest) if a != ","]
+        if not any(a.lower() in ("append=true", "append=t", "append=1") for a in args):
+            raise SplError("inputlookup in the middle of a pipeline needs append=true")
+        lookup = self._lookup(analysis, next(a for a in args if "=" not in a))
+        if state.events:
+            state.close(state.known)
+        state.known.update(lookup.fields if lookup else [])
+
+    def _cmd_outputlookup(self, analysis: Analysis, state: _State, rest: str) -> None:
+        args = [a for a in split_args(rest) if a != "," and "=" not in a]
+        lookup = self._lookup(analysis, args[0])
+        if lookup:
+            declared = set(lookup.fields) - {"_key"}
+            missing = sorted(declared - state.known) if not state.events else []
+            if missing:
+                analysis.errors.append(f"outputlookup {args[0]}: the results lack {missing}")
+
+    def _cmd_appendpipe(self, analysis: Analysis, state: _State, rest: str) -> None:
+        """``appendpipe [...]``: the subpipeline runs over the current results; its fields are added."""
+        inner = rest.strip()[1:-1].strip()
+        sub_state = _State()
+        sub_state.events, sub_state.known, sub_state.dynamic = state.events, set(state.known), state.dynamic
+        for command in split_pipeline(inner):
+            self._command(analysis, sub_state, command)
+        state.known.update(sub_state.known)
 
     def _cmd_append(self, analysis: Analysis, state: _State, rest: str) -> None:
         sub = self._subsearch(analysis, rest.strip())

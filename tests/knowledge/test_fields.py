@@ -15,6 +15,7 @@ For each search (savedsearches.conf and every Dashboard Studio data source, toke
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Dict, List, Set, Tuple
 
@@ -29,6 +30,9 @@ DOCUMENTED_NOT_SIMULATED: Set[Tuple[str, str]] = {
     # AuditCheckDetails.checkRunStatus: checks waiting for data after being enabled.
     ("checkRunStatus", "WAITING_FOR_DATA_COLLECTION"),
 }
+
+# Every audit check AWS documents (lookups/iot_defender_audit_checks.csv, checked against the AWS guide in test_lookups).
+DOCUMENTED_CHECKS = {row["checkName"] for row in model.csv_rows("iot_defender_audit_checks.csv")[1]}
 
 KV_MAXCHARS = 10240  # limits.conf [kv] maxchars: automatic (JSON) extraction reads only this much of _raw
 
@@ -83,6 +87,8 @@ def _check_events(label: str, analysis: splkit.Analysis) -> List[str]:
             continue
         if (field_name, value) in DOCUMENTED_NOT_SIMULATED:
             continue
+        if field_name == "checkName" and value in DOCUMENTED_CHECKS:
+            continue  # a check AWS documents (the shipped catalogue) that the simulated audits never fail
         term = ("term", field_name, op, value)
         if not any(splkit.matches(term, i.fields, i.raw) for i in candidates):
             problems.append(f"{label}: no event has {field_name}={value!r}")
@@ -180,25 +186,47 @@ def test_dest_ip_strips_host_prefixes_only():
         assert ips == [c.rsplit("/", 1)[0] for c in cidrs if c.endswith(("/32", "/128"))]
 
 
-CIM_ALERTS = ("app", "description", "dest", "id", "signature", "signature_id", "severity", "type")
-CIM_ALERTS += ("vendor_account", "vendor_region", "vendor_product")
-PRESCRIBED_SEVERITY = {"critical", "high", "medium", "low", "informational", "unknown"}
+# Splunk's CIM Alerts data model as pytest-splunk-addon ships it (data_models/Alerts.json, copied from its wheel).
+ALERTS_MODEL = json.loads((model.ROOT / "tests" / "fixtures" / "cim_alerts_datamodel.json").read_text())
+ALERTS_FIELDS = {f["name"]: f for obj in ALERTS_MODEL["objects"] for f in obj["fields"]}
+REQUIRED = sorted(n for n, f in ALERTS_FIELDS.items() if f["type"] == "required")
+SEVERITY_ID = {"informational": "1", "low": "2", "medium": "3", "high": "4", "critical": "5"}
 
 
-@pytest.mark.parametrize(
-    "sourcetype", ["aws:iot:defender:violation", "aws:iot:defender:active_violation", "aws:iot:defender:audit:finding"]
-)
+def _alert_sourcetypes():
+    return sorted({i.sourcetype for i in fleet_events.indexed() if "alert" in (i.fields.get("tag") or [])})
+
+
+def test_the_alerts_model_is_splunks():
+    assert ALERTS_MODEL["model_name"] == "Alerts"
+    assert {"app", "description", "dest", "id", "signature", "signature_id", "severity", "src", "type", "user"} == set(
+        REQUIRED
+    )
+    assert _alert_sourcetypes() == [
+        "aws:iot:defender:active_violation",
+        "aws:iot:defender:audit:finding",
+        "aws:iot:defender:violation",
+    ]
+
+
+@pytest.mark.parametrize("sourcetype", _alert_sourcetypes())
 def test_cim_alerts_fields(sourcetype):
-    items = fleet_events.by_sourcetype()[sourcetype]
+    from tests.knowledge.test_detections import attack_ids
+
+    items = [i for i in fleet_events.by_sourcetype()[sourcetype] if "alert" in (i.fields.get("tag") or [])]
     assert items
+    known = set(attack_ids("enterprise")) | set(attack_ids("ics"))
     for item in items:
-        missing = [f for f in CIM_ALERTS if f not in item.fields]
+        missing = [f for f in [*REQUIRED, "severity_id", "mitre_technique_id"] if f not in item.fields]
         assert not missing, (missing, item.raw[:300])
-        assert item.fields["severity"] in PRESCRIBED_SEVERITY
-        assert item.fields["type"] in {"alarm", "alert", "event", "task", "warning"}
+        for name, spec in ALERTS_FIELDS.items():
+            if "expected_values" in spec and name in item.fields:
+                assert item.fields[name] in spec["expected_values"], (name, item.fields[name])
+        assert item.fields["severity_id"] == SEVERITY_ID[item.fields["severity"]]
+        techniques = item.fields["mitre_technique_id"]
+        assert set(techniques if isinstance(techniques, list) else [techniques]) <= known
         assert item.fields["vendor_account"] == item.fields["account_id"]
-    alerting = [i for i in items if "alert" in (i.fields.get("tag") or [])]
-    assert alerting, "the Alerts data model finds them by tag=alert"
+        assert item.fields["user"] not in ("", None) and item.fields["src"] not in ("", None)
 
 
 def test_action_results_are_adaptive_response_results():
@@ -253,7 +281,8 @@ def test_alerting_searches_return_what_the_alert_actions_read():
         analysis = ANALYZER.analyze(model.substitute_tokens(values["search"]))
         outputs = set(analysis.output_fields or [])
         needed = {"account_id", "region", "description"}
-        needed |= {"checkName"} if "audit check" in name.lower() else {"thing_name"}
+        entities = json.loads(values.get("action.notable.param._entities", "[]"))
+        needed |= {e["risk_object_field"] for e in entities} or {"thing_name"}
         if "violation" in name.lower():
             needed.add("violationId")
         assert needed <= outputs, (name, needed - outputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections import Counter
 
@@ -133,6 +134,19 @@ def allowed_rows():
     return model.csv_rows("iot_defender_allowed_ports.csv")
 
 
+def fleet_allowed_rows():
+    """The demo fleet's own allow-list (what a user's local copy of the lookup holds), not the shipped one."""
+    with (model.ROOT / "tests" / "fixtures" / "fleet_allowed_ports.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_shipped_allow_list_holds_generic_defaults_only():
+    """The add-on ships defaults any AWS IoT device may need, never thing types or groups of one fleet."""
+    rows = allowed_rows()[1]
+    assert {r["scope"] for r in rows} == {"default"}
+    assert {(r["protocol"], r["port"]) for r in rows} == {("tcp", "8883"), ("tcp", "443"), ("udp", "123")}
+
+
 def test_allowed_ports_file_parses():
     columns, rows = allowed_rows()
     assert columns == ["scope", "protocol", "port", "comment"]
@@ -153,10 +167,10 @@ def test_allow_list_never_allows_a_critical_port():
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
-def test_shipped_allow_list_fits_the_simulated_fleet(protocol):
-    """The example allow-list, read the way the saved search reads it (default, thing_type:, thing_group:), allows
+def test_fleet_allow_list_fits_the_simulated_fleet(protocol):
+    """The demo fleet's allow-list, read the way the saved search reads it (default, thing_type:, thing_group:), allows
     every port a healthy simulated thing listens on, and not the port a compromised thing opens."""
-    rows = allowed_rows()[1]
+    rows = fleet_allowed_rows()
     f = fleet_events.fleet()
 
     def allowed(thing):

@@ -212,3 +212,167 @@ def test_event_time_metadata_and_body_time_agree_to_the_millisecond(seconds):
     )
     assert events.to_iso(event.to_hec()["time"]) == event.data["timestamp"]
     assert event.to_record()["time"] == event.epoch_ms()
+
+
+# ------------------------------------------------------------------------------------ thing names
+
+
+@pytest.mark.parametrize("name", ["a", "pump-station-017", "A:b_c-9", "z" * 128, "arn:aws:iot:thing"])
+def test_valid_thing_names(name):
+    assert events.valid_thing_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "z" * 129, 'x" OR 1=1', "a|delete", "a b", "pump.1", "Süd", "x\ud800", "a\n", 17, None, ["a"]]
+)
+def test_invalid_thing_names(name):
+    assert not events.valid_thing_name(name)
+
+
+HOSTILE = 'pump-1" | outputlookup iot_thing_inventory | eval x="'
+
+
+@pytest.mark.parametrize(
+    "build, field",
+    [
+        (lambda r, n: events.violation_event(dict(r, thingName=n), account_id="1", region="r"), "thingName"),
+        (
+            lambda r, n: events.active_violation_event(
+                dict(r, thingName=n), account_id="1", region="r", snapshot_time=1763806200000
+            ),
+            "thingName",
+        ),
+        (
+            lambda r, n: events.thing_event({"thingName": n}, account_id="1", region="r", snapshot_time=1763806200000),
+            "thingName",
+        ),
+        (
+            lambda r, n: events.metric_event(
+                {"name": "aws:all-bytes-out", "thing": n, "value": {"count": 1}, "timestamp": 1763806200000},
+                account_id="1",
+                region="r",
+            ),
+            "thing",
+        ),
+    ],
+)
+def test_a_hostile_thing_name_never_reaches_the_name_field_or_host(build, field):
+    """Issue 13: the inputs (pull) and the Firehose transform (push) shape events here, so one check covers both."""
+    hostile = build(violation_from_sns(), HOSTILE)
+    neutral = events.neutral_thing_name(HOSTILE)
+    assert hostile.data[field] == hostile.host == neutral and events.valid_thing_name(neutral)
+    assert hostile.data["rejected_thing_name"] == HOSTILE and events.thing_name_rejected(hostile)
+    assert events.neutral_thing_name("x" * 300) == events.neutral_thing_name("x" * 300) != neutral  # stable per name
+    honest = build(violation_from_sns(), "pump-station-017")
+    assert honest.data[field] == honest.host == "pump-station-017"
+    assert "rejected_thing_name" not in honest.data and not events.thing_name_rejected(honest)
+
+
+def test_the_rejected_name_is_kept_cut_to_256_characters():
+    event = events.violation_event(dict(violation_from_sns(), thingName="|" * 1000), account_id="1", region="r")
+    assert event.data["rejected_thing_name"] == "|" * 256
+
+
+# ------------------------------------------------------------------------- HEC serialisation (hec.py)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from iot_defender import hec  # noqa: E402
+
+_leaf = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet='ab0"\\\u00fc\ud800', max_size=4),
+    st.booleans(),
+    st.none(),
+)
+_json = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["count", "ports", "time", "timestamp", "name", "x"]), inner, max_size=3),
+    ),
+    max_leaves=5,
+)
+_datum = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["aws:all-bytes-out", "aws:listening-tcp-ports", ""]),
+        "thing": st.sampled_from(["pump-1", "pump-2", 'x"|y']),
+        "value": st.one_of(st.fixed_dictionaries({"count": st.integers(0, 10)}), _json),
+        "timestamp": st.sampled_from([1763805600000, 1763805900000, 1763805600, 1763805600000.5, 10**40]),
+    },
+    optional={
+        "version": st.one_of(st.integers(0, 3), st.floats(0, 3)),
+        "dimension": st.one_of(st.none(), _json),
+        "ResponseMetadata": st.just({}),
+    },
+)
+_message = st.fixed_dictionaries({"version": st.just("1.0"), "metrics": st.lists(_datum, max_size=6)})
+
+
+def _general(message, index):
+    shaped = events.metric_events(message, account_id="123456789012", region="us-east-1", api="metrics-export")
+    body = b"".join(hec.hec_event(event, index) for event in shaped)
+    return body, len(shaped), sum(1 for event in shaped if events.thing_name_rejected(event))
+
+
+def _outcome(call):
+    try:
+        return call()
+    except Exception as exc:  # the same error either way
+        return type(exc).__name__
+
+
+@settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(message=_message, index=st.sampled_from([None, "iot"]), use_orjson=st.booleans())
+def test_the_metrics_fast_lane_writes_exactly_the_event_models_events(message, index, use_orjson, monkeypatch):
+    """hec.metric_hec_body (no Event per datum, one encoding per record) == the model's events one by one."""
+    monkeypatch.setattr(hec, "orjson", hec.orjson if use_orjson else None)
+    fast = _outcome(
+        lambda: hec.metric_hec_body(
+            message, account_id="123456789012", region="us-east-1", api="metrics-export", index=index
+        )
+    )
+    assert fast == _outcome(lambda: _general(message, index))
+
+
+def test_the_fast_lane_is_taken_for_the_usual_export_message(monkeypatch):
+    message = json.loads((SAMPLES / "metrics-export.json").read_text())
+    monkeypatch.setattr(events, "metric_events", None)  # the general path would fail
+    body, count, rejected = hec.metric_hec_body(message, account_id="1", region="r")
+    assert count == 10 and rejected == 0 and body.count(b'{"time":') == 10
+
+
+def _usual(**value_of):
+    datums = [
+        {"name": name, "value": value, "version": 1, "thing": "pump-1", "timestamp": 1763805600000}
+        for name, value in value_of.items()
+    ]
+    return {"version": "1.0", "metrics": datums}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        _usual(a={"count": 1}, b={"ports": [22, 443]}, c={"cidrs": ["203.0.113.7/32"]}),
+        _usual(a={"count": 1}, b={"x": [{"timestamp": 1763805600000}]}),  # a nested time field
+        _usual(a={"count": 1}, b={"notBefore": 1763805600000}),  # a time field in a value
+        _usual(a={"strings": ['},{"name":"b"']}, b={"count": 2}),  # a joint in a string
+        _usual(a={"strings": ['"timestamp":1763805600000,']}, b={"count": 2}),  # the swap in a string
+        _usual(a={"x": [{"name": 1}, {"name": 2}]}, b={"count": 2}),  # a nested joint
+        _usual(a={"number": 1.5e-07}, b={"count": 2**64}),  # exponent float, integer beyond 64 bits
+        _usual(a={"strings": ["\ud800"]}),  # a lone surrogate
+    ],
+)
+@pytest.mark.parametrize("use_orjson", [True, False])
+def test_the_usual_message_lane_writes_what_the_general_path_writes(message, use_orjson, monkeypatch):
+    monkeypatch.setattr(hec, "orjson", hec.orjson if use_orjson else None)
+    fast = hec.metric_hec_body(message, account_id="123456789012", region="us-east-1", index="iot")
+    assert fast == _general(message, "iot")
+
+
+def test_the_usual_message_takes_the_one_encoding_lane():
+    message = _usual(a={"count": 1}, b={"ports": [22, 443]})
+    assert hec._uniform_lane(message, "123456789012", "us-east-1", "metrics-export", None) is not None
+    assert hec._uniform_lane(_usual(a={"x": [{"timestamp": 1}]}), "1", "r", "m", None) is None

@@ -15,8 +15,10 @@ Rules every builder follows:
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -68,6 +70,14 @@ _MILLIS_THRESHOLD = 1e11
 # One encoder for every event body: building a JSONEncoder per call costs more than the encoding of a small body.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
+# Thing names as AWS IoT allows them. A name outside this set did not come from the registry (a forged metrics
+# message, a hostile MQTT client id): it never reaches ``thingName``/``thing``/``host``, see neutral_thing_name().
+THING_NAME_PATTERN = r"[a-zA-Z0-9:_-]{1,128}"
+_THING_NAME = re.compile(THING_NAME_PATTERN)
+NEUTRAL_THING_NAME_PREFIX = "invalid-thing-name-"
+REJECTED_THING_NAME_FIELD = "rejected_thing_name"
+_REJECTED_NAME_MAX = 256
+
 
 class MalformedRecord(ValueError):
     """A record that cannot become an event. The message names the record kind and the missing/bad field."""
@@ -86,7 +96,7 @@ class Event:
 
     def epoch_ms(self) -> float:
         """``time`` to the millisecond, cut the same way as the ISO strings in the body (never rounded up)."""
-        return math.floor(round(self.time * 1000.0, 3)) / 1000.0
+        return to_epoch_ms(self.time)
 
     def body(self) -> str:
         """The event text as indexed: compact JSON with stable key order."""
@@ -116,6 +126,45 @@ class Event:
             "index": index or self.index,
             "event": self.data,
         }
+
+
+def to_epoch_ms(seconds: float) -> float:
+    """Epoch seconds cut to the millisecond as ``Event.time`` is sent (the ISO strings cut the same way)."""
+    return math.floor(round(seconds * 1000.0, 3)) / 1000.0
+
+
+# ------------------------------------------------------------------------------------ thing names
+
+
+def valid_thing_name(value: Any) -> bool:
+    """True for a string AWS IoT accepts as a thing name (``[a-zA-Z0-9:_-]{1,128}``)."""
+    return type(value) is str and _THING_NAME.fullmatch(value) is not None
+
+
+def neutral_thing_name(value: Any) -> str:
+    """The stand-in indexed for an invalid thing name: ``invalid-thing-name-<16 hex>`` (a digest of the raw
+    value, so one device keeps one stand-in), itself a valid thing name that carries nothing of the raw text."""
+    text = value if isinstance(value, str) else repr(value)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return NEUTRAL_THING_NAME_PREFIX + digest
+
+
+def _checked_thing_name(data: Dict[str, Any], field_name: str) -> str:
+    """The thing name in ``data[field_name]``; an invalid one is replaced in place by :func:`neutral_thing_name`
+    and its raw text (cut to 256 characters) kept in ``rejected_thing_name``, which no search reads as a name."""
+    value = data[field_name]
+    if valid_thing_name(value):
+        return value
+    neutral = neutral_thing_name(value)
+    data[field_name] = neutral
+    raw = value if isinstance(value, str) else repr(value)
+    data[REJECTED_THING_NAME_FIELD] = raw[:_REJECTED_NAME_MAX]
+    return neutral
+
+
+def thing_name_rejected(event: Event) -> bool:
+    """True when the event's thing name was invalid and replaced by its neutral stand-in."""
+    return REJECTED_THING_NAME_FIELD in event.data
 
 
 # --------------------------------------------------------------------------------------------- time
@@ -186,8 +235,13 @@ def normalize(value: Any, key: Optional[str] = None) -> Any:
     return value
 
 
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, with the common case (a dict) first: the ABC check costs ten times more."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _require(record: Mapping[str, Any], kind: str, fields: Iterable[str]) -> None:
-    if not isinstance(record, Mapping):
+    if not _is_mapping(record):
         raise MalformedRecord(f"{kind}: expected an object, got {type(record).__name__}")
     for name in fields:
         value = record.get(name)
@@ -236,11 +290,12 @@ def violation_event(
         raise MalformedRecord(f"{kind}: unknown violationEventType {record['violationEventType']!r}")
     when = _time_of(record, kind, "violationEventTime")
     data = _with_scope(normalize(record), account_id, region)
+    host = _checked_thing_name(data, "thingName")
     return Event(
         time=when,
         sourcetype=SOURCETYPE_VIOLATION,
         source=source_for(account_id, region, api),
-        host=str(record["thingName"]),
+        host=host,
         data=data,
     )
 
@@ -258,11 +313,12 @@ def active_violation_event(record: Mapping[str, Any], *, account_id: str, region
     _require(record, kind, ("violationId", "thingName"))
     data = _with_scope(normalize(record), account_id, region)
     data["snapshot_time"] = to_iso(snapshot_time)
+    host = _checked_thing_name(data, "thingName")
     return Event(
         time=to_epoch(snapshot_time),
         sourcetype=SOURCETYPE_ACTIVE_VIOLATION,
         source=source_for(account_id, region, "ListActiveViolations"),
-        host=str(record["thingName"]),
+        host=host,
         data=data,
     )
 
@@ -284,7 +340,7 @@ def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None)
     """One shape for an audit task from DescribeAuditTask (statistics object, checks keyed by name) or from
     an audit SNS notification (flat ``*ChecksCount`` fields, checks as a list)."""
     kind = "audit task"
-    if not isinstance(task, Mapping):
+    if not _is_mapping(task):
         raise MalformedRecord(f"{kind}: expected an object, got {type(task).__name__}")
     merged = dict(task)
     if task_id:
@@ -295,10 +351,10 @@ def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None)
         if sns_name in merged and statistic not in statistics:
             statistics[statistic] = merged[sns_name]
     details = merged.get("auditDetails") or {}
-    if isinstance(details, Mapping):
+    if _is_mapping(details):
         checks = [dict(detail, checkName=name) for name, detail in sorted(details.items())]
     elif isinstance(details, list):
-        checks = [dict(detail) for detail in details if isinstance(detail, Mapping)]
+        checks = [dict(detail) for detail in details if _is_mapping(detail)]
         if len(checks) != len(details):
             raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object")
         if any(not check.get("checkName") for check in checks):
@@ -399,11 +455,12 @@ def thing_event(
     data["thingGroups"] = sorted(groups or [])
     data["certificates"] = [normalize(cert) for cert in (certificates or [])]
     data["snapshot_time"] = to_iso(snapshot_time)
+    host = _checked_thing_name(data, "thingName")
     return Event(
         time=to_epoch(snapshot_time),
         sourcetype=SOURCETYPE_THING,
         source=source_for(account_id, region, "ListThings"),
-        host=str(thing["thingName"]),
+        host=host,
         data=data,
     )
 
@@ -420,7 +477,7 @@ def _metric_identity(datum: Mapping[str, Any]) -> Tuple[str, str, Any, str]:
 def _check_metric_datum(datum: Any, position: int) -> None:
     kind = f"metric datum #{position}"
     _require(datum, kind, ("name", "thing", "timestamp"))
-    if not isinstance(datum.get("value"), Mapping):
+    if not _is_mapping(datum.get("value")):
         raise MalformedRecord(f"{kind}: field 'value' must be an object")
     if isinstance(datum["timestamp"], bool) or not isinstance(datum["timestamp"], (int, float)):
         raise MalformedRecord(f"{kind}: field 'timestamp' must be an epoch number")
@@ -455,11 +512,12 @@ def metric_event(datum: Mapping[str, Any], *, account_id: str, region: str, sour
     """One metric datum (export shape: name, thing, value, version, timestamp[, dimension])."""
     _check_metric_datum(datum, 0)
     data = _with_scope(normalize(datum), account_id, region)
+    host = _checked_thing_name(data, "thing")
     return Event(
         time=to_epoch(datum["timestamp"]),
         sourcetype=SOURCETYPE_METRIC,
         source=source or source_for(account_id, region, "metrics-export"),
-        host=str(datum["thing"]),
+        host=host,
         data=data,
     )
 

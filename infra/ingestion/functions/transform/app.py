@@ -9,14 +9,20 @@ base64 records. Each record is one of:
   violation message; with raw message delivery on, the bare message itself;
 - anything else.
 
-Events are shaped by the add-on's own event model (``iot_defender.events``), never a copy of it, so an event
-pushed through Firehose looks like the one the modular input pulls. Per record the result is:
+Events are shaped by the add-on's own event model (``iot_defender.events``, serialised by ``iot_defender.hec``),
+never a copy of it, so an event pushed through Firehose looks like the one the modular input pulls. Per record the
+result is:
 
 - ``Ok``: ``data`` = base64 of the record's HEC events as concatenated, newline-free JSON objects (the HEC event
   endpoint accepts several events in one body, and Firehose sends each record as one body);
-- ``Dropped``: valid JSON that is not ours (another shape, an SNS message of another kind, an empty export);
-- ``ProcessingFailed``: malformed (not base64, not UTF-8 JSON, or one of ours with a bad datum/field). Firehose
-  writes these records, with their original data, to the S3 backup bucket's ``processing-failed/`` prefix.
+- ``ProcessingFailed``: malformed (not base64, not UTF-8 JSON, or one of ours with a bad datum/field), or of a
+  shape this transform does not know (another JSON document, an SNS message of another kind: a future AWS format is
+  kept, never dropped). Firehose writes these records, with their original data, to the S3 backup bucket's error
+  prefix (``firehose-errors/processing-failed/``), from where they can be replayed;
+- ``Dropped``: only a metrics export with no datum (nothing to index, nothing lost).
+
+A thing name outside ``[a-zA-Z0-9:_-]{1,128}`` (a forged metrics message) is replaced by the event model's neutral
+stand-in (``invalid-thing-name-<digest>``; the raw text stays in ``rejected_thing_name``) and counted.
 
 The handler never raises: every record is handled in its own ``try``, every ``recordId`` comes back exactly
 once, and ``Dropped``/``ProcessingFailed`` entries carry no ``data`` (as AWS's own Firehose blueprints do).
@@ -26,9 +32,9 @@ fail (and retry) the whole batch. The handler sizes the response exactly as the 
 it under ``RESPONSE_LIMIT_BYTES`` (6,000,000, the headroom AWS's blueprints use): space for a minimal entry of
 every record is reserved first, then each ``Ok`` record is kept in order if its events still fit; one that does
 not fit becomes ``ProcessingFailed`` (reason ``response-size``) while later, smaller records may still fit. Nothing
-is lost: Firehose keeps the original record in ``processing-failed/`` for replay. We do not re-ingest with
-``PutRecordBatch`` (the CloudWatch-Logs blueprint's way): it needs write access to the stream from its own
-processor and can loop or duplicate on retries. The template's processor buffer (1 MB) keeps a batch's worst
+is lost: Firehose keeps the original record in ``firehose-errors/processing-failed/`` for replay. We do not
+re-ingest with ``PutRecordBatch`` (the CloudWatch-Logs blueprint's way): it needs write access to the stream from its
+own processor and can loop or duplicate on retries. The template's processor buffer (1 MB) keeps a batch's worst
 expansion well below the limit, so the path is a safety net (logged and counted), not a routine one.
 
 **Account and region.** Metrics exports carry neither: they come from the invocation's ``deliveryStreamArn``
@@ -37,23 +43,25 @@ carry ``TopicArn`` (``arn:<partition>:sns:<region>:<account>:<topic>``).
 
 Environment: ``SPLUNK_INDEX`` (optional) sets ``index`` on every event; empty means the HEC token's default.
 
-One JSON summary line is printed per invocation (records in, ok/dropped/failed counts, failure reasons, events
-out, bytes in/out, duration). Payloads are never logged.
+One JSON summary line is printed per invocation (records in, ok/dropped/failed counts, failure reasons, records of
+an unknown shape, events with a rejected thing name, events out, bytes in/out, duration). Payloads are never
+logged.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
+import codecs
 import json
 import math
 import os
 import sys
 import time
 from collections import Counter
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from iot_defender import events
+from iot_defender import events, hec
+from iot_defender.hec import orjson
 
 RESULT_OK = "Ok"
 RESULT_DROPPED = "Dropped"
@@ -66,6 +74,8 @@ RESPONSE_LIMIT_BYTES = 6_000_000
 API_METRICS = "metrics-export"
 API_SNS_AUDIT = "sns-audit"
 API_SNS_VIOLATION = "sns-violation"
+# Reason prefix of a record whose shape this transform does not know (ProcessingFailed, counted as unknown_shape).
+UNKNOWN_SHAPE = "unknown-shape"
 
 # What the runtime wraps the entries in when it serialises the response (json.dumps default separators).
 _RESPONSE_OVERHEAD = len(json.dumps({"records": []}))
@@ -74,7 +84,7 @@ _MAX_REASON_SAMPLES = 5
 
 
 class NotOurs(Exception):
-    """Valid input of a shape this transform does not handle: the record is ``Dropped``."""
+    """Valid input of a shape this transform does not handle: the record is ``ProcessingFailed`` (kept in S3)."""
 
 
 class Malformed(Exception):
@@ -135,9 +145,48 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def loads_strict(text: Any) -> Any:
-    """RFC 8259 JSON only: no NaN/Infinity, no float that overflows (HEC would reject the event)."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# An integer of 19 digits or more (orjson reads one beyond 64 bits as a float, json keeps it exact) starts the text or
+# follows one of ":,[", whitespace or "-"; with every digit read as 0 and whitespace and "-" as a space, it is one of
+# these patterns. A string holding one only sends its document to json: never a wrong read, at worst a slower one.
+_NUMBER_SHAPES = bytes.maketrans(b"123456789-\t\n\r", b"000000000    ")
+_LONG_INTEGER = b"0" * 19
+_LONG_INTEGER_AFTER = tuple(lead + _LONG_INTEGER for lead in (b":", b",", b"[", b" "))
+
+
+def _may_hold_a_long_integer(raw: bytes) -> bool:
+    shapes = raw.translate(_NUMBER_SHAPES)
+    return shapes.startswith(_LONG_INTEGER) or any(pattern in shapes for pattern in _LONG_INTEGER_AFTER)
+
+
+def loads_strict(text: Union[str, bytes]) -> Any:
+    """RFC 8259 JSON only: no NaN/Infinity, no float that overflows (HEC would reject the event).
+
+    Read by orjson where it is installed, unless the text may hold an integer of 19 digits or more (orjson reads one
+    beyond 64 bits as a float, json keeps it exact); whatever orjson refuses is read again by ``json``, which
+    decides: the same documents are accepted, and read the same, either way."""
+    if orjson is not None:
+        try:
+            raw = text if isinstance(text, bytes) else text.encode("utf-8")
+            if not _may_hold_a_long_integer(raw):
+                return orjson.loads(raw)
+        except (UnicodeEncodeError, orjson.JSONDecodeError):  # a lone surrogate, or not JSON to orjson
+            pass
+    return _STRICT_DECODER.decode(text.decode("utf-8") if isinstance(text, bytes) else text)
+
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def b64decode_strict(data: str) -> bytes:
+    """``binascii.a2b_base64(data, strict_mode=True)`` in about two thirds of its time. Canonical base64 (what Firehose
+    sends: the alphabet, a length that is a multiple of 4, at most two ``=`` at the end) is checked up front and read
+    by the lenient (faster) decoder, which reads it the same; anything else is left to the strict decoder."""
+    raw = data.encode("ascii")
+    unpadded = raw.rstrip(b"=")
+    if len(raw) % 4 or len(raw) - len(unpadded) > 2 or unpadded.translate(None, _BASE64_ALPHABET):
+        return binascii.a2b_base64(raw, strict_mode=True)
+    return binascii.a2b_base64(raw)
 
 
 def decode_record(data: Any) -> Any:
@@ -145,17 +194,24 @@ def decode_record(data: Any) -> Any:
     if not isinstance(data, str):
         raise Malformed("data is not a base64 string")
     try:
-        raw = base64.b64decode(data, validate=True)
+        raw = b64decode_strict(data)
     except (binascii.Error, ValueError):
         raise Malformed("data is not valid base64") from None
+    if orjson is not None and not _may_hold_a_long_integer(raw):
+        try:  # UTF-8 JSON without a BOM, as Firehose records are: read at once
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # the reading below accepts what json accepts and names what is wrong
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Malformed("data is not UTF-8") from None
-    if not text.strip():
+    if not text or text.isspace():
         raise Malformed("data is empty")
     try:
-        return loads_strict(text)
+        return _STRICT_DECODER.decode(text)
     except (ValueError, RecursionError):
         raise Malformed("data is not JSON") from None
 
@@ -197,33 +253,40 @@ def _sns_events(envelope: Mapping[str, Any], scope: Scope) -> Tuple[str, List[ev
     return kind, _message_events(message, kind, account or scope.account_id, region or scope.region)
 
 
-def shape(document: Any, scope: Scope) -> Tuple[str, List[events.Event]]:
-    """``(kind, events)`` for one decoded record. Raises :class:`NotOurs` for other shapes and
+class Shaped:
+    """One record's HEC body (its events' JSON objects back to back), what they are, how many, and how many had a
+    thing name rejected."""
+
+    __slots__ = ("body", "count", "kind", "rejected_names")
+
+    def __init__(self, kind: str, body: bytes, count: int, rejected_names: int = 0):
+        self.kind = kind
+        self.body = body
+        self.count = count
+        self.rejected_names = rejected_names
+
+
+def _from_events(kind: str, shaped: List[events.Event], index: Optional[str]) -> Shaped:
+    rejected = sum(1 for event in shaped if events.thing_name_rejected(event))
+    return Shaped(kind, hec.hec_events_body([event.to_hec(index=index) for event in shaped]), len(shaped), rejected)
+
+
+def shape(document: Any, scope: Scope, index: Optional[str] = None) -> Shaped:
+    """The HEC events of one decoded record. Raises :class:`NotOurs` for other shapes and
     :class:`events.MalformedRecord` (or any error from the model) for a bad record of ours."""
     if not isinstance(document, dict):
         raise NotOurs("not a JSON object")
     if document.get("Type") == "Notification" and "Message" in document:
-        return _sns_events(document, scope)
+        return _from_events(*_sns_events(document, scope), index)
     if isinstance(document.get("metrics"), list):
-        return "metrics", events.metric_events(
-            document, account_id=scope.account_id, region=scope.region, api=API_METRICS
+        body, count, rejected = hec.metric_hec_body(
+            document, account_id=scope.account_id, region=scope.region, api=API_METRICS, index=index
         )
+        return Shaped("metrics", body, count, rejected)
     kind = _message_kind(document)  # SNS raw message delivery: the bare message
     if kind is not None:
-        return kind, _message_events(document, kind, scope.account_id, scope.region)
+        return _from_events(kind, _message_events(document, kind, scope.account_id, scope.region), index)
     raise NotOurs("unknown shape")
-
-
-def _dumps(payload: Dict[str, Any]) -> bytes:
-    try:
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: keep it escaped
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
-
-
-def encode_events(shaped: List[events.Event], index: Optional[str]) -> bytes:
-    """HEC event-endpoint body: the events' JSON objects back to back, no newline anywhere."""
-    return b"".join(_dumps(event.to_hec(index=index)) for event in shaped)
 
 
 # ------------------------------------------------------------------------------------------ handler
@@ -236,41 +299,69 @@ def _entry(record_id: Any, result: str, data: Optional[str] = None) -> Dict[str,
     return entry
 
 
-def _entry_size(entry: Mapping[str, Any]) -> int:
-    return len(json.dumps(entry)) + _ENTRY_SEPARATOR
+# len(json.dumps(entry)) of the entries built here, computed rather than serialised (base64 data needs no escape).
+_ENTRY_FIXED = {result: len(json.dumps(_entry(None, result))) - len("null") for result in (RESULT_OK, RESULT_FAILED)}
+_ENTRY_FIXED[RESULT_DROPPED] = len(json.dumps(_entry(None, RESULT_DROPPED))) - len("null")
+_DATA_OVERHEAD = len(json.dumps({"data": ""})) - len("{}") + len(", ")
 
 
-def transform_record(record: Any, scope: Scope, index: Optional[str]) -> Tuple[Dict[str, Any], str, int]:
-    """``(response entry, outcome reason, event count)`` for one input record. Never raises."""
+def _json_size(value: Any) -> int:
+    if type(value) is str:
+        return len(json.encoder.encode_basestring_ascii(value))
+    return len(json.dumps(value))
+
+
+def _entry_size(entry: Mapping[str, Any], id_size: Optional[int] = None) -> int:
+    """``len(json.dumps(entry))`` plus the separator before the next entry."""
+    size = _ENTRY_FIXED[entry["result"]] + (_json_size(entry["recordId"]) if id_size is None else id_size)
+    if "data" in entry:
+        size += _DATA_OVERHEAD + len(entry["data"])
+    return size + _ENTRY_SEPARATOR
+
+
+class Outcome:
+    """What became of one record: its response entry, why (kind or reason), events out, thing names rejected."""
+
+    __slots__ = ("count", "entry", "reason", "rejected_names")
+
+    def __init__(self, entry: Dict[str, Any], reason: str, count: int = 0, rejected_names: int = 0):
+        self.entry = entry
+        self.reason = reason
+        self.count = count
+        self.rejected_names = rejected_names
+
+
+def transform_record(record: Any, scope: Scope, index: Optional[str]) -> Outcome:
+    """The :class:`Outcome` of one input record. Never raises."""
     record_id = record.get("recordId") if isinstance(record, dict) else None
     try:
-        document = decode_record(record.get("data") if isinstance(record, dict) else None)
-        kind, shaped = shape(document, scope)
-        if not shaped:
-            return _entry(record_id, RESULT_DROPPED), f"{kind}:empty", 0
-        body = encode_events(shaped, index)
-        return _entry(record_id, RESULT_OK, base64.b64encode(body).decode("ascii")), kind, len(shaped)
-    except NotOurs:
-        return _entry(record_id, RESULT_DROPPED), "not-ours", 0
+        shaped = shape(decode_record(record.get("data") if isinstance(record, dict) else None), scope, index)
+        if not shaped.count:
+            return Outcome(_entry(record_id, RESULT_DROPPED), f"{shaped.kind}:empty")
+        data = binascii.b2a_base64(shaped.body, newline=False).decode("ascii")
+        return Outcome(_entry(record_id, RESULT_OK, data), shaped.kind, shaped.count, shaped.rejected_names)
+    except NotOurs as exc:  # kept: Firehose writes it to the error prefix, from where it can be replayed
+        return Outcome(_entry(record_id, RESULT_FAILED), f"{UNKNOWN_SHAPE}:{exc}")
     except Malformed as exc:
-        return _entry(record_id, RESULT_FAILED), f"malformed:{exc}", 0
+        return Outcome(_entry(record_id, RESULT_FAILED), f"malformed:{exc}")
     except events.MalformedRecord:
-        return _entry(record_id, RESULT_FAILED), "malformed:bad-field", 0
+        return Outcome(_entry(record_id, RESULT_FAILED), "malformed:bad-field")
     except Exception as exc:  # an error in the model on hostile input must not lose the batch
-        return _entry(record_id, RESULT_FAILED), f"error:{type(exc).__name__}", 0
+        return Outcome(_entry(record_id, RESULT_FAILED), f"error:{type(exc).__name__}")
 
 
 def fit_response(entries: List[Dict[str, Any]], limit: int = RESPONSE_LIMIT_BYTES) -> Tuple[List[int], int]:
     """Turn ``Ok`` entries that would push the serialised response over ``limit`` into ``ProcessingFailed``
     (without data), in order, keeping every entry that fits. Returns ``(positions changed, response bytes)``."""
-    minimal = [_entry_size(_entry(e["recordId"], RESULT_FAILED)) for e in entries]
+    id_sizes = [_json_size(entry["recordId"]) for entry in entries]
+    minimal = [_ENTRY_FIXED[RESULT_FAILED] + size + _ENTRY_SEPARATOR for size in id_sizes]
     total = _RESPONSE_OVERHEAD + sum(minimal) - (_ENTRY_SEPARATOR if entries else 0)
     budget = limit - total
     overflowed: List[int] = []
     for position, entry in enumerate(entries):
         if entry["result"] == RESULT_FAILED:
             continue
-        extra = _entry_size(entry) - minimal[position]  # negative for a Dropped entry
+        extra = _entry_size(entry, id_sizes[position]) - minimal[position]  # negative for a Dropped entry
         if entry["result"] != RESULT_OK or extra <= budget:
             budget -= extra
             total += extra
@@ -278,6 +369,40 @@ def fit_response(entries: List[Dict[str, Any]], limit: int = RESPONSE_LIMIT_BYTE
             entries[position] = _entry(entry["recordId"], RESULT_FAILED)
             overflowed.append(position)
     return overflowed, total
+
+
+class Tally:
+    """The invocation's counts for its summary line."""
+
+    def __init__(self) -> None:
+        self.reasons: Counter = Counter()
+        self.kinds: Counter = Counter()
+        self.samples: Dict[str, List[str]] = {}
+        self.events_out = 0
+        self.rejected_names = 0
+        self.unknown_shape = 0
+
+    def add(self, outcome: Outcome) -> None:
+        result = outcome.entry["result"]
+        self.events_out += outcome.count
+        self.rejected_names += outcome.rejected_names
+        if result == RESULT_OK:
+            self.kinds[outcome.reason] += 1
+            return
+        self.reasons[outcome.reason] += 1
+        if result == RESULT_FAILED:
+            self.unknown_shape += outcome.reason.startswith(UNKNOWN_SHAPE + ":")
+            self.sample(outcome.reason, outcome.entry["recordId"])
+
+    def overflowed(self, outcome: Outcome) -> None:
+        self.events_out -= outcome.count
+        self.reasons["response-size"] += 1
+        self.sample("response-size", outcome.entry["recordId"])
+
+    def sample(self, reason: str, record_id: Any) -> None:
+        found = self.samples.setdefault(reason, [])
+        if len(found) < _MAX_REASON_SAMPLES:
+            found.append(str(record_id)[:80])
 
 
 def _log(summary: Mapping[str, Any]) -> None:
@@ -295,36 +420,16 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, List[Dict[str, Any]]]:
     scope = invocation_scope(event)
     index = os.environ.get("SPLUNK_INDEX", "").strip() or None
 
-    entries: List[Dict[str, Any]] = []
-    reasons: Counter = Counter()
-    kinds: Counter = Counter()
-    samples: Dict[str, List[str]] = {}
-    event_counts: List[int] = []
-    bytes_in = 0
-    for record in records:
-        if isinstance(record, dict) and isinstance(record.get("data"), str):
-            bytes_in += len(record["data"])
-        entry, reason, count = transform_record(record, scope, index)
-        entries.append(entry)
-        event_counts.append(count)
-        if entry["result"] == RESULT_OK:
-            kinds[reason] += 1
-        else:
-            reasons[reason] += 1
-            if entry["result"] == RESULT_FAILED:
-                samples.setdefault(reason, [])
-                if len(samples[reason]) < _MAX_REASON_SAMPLES:
-                    samples[reason].append(str(entry["recordId"])[:80])
-
+    tally = Tally()
+    outcomes = [transform_record(record, scope, index) for record in records]
+    for outcome in outcomes:
+        tally.add(outcome)
+    entries = [outcome.entry for outcome in outcomes]
     overflowed, response_bytes = fit_response(entries)
     for position in overflowed:
-        event_counts[position] = 0
-        reasons["response-size"] += 1
-        samples.setdefault("response-size", [])
-        if len(samples["response-size"]) < _MAX_REASON_SAMPLES:
-            samples["response-size"].append(str(entries[position]["recordId"])[:80])
+        outcomes[position].entry = entries[position]
+        tally.overflowed(outcomes[position])
 
-    response = {"records": entries}
     results = Counter(entry["result"] for entry in entries)
     _log(
         {
@@ -334,14 +439,16 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, List[Dict[str, Any]]]:
             "ok": results.get(RESULT_OK, 0),
             "dropped": results.get(RESULT_DROPPED, 0),
             "failed": results.get(RESULT_FAILED, 0),
-            "ok_kinds": dict(kinds),
-            "not_ok_reasons": dict(reasons),
-            "failed_record_ids": samples,
-            "events_out": sum(event_counts),
-            "bytes_in": bytes_in,
+            "ok_kinds": dict(tally.kinds),
+            "not_ok_reasons": dict(tally.reasons),
+            "unknown_shape": tally.unknown_shape,
+            "rejected_thing_names": tally.rejected_names,
+            "failed_record_ids": tally.samples,
+            "events_out": tally.events_out,
+            "bytes_in": sum(len(r["data"]) for r in records if isinstance(r, dict) and isinstance(r.get("data"), str)),
             "bytes_out": sum(len(entry.get("data", "")) for entry in entries),
             "response_bytes": response_bytes,
             "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
         }
     )
-    return response
+    return {"records": entries}
