@@ -172,7 +172,7 @@ def test_slices_follow_the_density_just_read():
 
     hour = 3600.0
     assert detect.next_slice_seconds(6 * hour, 0) == 24 * hour  # sparse: longer slices, fewer short pages
-    assert detect.next_slice_seconds(6 * hour, 20_000) == 3 * hour  # about SLICE_TARGET_EVENTS per slice
+    assert detect.next_slice_seconds(6 * hour, 10_000) == 3 * hour  # about SLICE_TARGET_EVENTS per slice
     assert detect.next_slice_seconds(6 * hour, 10**9) == 1.5 * hour  # at most 4x shorter per step
     assert detect.next_slice_seconds(detect.MAX_SLICE_SECONDS, 0) == detect.MAX_SLICE_SECONDS
     assert detect.next_slice_seconds(detect.MIN_SLICE_SECONDS, 10**9) == detect.MIN_SLICE_SECONDS

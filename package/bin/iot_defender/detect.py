@@ -18,7 +18,7 @@ PAGE_SIZE = 250
 # by one slice (plus the overlap), whatever the backfill. The first slice is SLICE_SECONDS long; later ones are
 # sized from the density just read (next_slice_seconds).
 SLICE_SECONDS = 6 * 3600.0
-SLICE_TARGET_EVENTS = 10_000
+SLICE_TARGET_EVENTS = 5_000
 SLICE_GROWTH = 4.0
 MIN_SLICE_SECONDS = 300.0
 MAX_SLICE_SECONDS = 3 * DAY
