@@ -60,13 +60,16 @@ infra-test: $(VENV)/.installed $(VENV_INFRA)/.installed
 	$(PY) -m pytest tests/infra -q
 
 # The README's test command: lint, build, the demo (the quick start's other command; its events also feed the
-# knowledge tests' field cross-check), every test suite (unit, harness, integration, infra, knowledge), then the
-# package + AppInspect check of the same build.
+# knowledge tests' field cross-check and the dashboards' render), every test suite (unit, harness, integration,
+# infra, knowledge), every dashboard drawn in headless Chromium (mk/dashboards.mk), the docs site built strictly
+# (mk/docs.mk), then the package + AppInspect check of the same build.
 test: lint build $(VENV_INFRA)/.installed
 	@if [ -f mk/knowledge.mk ]; then $(MAKE) --no-print-directory knowledge-tools; fi
 	mkdir -p build && $(PY) -m tests.harness.demo > build/demo.log 2>&1 || { cat build/demo.log; exit 1; }
 	@tail -n 2 build/demo.log
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory dashboards-check
+	$(MAKE) --no-print-directory docs-check
 	$(MAKE) --no-print-directory package-check
 
 demo: build

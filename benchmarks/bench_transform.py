@@ -334,9 +334,18 @@ def compare(event: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def accelerators() -> Dict[str, Any]:
+    """The optional packages the transform found (the Lambda ships all three; without them it runs on the standard
+    library, with the same output, more slowly): name -> version, or None when missing."""
+    transform = load_transform()
+    found = {"orjson": transform.orjson, "msgspec": transform.msgspec, "pybase64": transform.pybase64}
+    return {name: getattr(module, "__version__", "?") if module else None for name, module in found.items()}
+
+
 def measure() -> Dict[str, Any]:
     return {
         "benchmark": "firehose-transform",
+        "accelerators": accelerators(),
         "batches": {
             "seed": dict(compare(build_seed_batch()), mix=dict(SEED_MIX)),
             "mixed": dict(compare(build_batch()), mix=dict(MIX)),
@@ -366,6 +375,7 @@ def main() -> Dict[str, Any]:
             f"{seed['seconds_median'] * 1000:.1f} ms CPU): ratio {batch['ratio_events_per_s']:.2f} "
             f"(target >= {TARGET_RATIO}: {'met' if batch['target_met'] else 'NOT met'}), median of {batch['runs']}"
         )
+    print(f"transform accelerators: {figures['accelerators']}")
     print(f"-> {OUTPUT.relative_to(REPO_ROOT)}")
     return figures
 

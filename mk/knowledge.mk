@@ -2,7 +2,7 @@
 #   make knowledge-tools  npm ci of the Dashboard Studio schema validator (tests/knowledge/node_modules), once
 #   make knowledge-test   its pytest suite (field checks, schema validation, ksconf, lookup content)
 #   make ksconf-check     ksconf check of package/default/*.conf
-#   make dashboards       regenerate the Dashboard Studio views from tests/knowledge/dashboards.py
+#   make dashboards       regenerate the Dashboard Studio views from scripts/make_dashboards.py
 KNOWLEDGE_DIR := tests/knowledge
 KNOWLEDGE_STAMP := $(KNOWLEDGE_DIR)/node_modules/.knowledge-tools.stamp
 
@@ -22,4 +22,4 @@ ksconf-check: $(VENV)/.installed
 	$(VENV)/bin/ksconf check package/default/*.conf
 
 dashboards: $(VENV)/.installed
-	$(PY) -m tests.knowledge.dashboards
+	$(PY) scripts/make_dashboards.py

@@ -190,8 +190,8 @@ def alerts() -> list:
         {
             "name": "iot_start_incident",
             "label": "Start IoT incident",
-            "description": "Starts an AWS Systems Manager Incident Manager incident, or publishes the incident "
-            "to an SNS topic.",
+            "description": "Opens an AWS Systems Manager OpsCenter OpsItem (one per thing and violation, "
+            "deduplicated), starts an Incident Manager incident, or publishes the incident to an SNS topic.",
             "customScript": "iot_start_incident_action",
             "adaptiveResponse": adaptive(["create"], ["device"]),
             "entity": [
@@ -199,8 +199,13 @@ def alerts() -> list:
                 single_select(
                     "Destination",
                     "destination",
-                    [("incident_manager", "Incident Manager"), ("sns", "SNS topic")],
-                    default="incident_manager",
+                    [
+                        ("auto", "Account default (Incident Manager with a response plan, else OpsCenter)"),
+                        ("opscenter", "Systems Manager OpsCenter"),
+                        ("incident_manager", "Incident Manager"),
+                        ("sns", "SNS topic"),
+                    ],
+                    default="auto",
                     required=True,
                     alert=True,
                 ),
@@ -209,14 +214,15 @@ def alerts() -> list:
                     "label": "Response plan ARN",
                     "field": "response_plan_arn",
                     "required": False,
-                    "help": "Incident Manager response plan (destination Incident Manager).",
+                    "help": "Incident Manager response plan (destination Incident Manager); empty = the account's.",
                 },
                 {
                     "type": "text",
                     "label": "SNS topic ARN",
                     "field": "sns_topic_arn",
                     "required": False,
-                    "help": "Topic to publish the incident to (destination SNS).",
+                    "help": "Destination SNS: the topic to publish to. Destination OpsCenter: optional topic "
+                    "OpsCenter notifies of the OpsItem (same region as the thing).",
                 },
                 {
                     "type": "text",

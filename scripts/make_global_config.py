@@ -2,11 +2,18 @@
 
 Kept as code so the shared entities (account picker, region, dry run, row limits) are defined once and every
 input/alert action gets the same fields with the same validation. Run: python scripts/make_global_config.py
+(``--check``: exit 1 when the committed file differs from what this script writes).
+
+globalConfig.json carries no banner naming this script: UCC's schema forbids unknown keys at every level
+(``additionalProperties: false``) and JSON has no comments. This docstring, the README's development section and
+tests/unit/test_generated_files.py (which fails when the committed file differs from ``render()``) say instead
+where it comes from.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from global_config_alerts import alerts, single_select
@@ -169,6 +176,23 @@ def account_tab() -> dict:
                         "type": "regex",
                         "errorMsg": "Enter a region such as us-east-1.",
                         "pattern": REGION_PATTERN,
+                    }
+                ],
+            },
+            {
+                "type": "text",
+                "label": "Incident Manager response plan ARN",
+                "field": "response_plan_arn",
+                "required": False,
+                "help": "Optional. With a response plan, iot_start_incident starts Incident Manager incidents by "
+                "default; without one it opens Systems Manager OpsCenter OpsItems (AWS closed Incident Manager to "
+                "new customers on 2025-11-07).",
+                "validators": [
+                    {
+                        "type": "regex",
+                        "errorMsg": "Enter a response plan ARN such as "
+                        "arn:aws:ssm-incidents::123456789012:response-plan/iot-device-compromise.",
+                        "pattern": r"^arn:aws(-us-gov|-cn)?:ssm-incidents::\d{12}:response-plan/[a-zA-Z0-9_-]{1,200}$",
                     }
                 ],
             },
@@ -378,7 +402,33 @@ def inputs_page() -> dict:
                 "label": "Certificates",
                 "field": "include_certificates",
                 "defaultValue": True,
-                "help": "Look up each thing's certificates and their status (one extra call per thing).",
+                "help": "Certificate ids and statuses of each thing (statuses in bulk; links read per thing when "
+                "the thing is new, changed or due in the daily sweep).",
+            },
+            single_select(
+                "Fleet indexing",
+                "fleet_indexing",
+                [("auto", "Use it where the account has it"), ("off", "Never (per-thing reads)")],
+                default="auto",
+                help="With fleet indexing on, SearchIndex brings 500 things a call with groups, connectivity and "
+                "violation state.",
+            ),
+            {
+                "type": "text",
+                "label": "Link sweep (hours)",
+                "field": "link_sweep_hours",
+                "defaultValue": "24",
+                "help": "Every thing's certificate links are re-read once in this period, spread evenly (1-720).",
+                "validators": [{"type": "number", "range": [1, 720], "isInteger": True}],
+            },
+            {
+                "type": "text",
+                "label": "Run budget (seconds)",
+                "field": "run_budget_seconds",
+                "defaultValue": "3000",
+                "help": "After this long a run stops reading links (the rest wait for the next run); keep it "
+                "below the interval (60-604800).",
+                "validators": [{"type": "number", "range": [60, 604800], "isInteger": True}],
             },
         ],
     )
@@ -406,6 +456,22 @@ def inputs_page() -> dict:
     }
 
 
+def dashboard_page() -> dict:
+    """UCC's monitoring dashboard (the "dashboard" view UCC generates): overview, data ingestion, errors and
+    resource use of the inputs. Its data-ingestion panels read the events_ingested records the inputs log through
+    solnlib; license usage is counted by the add-on's sourcetypes."""
+    return {
+        "panels": [{"name": "default"}],
+        "settings": {
+            "error_panel_log_lvl": ["ERROR", "CRITICAL"],
+            "custom_license_usage": {
+                "determine_by": "sourcetype",
+                "search_condition": ["aws:iot:defender*", "aws:iot:thing"],
+            },
+        },
+    }
+
+
 def global_config() -> dict:
     return {
         "meta": {
@@ -425,16 +491,28 @@ def global_config() -> dict:
                 "tabs": [account_tab(), advanced_tab(), {"type": "proxyTab"}, {"type": "loggingTab"}],
             },
             "inputs": inputs_page(),
+            "dashboard": dashboard_page(),
         },
         "alerts": alerts(),
     }
 
 
-def main() -> None:
+def render() -> str:
+    """The text of globalConfig.json."""
+    return json.dumps(global_config(), indent=4) + "\n"
+
+
+def main(argv: list) -> int:
     path = ROOT / "globalConfig.json"
-    path.write_text(json.dumps(global_config(), indent=4) + "\n")
+    if "--check" in argv:
+        if not path.exists() or path.read_text() != render():
+            print(f"{path.name} differs from scripts/make_global_config.py: run python scripts/make_global_config.py")
+            return 1
+        return 0
+    path.write_text(render())
     print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -18,11 +18,18 @@ results back into Splunk:
 
    ==== =====================================================================================
    0    every row done, already in state, or planned (dry run)
-   3    run refused: a parameter or the account configuration is unusable (nothing was done)
+   3    run refused: a parameter, the account configuration or a protected group is unusable
+        (nothing was done)
    4    run refused: more things than max_things (nothing was done)
+   5    some rows done with a warning (e.g. the quarantine record could not be stored), none refused
+        or failed; the message says what a human must check
    6    some rows refused (invalid input or protected thing), none failed
    7    some rows failed (AWS error after retries); the log names each one and its error code
+   8    run refused: the user who triggered it lacks the capability ``iot_defender_respond``
    ==== =====================================================================================
+
+   The summary log line names the same exit code the process ends with. Who may act: the user of the payload's
+   session (search owner, or the ES analyst) must hold ``iot_defender_respond`` (``authorize.conf``).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from iot_defender.aws import REGION_RE, Account, ClientSettings, ConfigError
 from iot_defender.aws import error_code as aws_error_code
 from iot_defender.aws import error_message as aws_error_message
 from iot_defender.events import SOURCETYPE_ACTION, ActionResult, action_event
-from iot_defender.params import ParameterError, boolean, integer
+from iot_defender.params import ParameterError, boolean, choice, integer
 from iot_defender.respond import (
     IncidentOptions,
     OptionError,
@@ -52,8 +59,10 @@ from iot_defender_alert_deps import Deps
 EXIT_OK = 0
 EXIT_CONFIG = 3
 EXIT_LIMIT = 4
+EXIT_WARNING = 5
 EXIT_REFUSED = 6
 EXIT_FAILED = 7
+EXIT_FORBIDDEN = 8
 
 MAX_THINGS_DEFAULT = 25
 MAX_THINGS_CEILING = 1000
@@ -196,6 +205,13 @@ class AlertAction:
     def uses_store(self, options: Any) -> bool:
         return False
 
+    def uses_record_key(self) -> bool:
+        return False
+
+    def preflight(self, responder: Responder, regions: Sequence[str], options: Any) -> None:
+        """Run-level checks that need AWS (reads only); raise OptionError to refuse the whole run."""
+        return None
+
 
 def split_names(text: str) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in re.split(r"[\s,]+", text or "") if n))
@@ -219,6 +235,13 @@ class Quarantine(AlertAction):
     def perform(self, responder: Responder, target: Target, options: QuarantineOptions) -> ActionResult:
         return responder.quarantine(target.thing_name or "", target.region, options, target.context)
 
+    def uses_record_key(self) -> bool:
+        return True
+
+    def preflight(self, responder: Responder, regions: Sequence[str], options: QuarantineOptions) -> None:
+        for region in regions:
+            responder.check_protected_groups(region, options)
+
 
 class Release(AlertAction):
     name = respond.ACTION_RELEASE
@@ -231,34 +254,54 @@ class Release(AlertAction):
     def perform(self, responder: Responder, target: Target, options: QuarantineOptions) -> ActionResult:
         return responder.release(target.thing_name or "", target.region, options, target.context)
 
+    def uses_record_key(self) -> bool:
+        return True
 
-@dataclass(frozen=True)
+
+@dataclass
 class IncidentParams:
     options: IncidentOptions
     violation_field: str
+    # destination "auto": Incident Manager when a response plan is configured (parameter or account), else OpsCenter
+    auto: bool = False
+
+
+DESTINATION_CHOICES = ("auto", "opscenter", "incident_manager", "sns")
 
 
 class StartIncident(AlertAction):
     name = respond.ACTION_INCIDENT
 
     def parse(self, get: Callable[[str], Any]) -> IncidentParams:
-        destination = text_param(get, "destination", "incident_manager")
+        destination = choice(get("destination"), "destination", DESTINATION_CHOICES, "auto")
         options = IncidentOptions(
-            destination=destination,
+            destination="opscenter" if destination == "auto" else destination,
             response_plan_arn=text_param(get, "response_plan_arn") or None,
             sns_topic_arn=text_param(get, "sns_topic_arn") or None,
             title=text_param(get, "title", respond.DEFAULT_TITLE),
             impact=text_param(get, "impact", "3"),
             suppression_minutes=integer(get("suppression_minutes"), "suppression_minutes", 0, 0, 10080),
         )
-        try:
-            options.check()
-        except inc.TemplateError as exc:
-            raise RunRefused(str(exc)) from None
-        return IncidentParams(options, field_param(get, "violation_field", "violationId", "violation id field"))
+        if destination != "incident_manager":  # the account may still supply the response plan
+            try:
+                options.check()
+            except inc.TemplateError as exc:
+                raise RunRefused(str(exc)) from None
+        violation_field = field_param(get, "violation_field", "violationId", "violation id field")
+        return IncidentParams(options, violation_field, auto=destination == "auto")
 
     def check_account(self, params: IncidentParams, account: Account) -> None:
-        params.options.check(account.partition)
+        options = params.options
+        plan = options.response_plan_arn or account.response_plan_arn
+        if params.auto:
+            options = replace(options, destination="incident_manager" if plan else "opscenter")
+        if options.destination == "incident_manager":
+            options = replace(options, response_plan_arn=plan)
+        try:
+            options.check(account.partition)
+        except inc.TemplateError as exc:
+            raise RunRefused(str(exc)) from None
+        params.options = options
 
     def target(self, position: int, row: Row, common: Common, params: IncidentParams, region: str) -> Target:
         thing = checked_thing(row, common)
@@ -377,6 +420,8 @@ def _exit_code(results: Sequence[ActionResult]) -> int:
         return EXIT_FAILED
     if outcomes & {"refused-invalid", "refused-protected"}:
         return EXIT_REFUSED
+    if "warning" in outcomes:
+        return EXIT_WARNING
     return EXIT_OK
 
 
@@ -390,6 +435,9 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
     _protect_logs(helper, deps)
     rows: List[Row] = [dict(r) for r in helper.get_events()]
     common: Optional[Common] = None
+    forbidden = deps.unauthorized(helper)
+    if forbidden:
+        return _refuse_run(helper, action, rows, None, forbidden, "refused-unauthorized", EXIT_FORBIDDEN, deps)
     try:
         common = Common.parse(helper.get_param)
         options = action.parse(helper.get_param)
@@ -423,7 +471,10 @@ def execute(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> Ru
     stats: Dict[str, Any] = {}
     if targets:
         run = _Run(helper, action, options, common, account, settings, deps)
-        _perform_targets(run, targets, results, stats)
+        try:
+            _perform_targets(run, targets, results, stats)
+        except RunRefused as exc:
+            return _refuse_run(helper, action, rows, common, str(exc), "refused-invalid", EXIT_CONFIG, deps)
     final = [r for r in results if r is not None]
     return _finish(helper, action, rows, final, common, deps, stats)
 
@@ -527,7 +578,15 @@ def _perform(run: _Run, targets: List[Target], stats: Dict[str, Any]) -> Dict[Tu
         limiter=run.deps.limiter(),
         store=store,
         run_size=len(targets),
+        record_key=run.deps.record_key_or_none(helper) if action.uses_record_key() else None,
     )
+    try:
+        action.preflight(responder, sorted({t.region for t in targets}), options)
+    except OptionError as exc:
+        raise RunRefused(str(exc)) from None
+    except Exception as exc:
+        code = aws_error_code(exc)
+        return failed_all(f"checking the run's parameters in AWS failed: {code}: {aws_error_message(exc)[:300]}", code)
     results = respond.run_all(
         targets,
         lambda t: action.perform(responder, t, options),
@@ -551,10 +610,8 @@ def _refuse_run(
         ActionResult(action=action.name, outcome=outcome, message=message, region=common.region if common else None)
         for _ in rows
     ]
-    report = _finish(helper, action, rows, results, common, deps, {})
-    report.exit_code = exit_code
     helper.message(f"run refused: {message}", status="failure", level=logging.ERROR, exit_code=exit_code)
-    return report
+    return _finish(helper, action, rows, results, common, deps, {}, exit_code)
 
 
 def _finish(
@@ -565,6 +622,7 @@ def _finish(
     common: Optional[Common],
     deps: Deps,
     stats: Dict[str, Any],
+    exit_code: Optional[int] = None,
 ) -> RunReport:
     finished = _completed(helper, rows, results, common)
     by_source: Dict[str, List[Tuple[Row, str]]] = {}
@@ -591,7 +649,7 @@ def _finish(
             helper.update(row)
             helper.addevent(body, sourcetype=SOURCETYPE_ACTION)
         helper.writeevents(index=index, source=source)
-    return _summarize(helper, action, finished, stats)
+    return _summarize(helper, action, finished, stats, exit_code)
 
 
 def _completed(
@@ -616,12 +674,15 @@ def _completed(
     ]
 
 
-def _summarize(helper: Any, action: AlertAction, finished: List[ActionResult], stats: Dict[str, Any]) -> RunReport:
-    """The summary line and the run's report (exit code, counts per outcome)."""
+def _summarize(
+    helper: Any, action: AlertAction, finished: List[ActionResult], stats: Dict[str, Any], exit_code: Optional[int]
+) -> RunReport:
+    """The summary line and the run's report (counts per outcome, and the exit code the process ends with: a
+    refused run's own, else the one the results give)."""
     counts: Dict[str, int] = {}
     for result in finished:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
-    exit_code = _exit_code(finished)
+    exit_code = _exit_code(finished) if exit_code is None else exit_code
     failed = [r for r in finished if r.outcome == "failed"]
     summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no rows"
     helper.message(

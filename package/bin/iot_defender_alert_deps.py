@@ -1,6 +1,7 @@
 """What an alert run takes from Splunk and AWS (:class:`Deps`, replaced in tests): the configured account and API
 settings, the AWS session and account id, the incident suppression store in the KV store, the secret log
-filter and the clock. Splunk's own modules are imported only when used, so the alert adapter loads without them.
+filter, the clock, the triggering user's capabilities and the quarantine record key. Splunk's own modules are
+imported only when used, so the alert adapter loads without them.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from iot_defender import APP_ID
 from iot_defender.aws import Account, AwsSession, ClientSettings, caller_identity
-from iot_defender.respond import RateLimiter, SuppressionStore
+from iot_defender.respond import RateLimiter, SuppressionStore, show
+from iot_defender_respond_splunk import RESPOND_CAPABILITY
 
 SUPPRESSION_COLLECTION = "ta_aws_iot_defender_incident_suppression"
 
@@ -77,3 +79,42 @@ class Deps:
 
     def now(self) -> _dt.datetime:
         return _dt.datetime.now(_dt.timezone.utc)
+
+    def unauthorized(self, helper: Any) -> Optional[str]:
+        """Why the user who triggered the run may not act (None when they hold the capability). Fails closed."""
+        try:
+            user, capabilities = self.caller(helper)
+        except Exception as exc:
+            return (
+                f"the user who triggered the alert could not be checked for the capability {RESPOND_CAPABILITY} "
+                f"({type(exc).__name__}); nothing was done"
+            )
+        if RESPOND_CAPABILITY in capabilities:
+            return None
+        return (
+            f"user {show(user)} lacks the capability {RESPOND_CAPABILITY} that the add-on's response actions "
+            "require (granted to admin and ess_admin; Settings > Roles); nothing was done"
+        )
+
+    def record_key_or_none(self, helper: Any) -> Optional[bytes]:
+        """The quarantine record key; without it records are unauthenticated (quarantine then ends as warning)."""
+        try:
+            return self.record_key(helper)
+        except Exception as exc:
+            helper.message(
+                f"quarantine record key unavailable ({type(exc).__name__}): records will not be authenticated",
+                level=logging.WARNING,
+            )
+            return None
+
+    def caller(self, helper: Any) -> Tuple[str, List[str]]:
+        """The user of the alert payload's session and their capabilities (current-context)."""
+        from iot_defender_respond_splunk import caller
+
+        return caller(helper.session_key, (helper.settings or {}).get("server_uri"))
+
+    def record_key(self, helper: Any) -> bytes:
+        """The quarantine record key from Splunk's credential store (created on first use)."""
+        from iot_defender_respond_splunk import record_key
+
+        return record_key(helper.session_key, (helper.settings or {}).get("server_uri"))

@@ -8,7 +8,6 @@ per region, plus solnlib's ``events_ingested`` and categorised error lines for U
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape, quoteattr
 
+import iot_defender_kv
 from splunklib import binding
 from splunklib import client as splunk_client
 
@@ -175,34 +175,33 @@ def _stanza_name(full_name: str) -> str:
 
 
 class KvInventoryLookup:
-    """The ``iot_thing_inventory`` KV lookup, rewritten only where a row changed."""
+    """The ``iot_thing_inventory`` KV lookup (paged reads, batched writes, stale rows deleted: iot_defender_kv)."""
 
     def __init__(self, service: Any, logger: Any, stanza: str):
         self._service = service
         self._logger = logger
         self._stanza = stanza
+        self._rows: Optional[iot_defender_kv.KvRows] = None
 
-    def sync(self, rows: List[Dict[str, Any]], *, account_id: str, region: str) -> None:
-        logger = self._logger
-        data = collection_data(self._service, INVENTORY_COLLECTION, logger)
-        existing = _kv_retry(
-            lambda: data.query(
-                query={"account_id": account_id, "region": region}, fields="_key,digest,account_id,region"
-            ),
-            "an inventory read",
-            logger,
+    def rows(self) -> iot_defender_kv.KvRows:
+        data = collection_data(self._service, INVENTORY_COLLECTION, self._logger)
+        self._rows = iot_defender_kv.KvRows(data, lambda operation, what: _kv_retry(operation, what, self._logger))
+        return self._rows
+
+    def finish(self, result: inventory.InventoryResult, *, account_id: str, region: str) -> None:
+        rows = self._rows if self._rows is not None else self.rows()
+        if result.rows:
+            rows.write(result.rows)
+            result.rows = []
+        deleted = (
+            iot_defender_kv.delete_stale(rows, result, account_id=account_id, region=region) if result.complete else 0
         )
-        upserts, deletes = inventory.plan_lookup_changes(existing, rows, account_id=account_id, region=region)
-        for start in range(0, len(upserts), 500):
-            _kv_retry(functools.partial(data.batch_save, *upserts[start : start + 500]), "an inventory write", logger)
-        for key in deletes:
-            _kv_retry(functools.partial(data.delete_by_id, key), "an inventory delete", logger)
-        logger.info(
-            "%s: inventory lookup %s: %d rows written, %d removed",
+        counts = {**result.counts(), "rows_written": rows.writes, "rows_deleted": deleted, "row_reads": rows.reads}
+        self._logger.info(
+            "%s: inventory lookup %s: %s",
             self._stanza,
             INVENTORY_COLLECTION,
-            len(upserts),
-            len(deletes),
+            " ".join(f"{key}={value}" for key, value in counts.items()),
         )
 
 

@@ -90,10 +90,19 @@ def decode_hec(data: str) -> List[Dict[str, Any]]:
 
 
 def run_push(fleet: Fleet) -> Dict[str, Any]:
-    """Metrics exports of the last hour (every thing) and the sample audit notification, through Firehose."""
+    """Metrics exports of the last hour (every thing) and around each compromise, and the sample audit
+    notification, through Firehose."""
     import app as transform  # the Lambda's own module: infra/ingestion/functions/transform/app.py
 
     payloads: List[Dict[str, Any]] = list(fleet.metrics_export_messages())
+    # and each compromised thing from two hours before its compromise to 50 minutes after: the moment a SOC looks
+    # for (a port and a destination that were not there before), which the dashboards' "appeared" panels show
+    for compromise in fleet.compromises:
+        payloads.extend(
+            fleet.metrics_export_messages(
+                start=compromise.start - 7200, end=compromise.start + 3000, things=[compromise.thing_name]
+            )
+        )
     payloads.append(sample("sns-audit-notification"))
     payloads.append({"unrelated": "record from another producer"})
     results: collections.Counter = collections.Counter()
@@ -188,7 +197,7 @@ def main() -> int:
             print(line)
         print(f"\n{len(all_events)} events -> {OUT / 'events.jsonl'}   (secrets found in logs/events: {len(leaks)})")
         print(f"demo finished in {time.time() - started:.1f} s")
-        return 0 if not leaks and response["restored"] else 1
+        return 0 if not leaks and response["restored"] and len(response["ops_items"]) == 1 else 1
     finally:
         stack.stop()
 

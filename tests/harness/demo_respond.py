@@ -1,6 +1,8 @@
-"""The SOC flow at the end of ``make demo``: the simulated compromised thing is quarantined, an incident is
-started (emulated Incident Manager), the thing is released again, all through the BUILT alert actions run as
-splunkd runs them. AWS state before / during / after goes to ``<out_dir>/aws-state.json``.
+"""The SOC flow at the end of ``make demo``: the simulated compromised thing is quarantined (quarantine group and
+its certificates), an incident is opened (emulated Systems Manager OpsCenter: the account has no Incident Manager
+response plan, so the action's default destination is OpsCenter) - the alert fires twice and still one OpsItem
+exists - and the thing is released again, all through the BUILT alert actions run as splunkd runs them. AWS state
+before / during / after goes to ``<out_dir>/aws-state.json``.
 
 Called by the demo with the harness it already started (a LoopbackAWS with the fleet installed, the splunkd
 stand-in and the fake ``$SPLUNK_HOME`` with the built app)::
@@ -56,11 +58,18 @@ def _account(standin: Any, aws: Any) -> str:
     return "demo"
 
 
-def _response_plan(aws: Any) -> str:
-    plans = aws.client("ssm-incidents").list_response_plans().get("responsePlanSummaries", [])
-    if plans:
-        return plans[0]["arn"]
-    return aws.incidents.add_response_plan("iot-device-compromise", title="IoT device compromise", impact=2)
+def _notify_topic(aws: Any) -> str:
+    """The SOC's topic OpsCenter notifies of new OpsItems (SNS in moto)."""
+    return aws.client("sns").create_topic(Name="soc-iot-incidents")["TopicArn"]
+
+
+def _certificate_policies(iot: Any, thing: str) -> Dict[str, List[str]]:
+    out = {}
+    for arn in iot.list_thing_principals(thingName=thing)["principals"]:
+        out[arn.rsplit("/", 1)[-1]] = sorted(
+            p["policyName"] for p in iot.list_attached_policies(target=arn)["policies"]
+        )
+    return out
 
 
 def aws_state(aws: Any, thing: str) -> Dict[str, Any]:
@@ -80,15 +89,19 @@ def aws_state(aws: Any, thing: str) -> Dict[str, Any]:
     except iot.exceptions.ResourceNotFoundException:
         quarantine = None
     incidents = [{k: r.get(k) for k in ("arn", "title", "impact", "status")} for r in aws.incidents.incident_records()]
+    fields = ("OpsItemId", "Title", "Status", "Severity", "Priority", "Category", "Source", "Notifications")
+    ops_items = [{k: item.get(k) for k in fields} for item in aws.opsitems.ops_items()]
     return {
         "thing": {
             "name": thing,
             "groups": groups,
             "attributes": iot.describe_thing(thingName=thing).get("attributes", {}),
             "certificates": certificates,
+            "certificate_policies": _certificate_policies(iot, thing),
         },
         "quarantine_group": quarantine,
         "incidents": incidents,
+        "ops_items": ops_items,
     }
 
 
@@ -136,7 +149,7 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
     sid = f"scheduler__admin__TA-aws-iot-defender__RMD5demo_at_{int(time.time())}_1"
     search = "IoT Device Defender - Compromised device"
 
-    def run(action: str, params: Dict[str, Any]) -> Any:
+    def run(action: str, params: Dict[str, Any], run_sid: str = sid) -> Any:
         return runner.run_alert(
             home,
             action,
@@ -144,7 +157,7 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
             [row],
             standin=standin,
             env=env,
-            sid=sid,
+            sid=run_sid,
             search_name=search,
         )
 
@@ -154,11 +167,18 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
         {"deactivate_certificates": "1", "allow_remediation": "1", "protected_groups": PROTECTED_GROUP},
     )
     quarantined = aws_state(aws, thing)
-    incident = run("iot_start_incident", {"response_plan_arn": _response_plan(aws), "impact": "2"})
+    incident_params = {"sns_topic_arn": _notify_topic(aws), "impact": "2"}  # destination: the default (auto)
+    incident = run("iot_start_incident", incident_params)
+    again = run("iot_start_incident", incident_params, sid.replace("RMD5demo", "RMD5again"))  # the alert fires again
     release = run("iot_release_thing", {})
     after = aws_state(aws, thing)
     restored = before["thing"] == after["thing"]
-    runs = {"iot_quarantine_thing": quarantine, "iot_start_incident": incident, "iot_release_thing": release}
+    runs = {
+        "iot_quarantine_thing": quarantine,
+        "iot_start_incident": incident,
+        "iot_start_incident (again)": again,
+        "iot_release_thing": release,
+    }
     events = [e for result in runs.values() for e in _events(result)]
     state = {
         "thing": thing,
@@ -167,6 +187,7 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
         "quarantined": quarantined,
         "after": after,
         "thing_restored_exactly": restored,
+        "ops_items": after["ops_items"],
         "exit_codes": {name: result.exit_code for name, result in runs.items()},
     }
     state_file = out / "aws-state.json"
@@ -176,18 +197,24 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
     for name, result in runs.items():
         for event in _events(result):
             body = event["event"]
-            summary.append(f"  {name:<22} exit {result.exit_code}  {body['outcome']:<16} {body['message'][:110]}")
+            summary.append(f"  {name:<27} exit {result.exit_code}  {body['outcome']:<16} {body['message'][:110]}")
     summary.append(
         f"  before:      groups={before['thing']['groups']} certificates={sorted(before['thing']['certificates'].values())}"
     )
     summary.append(
         f"  quarantined: groups={quarantined['thing']['groups']} "
         f"certificates={sorted(quarantined['thing']['certificates'].values())} "
-        f"policy={(quarantined['quarantine_group'] or {}).get('policies')}"
+        f"policy on group={(quarantined['quarantine_group'] or {}).get('policies')} "
+        f"on certificates={sorted({p for ps in quarantined['thing']['certificate_policies'].values() for p in ps})}"
+    )
+    items = after["ops_items"]
+    summary.append(
+        f"  OpsCenter:   {len(items)} OpsItem after the alert fired twice: "
+        + ", ".join(f"{i['OpsItemId']} {i['Status']} severity {i['Severity']} priority {i['Priority']}" for i in items)
     )
     summary.append(
         f"  after:       groups={after['thing']['groups']} certificates={sorted(after['thing']['certificates'].values())}"
-        f"  restored exactly: {restored}; incidents: {len(after['incidents'])}"
+        f"  restored exactly: {restored}"
     )
     summary.append(f"  AWS state before/after: {state_file}")
     return {
@@ -195,6 +222,7 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
         "events": events,
         "exit_codes": state["exit_codes"],
         "restored": restored,
+        "ops_items": after["ops_items"],
         "state_file": str(state_file),
         "summary": summary,
     }

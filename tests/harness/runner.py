@@ -617,6 +617,7 @@ def run_alert(
     search_name: str = "Harness Alert",
     search_app: str = "search",
     owner: str = "admin",
+    session_key: Optional[str] = None,
     cam: Optional[Union[str, Mapping[str, Any]]] = None,
     merge_defaults: bool = True,
     result_id: Optional[Union[int, str]] = None,
@@ -629,7 +630,8 @@ def run_alert(
     ``info.csv``); the payload carries ``configuration`` = ``param.*`` defaults of the app's
     ``alert_actions.conf`` overlaid with ``params`` (all as strings; ``cam`` sets ``_cam``). Returns the
     events the action spooled (``var/spool/splunk/*.stash_*``, parsed), its new log lines under
-    ``var/log/splunk`` and stderr."""
+    ``var/log/splunk`` and stderr. ``session_key``: the triggering user's session (``standin.add_user``); the
+    stand-in's admin session by default."""
     home = _home_of(app, home)
     if home is None:
         raise ValueError("run_alert needs a SplunkHome (dispatch, spool and log directories live there)")
@@ -668,7 +670,7 @@ def run_alert(
         "%20%7C%20head%201%20%7C%20tail%201&earliest=0&latest=now",
         "server_host": home.server_name,
         "server_uri": server_uri,
-        "session_key": standin.session_key if standin is not None else "no-session-key",
+        "session_key": session_key or (standin.session_key if standin is not None else "no-session-key"),
         "sid": sid,
         "search_name": search_name,
         "search_uri": f"/servicesNS/nobody/{search_app}/saved/searches/{search_name.replace(' ', '%20')}",

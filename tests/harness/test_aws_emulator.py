@@ -868,3 +868,161 @@ def test_moto_state_is_per_instance(aws):
         assert local.list_things()["things"] == []
         local.create_thing(thingName="mocked")
     assert [t["thingName"] for t in aws.client("iot").list_things()["things"]] == ["mine"]
+
+
+# ------------------------------------------------------------------------------------------------ OpsCenter
+def _ops_data(dedup=None, **extra):
+    data = {k: {"Value": v, "Type": "SearchableString"} for k, v in extra.items()}
+    if dedup is not None:
+        data["/aws/dedup"] = {"Value": json.dumps({"dedupString": dedup}), "Type": "SearchableString"}
+    return data
+
+
+def test_ops_items_create_get_describe_against_the_ssm_model(aws):
+    raw = []
+
+    def capture(operation_model, response_dict, **_):
+        if response_dict["body"]:
+            raw.append((operation_model, json.loads(response_dict["body"])))
+
+    ssm = aws.client("ssm")
+    ssm.meta.events.register("before-parse", capture)
+    resources = json.dumps([{"arn": f"arn:aws:iot:us-east-1:{ACCOUNT}:thing/pump-station-001"}])
+    made = ssm.create_ops_item(
+        Title="pump-station-001: unauthorized listening port",
+        Description="Splunk search 'IoT - unauthorized port' matched.",
+        Source="Splunk IoT Defender",
+        Category="Security",
+        Severity="2",
+        Priority=2,
+        OperationalData={
+            **_ops_data("k-1", thing_name="pump-station-001"),
+            "/aws/resources": {"Value": resources, "Type": "SearchableString"},
+        },
+        Notifications=[{"Arn": f"arn:aws:sns:us-east-1:{ACCOUNT}:iot-incidents"}],
+    )
+    assert made["OpsItemId"].startswith("oi-") and len(made["OpsItemId"]) == 15
+    assert made["OpsItemArn"] == f"arn:aws:ssm:us-east-1:{ACCOUNT}:opsitem/{made['OpsItemId']}"
+    item = ssm.get_ops_item(OpsItemId=made["OpsItemId"])["OpsItem"]
+    assert item["Status"] == "Open" and item["Category"] == "Security" and item["Priority"] == 2
+    assert item["OperationalData"]["thing_name"]["Value"] == "pump-station-001"
+    assert item["CreatedBy"].endswith(":user/loopback") and isinstance(item["CreatedTime"], dt.datetime)
+    found = ssm.describe_ops_items(
+        OpsItemFilters=[{"Key": "OperationalDataValue", "Values": ["pump-station-001"], "Operator": "Equal"}]
+    )["OpsItemSummaries"]
+    assert [s["OpsItemId"] for s in found] == [made["OpsItemId"]]
+    ssm.update_ops_item(OpsItemId=made["OpsItemId"], Status="InProgress")
+    assert ssm.get_ops_item(OpsItemId=made["OpsItemId"])["OpsItem"]["Version"] == "2"
+    assert {om.name for om, _ in raw} == {"CreateOpsItem", "GetOpsItem", "DescribeOpsItems", "UpdateOpsItem"}
+    for om, body in raw:
+        assert check_shape(om.output_shape, body) == [], om.name
+    # other ssm operations still reach moto
+    ssm.put_parameter(Name="/x", Value="y", Type="String")
+    assert ssm.get_parameter(Name="/x")["Parameter"]["Value"] == "y"
+
+
+def test_ops_item_dedup_returns_the_open_item_until_it_is_resolved(aws):
+    ssm = aws.client("ssm")
+    base = {"Title": "t", "Description": "d", "Source": "splunk"}
+    first = ssm.create_ops_item(**base, OperationalData=_ops_data("same"))["OpsItemId"]
+    again = ssm.create_ops_item(**base, OperationalData=_ops_data("same"))["OpsItemId"]
+    other = ssm.create_ops_item(**base, OperationalData=_ops_data("other"))["OpsItemId"]
+    assert again == first and other != first
+    assert aws.opsitems.create_attempts() == {first: 2, other: 1}
+    ssm.update_ops_item(OpsItemId=first, Status="InProgress")
+    assert ssm.create_ops_item(**base, OperationalData=_ops_data("same"))["OpsItemId"] == first
+    ssm.update_ops_item(OpsItemId=first, Status="Resolved")
+    fresh = ssm.create_ops_item(**base, OperationalData=_ops_data("same"))["OpsItemId"]
+    assert fresh not in (first, other)
+    # the other documented answer: OpsItemAlreadyExistsException naming the open item
+    aws.opsitems.dedup_answer = "error"
+    with pytest.raises(ClientError) as e:
+        ssm.create_ops_item(**base, OperationalData=_ops_data("same"))
+    assert _code(e.value) == "OpsItemAlreadyExistsException" and e.value.response["OpsItemId"] == fresh
+    # the dedup string is fixed once created
+    with pytest.raises(ClientError) as e:
+        ssm.update_ops_item(OpsItemId=fresh, OperationalData=_ops_data("changed"))
+    assert _code(e.value) == "OpsItemInvalidParameterException"
+    assert len(aws.opsitems.ops_items()) == 3
+    # OpsItems are regional
+    assert aws.client("ssm", region="eu-west-1").describe_ops_items()["OpsItemSummaries"] == []
+
+
+def test_ops_item_validation(aws):
+    ssm = aws.client("ssm", parameter_validation=False)
+    base = {"Title": "t", "Description": "d", "Source": "splunk"}
+    bad_cases = [
+        ({**base, "Title": ""}, "ValidationException"),
+        ({**base, "Priority": 6}, "ValidationException"),
+        ({**base, "Severity": "x" * 65}, "ValidationException"),
+        ({k: v for k, v in base.items() if k != "Source"}, "ValidationException"),
+        (
+            {**base, "OperationalData": {"aws:thing": {"Value": "x", "Type": "String"}}},
+            "OpsItemInvalidParameterException",
+        ),
+        (
+            {**base, "OperationalData": {"/aws/dedup": {"Value": "k", "Type": "SearchableString"}}},
+            "OpsItemInvalidParameterException",
+        ),
+        (
+            {**base, "OperationalData": {"/aws/dedup": {"Value": '{"dedupString": "k"}', "Type": "String"}}},
+            "OpsItemInvalidParameterException",
+        ),
+        (
+            {**base, "OperationalData": {"/aws/resources": {"Value": '[{"id": "x"}]', "Type": "SearchableString"}}},
+            "OpsItemInvalidParameterException",
+        ),
+        ({**base, "OperationalData": {"k": {"Value": "x", "Type": "Number"}}}, "ValidationException"),
+        ({**base, "Source": "splunk.ta-aws-iot"}, "OpsItemInvalidParameterException"),
+        ({**base, "Source": "Amazon-ish"}, "OpsItemInvalidParameterException"),
+        (
+            {**base, "OperationalData": {"k": {"Value": "x" * 20481, "Type": "String"}}},
+            "OpsItemInvalidParameterException",
+        ),
+        (
+            {**base, "Notifications": [{"Arn": f"arn:aws:sns:eu-west-1:{ACCOUNT}:t"}]},
+            "OpsItemInvalidParameterException",
+        ),
+    ]
+    for params, code in bad_cases:
+        with pytest.raises(ClientError) as e:
+            ssm.create_ops_item(**params)
+        assert _code(e.value) == code and _status(e.value) == 400, params
+    with pytest.raises(ClientError) as e:
+        ssm.get_ops_item(OpsItemId="oi-000000000000")
+    assert _code(e.value) == "OpsItemNotFoundException"
+    with pytest.raises(ClientError) as e:
+        ssm.describe_ops_items(OpsItemFilters=[{"Key": "InsightByType", "Values": ["x"], "Operator": "Equal"}])
+    assert _code(e.value) == "ValidationException"
+    assert aws.opsitems.ops_items() == []
+
+
+def test_describe_ops_items_paginates(aws):
+    ssm = aws.client("ssm")
+    made = [
+        ssm.create_ops_item(Title=f"t{k}", Description="d", Source="splunk", Priority=1 + k % 5)["OpsItemId"]
+        for k in range(7)
+    ]
+    seen = [
+        s["OpsItemId"]
+        for page in ssm.get_paginator("describe_ops_items").paginate(PaginationConfig={"PageSize": 2})
+        for s in page["OpsItemSummaries"]
+    ]
+    assert seen == made[::-1]
+    high = ssm.describe_ops_items(OpsItemFilters=[{"Key": "Priority", "Values": ["2"], "Operator": "LessThan"}])
+    assert sorted(s["OpsItemId"] for s in high["OpsItemSummaries"]) == sorted([made[0], made[5]])
+
+
+def test_update_thing_honours_expected_version(aws):
+    iot = aws.client("iot", retries=ONE_SHOT)
+    iot.create_thing(thingName="pump-station-001")
+    assert iot.describe_thing(thingName="pump-station-001")["version"] == 1
+    payload = {"attributes": {"site": "plant-a"}, "merge": True}
+    iot.update_thing(thingName="pump-station-001", attributePayload=payload, expectedVersion=1)
+    assert iot.describe_thing(thingName="pump-station-001")["version"] == 2
+    with pytest.raises(ClientError) as e:
+        iot.update_thing(thingName="pump-station-001", attributePayload=payload, expectedVersion=1)
+    assert _code(e.value) == "VersionConflictException" and _status(e.value) == 409
+    iot.update_thing(thingName="pump-station-001", attributePayload={"attributes": {"site": "b"}, "merge": True})
+    thing = iot.describe_thing(thingName="pump-station-001")
+    assert thing["version"] == 3 and thing["attributes"] == {"site": "b"}

@@ -372,3 +372,37 @@ def test_reload_from_disk_and_environment_helper(tmp_path):
         assert splunkd.get_conf("server", "general", app="system")["serverName"] == "harness-splunk"
         splunkd.reload_from_disk()
         assert splunkd.get_conf("server", "general", app="system")["serverName"] == "renamed"
+
+
+def test_users_roles_and_capabilities_from_authorize_conf(splunkd):
+    def context(key):
+        raw = requests.get(
+            f"{splunkd.uri}/services/authentication/current-context",
+            params={"output_mode": "json"},
+            headers={"Authorization": f"Splunk {key}"},
+            timeout=5,
+        )
+        assert raw.status_code == 200
+        return raw.json()["entry"][0]["content"]
+
+    admin = context(splunkd.session_key)
+    assert admin["username"] == "admin" and "admin_all_objects" in admin["capabilities"]
+    assert "iot_defender_respond" not in admin["capabilities"]
+    analyst = splunkd.add_user("analyst", roles=["user"])
+    assert context(analyst) == {
+        "username": "analyst",
+        "realname": "analyst",
+        "roles": ["user"],
+        "capabilities": ["search"],
+    }
+    # an app's authorize.conf grants a capability to a role, as splunkd merges it
+    splunkd.set_conf("authorize", "capability::iot_defender_respond", {}, app=APP_ID)
+    splunkd.set_conf("authorize", "role_admin", {"iot_defender_respond": "enabled"}, app=APP_ID)
+    assert "iot_defender_respond" in context(splunkd.session_key)["capabilities"]
+    assert "iot_defender_respond" not in context(analyst)["capabilities"]
+    splunkd.add_role("soc_responder", ["iot_defender_respond"])
+    responder = splunkd.add_user("responder", roles=["user", "soc_responder"])
+    assert context(responder)["capabilities"] == ["iot_defender_respond", "search"]
+    # system/local wins over an app's default, and "disabled" takes the capability away
+    splunkd.set_conf("authorize", "role_admin", {"iot_defender_respond": "disabled"}, app="system")
+    assert "iot_defender_respond" not in splunkd.capabilities_of("admin")

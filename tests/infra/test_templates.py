@@ -49,8 +49,10 @@ STAR_OK_READ_ACTIONS = {
     "iot:ListThingPrincipals",
     "iot:ListPrincipalThings",
     "iot:ListAttachedPolicies",
+    "iot:ListCertificates",
+    "iot:GetIndexingConfiguration",
 }
-STAR_OK_WRITE_ACTIONS_WITHOUT_RESOURCE_SUPPORT = {"iot:PutVerificationStateOnViolation"}
+STAR_OK_WRITE_ACTIONS_WITHOUT_RESOURCE_SUPPORT = {"iot:PutVerificationStateOnViolation", "ssm:CreateOpsItem"}
 
 ALL_AUDIT_CHECKS = frozenset(AUDIT_CHECKS)  # the 17 checks of AWS's "Audit checks" page, as the emulator knows them
 
@@ -78,6 +80,20 @@ ALL_BRANCHES = {
         "NotifyTopicArn": "arn:aws:sns:us-east-1:123456789012:notify",
         "NotifyTopicKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
     },
+}
+
+# The response stack's deployment modes beside its defaults (OpsCenter, Detect available) and the all-branches
+# variant (Incident Manager, every option on): each must pass cfn-lint and checkov as deployed. The accounts
+# without Detect (closed to new customers on 2026-08-31) get no security profile and no Detect alert publisher.
+RESPONSE_MODES = {
+    "response-opscenter-without-detect": {"Mode": "opscenter", "DetectAvailable": "false", "EnableMlProfile": "true"},
+    "response-sns-only-without-detect": {"Mode": "sns_only", "DetectAvailable": "false"},
+    "response-incident-manager-without-detect": {
+        "Mode": "incident_manager",
+        "DetectAvailable": "false",
+        "CreateReplicationSet": "true",
+    },
+    "response-sns-only": {"Mode": "sns_only", "NotificationEmail": "soc@example.com"},
 }
 
 SAM_TRANSLATE = r"""
@@ -215,13 +231,17 @@ def tool_runs(tmp_path_factory: pytest.TempPathFactory, templates) -> Dict[str, 
     variants_dir = tmp_path_factory.mktemp("checkov-variants")
     for name, defaults in ALL_BRANCHES.items():
         (variants_dir / f"{name}-all-branches.json").write_text(json.dumps(variant(templates[name], defaults)))
-    checkov_args = ["--framework", "cloudformation", "--quiet", "--compact", "--skip-download", "-o", "json"]
+    for name, defaults in RESPONSE_MODES.items():
+        (variants_dir / f"{name}.json").write_text(json.dumps(variant(templates["response"], defaults)))
+    mode_files = sorted(str(variants_dir / f"{name}.json") for name in RESPONSE_MODES)
+    checkov_args = ["--framework", "cloudformation", "--compact", "--skip-download", "-o", "json"]
     # checkov runs from inside the scanned directory with ``-d .``: it feeds each resource's file path (a
     # ``__file__`` key it adds to Environment.Variables) to CKV_AWS_45's secret regexes, and an absolute path
     # whose letters/digits/slashes run to exactly 40 characters reads as an AWS secret key. Relative paths keep
     # the verdict independent of where the checkout lives.
     commands = {
         "cfn-lint": (REPO_ROOT, [str(cfn_lint), "--format", "json", "--", *map(str, TEMPLATES.values())]),
+        "cfn-lint-modes": (REPO_ROOT, [str(cfn_lint), "--format", "json", "--", *mode_files]),
         "checkov-infra": (INFRA_DIR, [str(checkov), "-d", ".", *checkov_args]),
         "checkov-variants": (variants_dir, [str(checkov), "-d", ".", *checkov_args]),
         "sam-translator": (REPO_ROOT, [str(python), "-c", SAM_TRANSLATE, *map(str, TEMPLATES.values())]),
@@ -242,6 +262,13 @@ def tool_runs(tmp_path_factory: pytest.TempPathFactory, templates) -> Dict[str, 
 @pytest.fixture(scope="session")
 def cfn_lint_matches(tool_runs) -> List[Dict[str, Any]]:
     done = tool_runs["cfn-lint"]
+    assert done.stdout.strip(), f"cfn-lint printed nothing (rc={done.returncode}): {done.stderr[-2000:]}"
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def cfn_lint_mode_matches(tool_runs) -> List[Dict[str, Any]]:
+    done = tool_runs["cfn-lint-modes"]
     assert done.stdout.strip(), f"cfn-lint printed nothing (rc={done.returncode}): {done.stderr[-2000:]}"
     return json.loads(done.stdout)
 
@@ -274,6 +301,18 @@ def test_cfn_lint_clean(cfn_lint_matches: List[Dict[str, Any]], name: str) -> No
     mine = [m for m in cfn_lint_matches if os.path.abspath(m["Filename"]) == os.path.abspath(path)]
     errors_and_warnings = [m for m in mine if m["Level"] in ("Error", "Warning")]
     assert errors_and_warnings == [], json.dumps(errors_and_warnings, indent=1)
+
+
+def test_cfn_lint_clean_in_every_response_mode(cfn_lint_mode_matches: List[Dict[str, Any]]) -> None:
+    errors_and_warnings = [m for m in cfn_lint_mode_matches if m["Level"] in ("Error", "Warning")]
+    assert errors_and_warnings == [], json.dumps(errors_and_warnings, indent=1)
+
+
+def test_checkov_scanned_every_response_mode(checkov_reports) -> None:
+    (variants,) = checkov_reports["variants"]
+    results = variants["results"]
+    scanned = {Path(c["file_path"]).stem for c in results.get("passed_checks", []) + results.get("skipped_checks", [])}
+    assert set(RESPONSE_MODES) <= scanned, sorted(scanned)
 
 
 def test_checkov_no_failed_checks(checkov_reports: Dict[str, List[Dict[str, Any]]]) -> None:
@@ -489,7 +528,7 @@ def test_response_lambdas_contract(templates) -> None:
         assert plan[0] == "UseIncidentManager" and plan[2] == ""  # empty in SNS-only mode
     event = resources["StartIncidentFunction"]["Properties"]["Events"]["DetectAlert"]
     assert event == {"Type": "SNS", "Properties": {"Topic": {"Ref": "AlertTopic"}}}
-    assert templates["response"]["Parameters"]["Mode"]["AllowedValues"] == ["incident_manager", "sns_only"]
+    assert templates["response"]["Parameters"]["Mode"]["AllowedValues"] == ["opscenter", "incident_manager", "sns_only"]
 
 
 def test_response_lambda_permissions_are_scoped(templates) -> None:
@@ -523,6 +562,85 @@ def test_response_security_profiles(templates) -> None:
         assert alert["AlertTargetArn"] == {"Ref": "AlertTopic"}
     key_policy = json.dumps(resources["AlertKey"]["Properties"]["KeyPolicy"])
     assert '"AWS": {"Fn::GetAtt": ["AlertPublisherRole", "Arn"]}' in key_policy
+
+
+def condition_values(template: Dict[str, Any], overrides: Dict[str, str]) -> Dict[str, bool]:
+    """Every condition of ``template`` evaluated for its parameter defaults with ``overrides`` applied."""
+    params = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    params.update(overrides)
+    conditions = template.get("Conditions", {})
+    done: Dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and "Ref" in node:
+            return params[node["Ref"]]
+        if isinstance(node, dict) and "Fn::Join" in node:
+            separator, items = node["Fn::Join"]
+            items = value(items)
+            return separator.join(items.split(",") if isinstance(items, str) else [value(i) for i in items])
+        if isinstance(node, dict):
+            return truth(node)
+        return node
+
+    def truth(node: Any) -> bool:
+        (fn, args), *_ = node.items()
+        if fn == "Condition":
+            if args not in done:
+                done[args] = truth(conditions[args])
+            return done[args]
+        if fn == "Fn::Equals":
+            return str(value(args[0])) == str(value(args[1]))
+        if fn == "Fn::And":
+            return all(truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in args)
+        if fn == "Fn::Not":
+            return not truth(args[0])
+        raise AssertionError(f"condition function {fn} not understood")
+
+    return {name: truth({"Condition": name}) for name in conditions}
+
+
+def active_resources(template: Dict[str, Any], overrides: Dict[str, str]) -> Dict[str, Dict[str, Any]]:
+    conditions = condition_values(template, overrides)
+    return {k: r for k, r in template["Resources"].items() if conditions.get(r.get("Condition", ""), True)}
+
+
+def test_response_deploys_without_detect(templates) -> None:
+    template = templates["response"]
+    assert template["Parameters"]["DetectAvailable"]["AllowedValues"] == ["true", "false"]
+    with_detect = active_resources(template, {})
+    without = active_resources(template, {"DetectAvailable": "false", "EnableMlProfile": "true"})
+    detect_only = {"RuleProfile", "MlProfile", "AlertPublisherRole", "AlertPublisherPolicy"}
+    assert {"RuleProfile", "AlertPublisherRole", "AlertPublisherPolicy"} <= set(with_detect)
+    assert not detect_only & set(without)
+    assert not [k for k, r in without.items() if r["Type"] == "AWS::IoT::SecurityProfile"]
+    # quarantine, the runbook and the incident path stay
+    assert {"QuarantineGroup", "IsolationPolicy", "ContainmentRunbook", "StartIncidentFunction"} <= set(without)
+    # the key policy names the publisher role only where it exists
+    (publisher,) = [
+        s
+        for s in template["Resources"]["AlertKey"]["Properties"]["KeyPolicy"]["Statement"]
+        if "Fn::If" in s and "AlertPublisherRole" in json.dumps(s)
+    ]
+    assert publisher["Fn::If"][0] == "UseDetect" and publisher["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert template["Outputs"]["RuleProfileName"]["Condition"] == "UseDetect"
+
+
+def test_response_opscenter_mode(templates) -> None:
+    template = templates["response"]
+    assert template["Parameters"]["Mode"]["Default"] == "opscenter"
+    conditions = condition_values(template, {})
+    assert conditions["UseOpsCenter"] and not conditions["UseIncidentManager"]
+    statements = {(logical_id, statement.get("Sid")): statement for logical_id, statement in iam_statements(template)}
+    create = statements[("StartIncidentFunction", "OpenOpsItemsInThisRegion")]
+    assert create["Action"] == "ssm:CreateOpsItem"
+    assert create["Condition"] == {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}
+    # OpsCenter may publish the OpsItem notifications to the encrypted notification topic
+    topic_policy = json.dumps(template["Resources"]["TopicsPolicy"]["Properties"]["PolicyDocument"])
+    key_policy = json.dumps(template["Resources"]["AlertKey"]["Properties"]["KeyPolicy"])
+    for policy in (topic_policy, key_policy):
+        assert '"UseOpsCenter"' in policy and '"Service": "ssm.amazonaws.com"' in policy
 
 
 def resolve_subs(node: Any, values: Dict[str, str]) -> Any:
@@ -634,9 +752,11 @@ def runbook_script(runbook: Dict[str, Any], step_name: str) -> str:
 
 
 class FakeIot:
-    def __init__(self, fail_for: Tuple[str, ...] = ()):
+    def __init__(self, fail_for: Tuple[str, ...] = (), shared: Tuple[str, ...] = (), held: Tuple[str, ...] = ()):
         self.calls: List[Tuple[str, Dict[str, Any]]] = []
         self.fail_for = fail_for
+        self.shared = shared  # other things using the certificate
+        self.held = held  # things still in the quarantine group "Q"
 
     def _call(self, name: str, **kwargs: Any) -> Dict[str, Any]:
         self.calls.append((name, kwargs))
@@ -657,7 +777,19 @@ class FakeIot:
 
     def list_thing_groups_for_thing(self, **kwargs: Any) -> Dict[str, Any]:
         self._call("list_thing_groups_for_thing", **kwargs)
-        return {"thingGroups": [{"groupName": "QUARANTINED"}]}
+        held = [{"groupName": "Q"}] if kwargs.get("thingName") in self.held else []
+        return {"thingGroups": [{"groupName": "QUARANTINED"}, *held]}
+
+    def list_attached_policies(self, **kwargs: Any) -> Dict[str, Any]:
+        self._call("list_attached_policies", **kwargs)
+        return {"policies": [{"policyName": "device-policy"}, {"policyName": "P"}]}
+
+    def list_principal_things(self, **kwargs: Any) -> Dict[str, Any]:
+        self._call("list_principal_things", **kwargs)
+        return {"things": ["t1", "t2", *self.shared]}
+
+    def detach_policy(self, **kwargs: Any) -> Dict[str, Any]:
+        return self._call("detach_policy", **kwargs)
 
 
 def run_script(source: str, events: Dict[str, Any], iot: Any = None) -> Dict[str, Any]:
@@ -693,13 +825,19 @@ def test_runbook_analysis_and_recovery(runbook) -> None:
     iot = FakeIot()
     report = run_script(runbook_script(runbook, "Analyze"), {"Things": ["t1"]}, iot)
     assert report["ActiveViolationCount"] == 1 and json.loads(report["Report"])[0]["groups"] == ["QUARANTINED"]
-    released = run_script(runbook_script(runbook, "Recover"), {"Things": ["t1", "t2"], "QuarantineGroup": "Q"}, iot)
+    recover = runbook_script(runbook, "Recover")
+    events = {"Things": ["t1", "t2"], "QuarantineGroup": "Q", "PolicyName": "P"}
+    released = run_script(recover, events, iot)
     assert released == {"ReleasedThings": ["t1", "t2"]}
     assert ("remove_thing_from_thing_group", {"thingGroupName": "Q", "thingName": "t2"}) in iot.calls
+    cert = "arn:aws:iot:us-east-1:123456789012:cert/abc"
+    assert iot.calls.count(("detach_policy", {"policyName": "P", "target": cert})) == 2  # one per released thing
+    # a certificate another thing still in the quarantine group uses keeps the isolation policy
+    shared = FakeIot(shared=("t9",), held=("t9",))
+    run_script(recover, events, shared)
+    assert not [c for c in shared.calls if c[0] == "detach_policy"]
     with pytest.raises(RuntimeError, match="t2"):
-        run_script(
-            runbook_script(runbook, "Recover"), {"Things": ["t1", "t2"], "QuarantineGroup": "Q"}, FakeIot(("t2",))
-        )
+        run_script(recover, events, FakeIot(("t2",)))
 
 
 # ----------------------------------------------------------------------------------------- add-on role
@@ -729,10 +867,16 @@ def test_addon_role(templates) -> None:
         "iot:ListThingPrincipals",
         "iot:DescribeCertificate",
         "iot:ListThingTypes",
+        "iot:ListCertificates",
+        "iot:GetIndexingConfiguration",
+        "iot:SearchIndex",
     }
     assert all(not a.split(":")[1].startswith(("Create", "Update", "Delete", "Attach", "Add", "Put")) for a in read)
     response = resources["ResponsePolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    by_action = {a: s for s in response for a in as_list(s["Action"])}
+    by_action: Dict[str, Dict[str, Any]] = {}
+    for statement in response:  # the first statement naming an action (AttachPolicy: the group's)
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, statement)
     group = "thinggroup/${QuarantineGroupName}"
     assert group in render_sub(by_action["iot:AddThingToThingGroup"]["Resource"][0])
     assert group in render_sub(by_action["iot:AttachPolicy"]["Resource"])
@@ -740,6 +884,9 @@ def test_addon_role(templates) -> None:
     assert "policy/${IsolationPolicyName}" in render_sub(by_action["iot:CreatePolicy"]["Resource"])
     for action in ("iot:UpdateThing", "iot:UpdateCertificate", "iot:PutVerificationStateOnViolation"):
         assert action in by_action
+    certificates = by_action["iot:DetachPolicy"]
+    assert "iot:AttachPolicy" in certificates["Action"] and render_sub(certificates["Resource"]).endswith(":cert/*")
+    assert by_action["ssm:CreateOpsItem"]["Resource"] == "*"
     assert resources["IncidentPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"] == {
         "Ref": "ResponsePlanArn"
     }

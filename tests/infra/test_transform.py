@@ -7,6 +7,7 @@ non-JSON data, unknown shapes, duplicate metric versions, timestamps in seconds,
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import re
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iot_defender import events
-from tests.infra.conftest import REPO_ROOT, TRANSFORM_DIR
+from tests.infra.conftest import METRICS_EXPORT, REPO_ROOT, TRANSFORM_DIR, load_transform
 
 STREAM_ARN = "arn:aws:firehose:eu-west-1:210987654321:deliverystream/iot-defender-to-splunk"
 PUSH_SOURCETYPES = {events.SOURCETYPE_METRIC, events.SOURCETYPE_AUDIT_TASK, events.SOURCETYPE_VIOLATION}
@@ -597,6 +600,72 @@ def test_fit_response_is_exact_at_the_boundary(transform: Any) -> None:
     assert total == len(json.dumps({"records": squeezed})) <= exact - 1
 
 
+def test_fit_response_counts_the_room_a_later_dropped_entry_leaves(transform: Any) -> None:
+    """A Dropped entry is smaller than the ProcessingFailed entry reserved for it: that room is there for an Ok
+    entry before it too (the entry-by-entry path, taken on overflow, used to fail it)."""
+    entries = [
+        {"recordId": "big", "result": "Ok", "data": "QUJD" * 10},
+        {"recordId": "small", "result": "Ok", "data": "QUJD"},
+        {"recordId": "empty", "result": "Dropped"},
+    ]
+    exact = len(json.dumps({"records": entries}))
+    fitted = [dict(entry) for entry in entries]
+    changed, total = transform.fit_response(fitted, limit=exact - 1)  # one entry has to go: the small one does
+    assert changed == [1] and [entry["result"] for entry in fitted] == ["Ok", "ProcessingFailed", "Dropped"]
+    assert total == len(json.dumps({"records": fitted})) <= exact - 1
+
+
+_record_ids = st.one_of(
+    st.text(alphabet='0123456789a"\\\u00e9\ud800\U0001f600\n', max_size=6), st.integers(), st.none()
+)
+_entries = st.lists(
+    st.one_of(
+        st.builds(
+            lambda rid, data: {"recordId": rid, "result": "Ok", "data": data},
+            _record_ids,
+            st.text("QUJD=", min_size=4, max_size=9),
+        ),
+        st.builds(
+            lambda rid, result: {"recordId": rid, "result": result},
+            _record_ids,
+            st.sampled_from(["Dropped", "ProcessingFailed"]),
+        ),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(entries=_entries, slack=st.integers(-40, 5))
+def test_fit_response_sizes_every_response_exactly(entries: List[Dict[str, Any]], slack: int) -> None:
+    """The computed size (the usual path, record ids all strings) and the entry-by-entry one (else, or on overflow)
+    are both the size of the response as the runtime serialises it."""
+    transform = load_transform()
+    exact = len(json.dumps({"records": entries}))
+    fitted = [dict(entry) for entry in entries]
+    changed, total = transform.fit_response(fitted, limit=exact + slack)
+    assert total == len(json.dumps({"records": fitted}))
+    assert (changed == []) == (fitted == entries)
+    assert slack < 0 or changed == []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_paused_for_the_invocation_only(transform: Any, monkeypatch, enabled, capsys) -> None:
+    seen = []
+    shape = transform.shape
+    monkeypatch.setattr(transform, "shape", lambda *args: seen.append(gc.isenabled()) or shape(*args))
+    (gc.enable if enabled else gc.disable)()
+    try:
+        transform.lambda_handler(invocation(METRICS_EXPORT, METRICS_EXPORT), None)
+        assert seen == [False, False] and gc.isenabled() is enabled  # resumed as it was
+        monkeypatch.setattr(transform, "_handle", lambda event: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            transform.lambda_handler({}, None)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+
+
 # -------------------------------------------------------------------------------------- logging
 
 
@@ -656,7 +725,7 @@ def test_sam_makefile_vendors_the_event_model(transform: Any, tmp_path: Path, fi
 
 
 def test_sam_makefile_vendors_orjson_for_the_functions_runtime() -> None:
-    """The wheel the Makefile installs must match the function's runtime and architecture in the template."""
+    """The wheels the Makefile installs must match the function's runtime and architecture in the template."""
     from tests.infra.conftest import TEMPLATES, load_template
 
     function = load_template(TEMPLATES["ingestion"])["Resources"]["TransformFunction"]["Properties"]
@@ -667,5 +736,7 @@ def test_sam_makefile_vendors_orjson_for_the_functions_runtime() -> None:
     assert f"LAMBDA_PLATFORM ?= manylinux2014_{machine}" in makefile
     pinned = (TRANSFORM_DIR / "requirements.txt").read_text(encoding="utf-8")
     dev = (REPO_ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8")
-    (pin,) = [line for line in pinned.splitlines() if line.startswith("orjson==")]
-    assert pin in dev.splitlines()  # the benchmark and the tests run the version the Lambda ships
+    pins = [line for line in pinned.splitlines() if line and not line.startswith("#")]
+    assert sorted(pin.split("==")[0] for pin in pins) == ["msgspec", "orjson", "pybase64"]
+    for pin in pins:
+        assert pin in dev.splitlines()  # the benchmark and the tests run the versions the Lambda ships

@@ -316,3 +316,71 @@ def test_no_secret_in_logs_or_events(env):
     for path in env.home.spool_files():
         texts.append(path.read_text())
     assert runner.find_secrets([t for t in texts if t], env.splunkd.secrets()) == []
+
+
+# ------------------------------------------------------------------------------------------ OpsCenter
+
+
+def test_default_destination_opens_one_opsitem_per_thing_and_violation(env):
+    """The account has no response plan: iot_start_incident opens an OpsItem; the alert firing again (another sid)
+    lands on the same open OpsItem."""
+    thing = plain_thing(env.fleet, 5)
+    topic = env.aws.client("sns").create_topic(Name="soc-opsitems")["TopicArn"]
+    params = {"impact": "{severity}", "sns_topic_arn": topic}
+    rows = incident_rows(thing, "0pscenter00001")
+    first = env.run("iot_start_incident", params, rows, sid="scheduler__admin__search__RMD5o_at_1_1")
+    second = env.run("iot_start_incident", params, rows, sid="scheduler__admin__search__RMD5o_at_2_1")
+    assert (first.exit_code, second.exit_code) == (0, 0), first.log_lines + second.log_lines
+    assert outcomes(first) == ["done"] and outcomes(second) == ["already-in-state"]
+    items = [i for i in env.aws.opsitems.ops_items() if i["OperationalData"]["iot_thing_name"]["Value"] == thing]
+    assert len(items) == 1 and env.aws.opsitems.create_attempts()[items[0]["OpsItemId"]] == 2
+    item = items[0]
+    assert (item["Category"], item["Severity"], item["Priority"], item["Status"]) == ("Security", "2", 2, "Open")
+    assert item["Notifications"] == [{"Arn": topic}]
+    data = {k: v["Value"] for k, v in item["OperationalData"].items()}
+    thing_arn = env.iot.describe_thing(thingName=thing)["thingArn"]
+    assert json.loads(data["/aws/resources"]) == [{"arn": thing_arn}]
+    assert data["iot_violation_id"] == "0pscenter00001" and data["splunk_sid"].endswith("RMD5o_at_1_1")
+    assert "/app/TA-aws-iot-defender/iot_defender_thing?form.thing=" in data["splunk_thing_dashboard"]
+    details = first.actions[0]["event"]["details"]
+    assert details["destination"] == "opscenter" and details["ops_item_id"] == item["OpsItemId"]
+    assert "CreateOpsItem" in first.aws_writes and "StartIncident" not in first.aws_writes
+
+
+def test_a_response_plan_on_the_account_makes_incident_manager_the_default(env):
+    env.splunkd.create_account(
+        "with-plan",
+        {
+            "credential_source": "access_key",
+            "aws_access_key_id": env.aws.access_key,
+            "partition": "aws",
+            "default_region": env.aws.region,
+            "response_plan_arn": env.fleet.response_plan_arn,
+        },
+        {"aws_secret_access_key": env.aws.secret_key},
+    )
+    thing = plain_thing(env.fleet, 6)
+    result = env.run("iot_start_incident", {"account": "with-plan"}, incident_rows(thing, "plan00001"))
+    assert result.exit_code == 0, result.log_lines
+    assert result.actions[0]["event"]["details"]["destination"] == "incident_manager"
+    assert "StartIncident" in result.aws_writes and "CreateOpsItem" not in result.aws_writes
+
+
+# ------------------------------------------------------------------------------------------ who may act
+
+
+def test_a_user_without_the_respond_capability_is_refused(env):
+    thing = plain_thing(env.fleet, 7)
+    analyst = env.splunkd.add_user("analyst", roles=["user"])
+    result = env.run("iot_quarantine_thing", {}, [{"thing_name": thing}], session_key=analyst, owner="analyst")
+    assert result.exit_code == 8
+    assert outcomes(result) == ["refused-unauthorized"]
+    message = result.actions[0]["event"]["message"]
+    assert "'analyst'" in message and "iot_defender_respond" in message
+    assert result.aws_calls == [] and "QUARANTINED" not in env.state(thing)["groups"]
+    assert any("run refused" in line and "iot_defender_respond" in line for line in result.log_lines)
+    # a role that holds the capability may act (admin holds it through the add-on's authorize.conf)
+    env.splunkd.add_role("soc_responder", ["iot_defender_respond"])
+    responder = env.splunkd.add_user("responder", roles=["user", "soc_responder"])
+    allowed = env.run("iot_quarantine_thing", {"dry_run": "1"}, [{"thing_name": thing}], session_key=responder)
+    assert allowed.exit_code == 0 and outcomes(allowed) == ["dry-run"]

@@ -163,8 +163,8 @@ def test_nav_reaches_every_dashboard_search_and_the_ucc_pages():
     saved = [s.get("name") for s in root.iter("saved")]
     ours = {p.stem for p in model.VIEWS.glob("*.xml")}
     assert ours <= set(views), ours - set(views)
-    assert {"inputs", "configuration", "search"} <= set(views)
-    assert set(views) <= ours | {"inputs", "configuration", "search"}
+    assert {"inputs", "configuration", "dashboard", "search"} <= set(views)  # dashboard: UCC monitoring
+    assert set(views) <= ours | {"inputs", "configuration", "dashboard", "search"}
     assert set(saved) == set(model.saved_searches())
     assert sum(1 for v in root.iter("view") if v.get("default") == "true") == 1
     # every dashboard is a top-level item: one click from the app bar
@@ -177,3 +177,15 @@ def test_views_are_well_formed_xml(path):
     root = ET.parse(path).getroot()  # noqa: S314 (our own file)
     assert root.tag == "dashboard" and root.get("version") == "2"
     assert root.findtext("label")
+
+
+# ----------------------------------------------------------------------------------------------- authorize
+
+
+def test_response_capability_is_defined_and_granted_to_admins():
+    authorize = model.conf("authorize.conf")
+    assert authorize["capability::iot_defender_respond"] == {}
+    for role in ("role_admin", "role_ess_admin"):
+        assert authorize[role] == {"iot_defender_respond": "enabled"}, role
+    # no other capability or role is touched
+    assert set(authorize) == {"capability::iot_defender_respond", "role_admin", "role_ess_admin"}

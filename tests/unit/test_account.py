@@ -157,3 +157,65 @@ def test_handler_refuses_incomplete_accounts_before_calling_aws(handler_module):
         "prod", conf(aws_access_key_id=""), validate=lambda a, s: called.append(a)
     )
     assert "both required" in message and not called
+
+
+# A secret pasted into the wrong field must not come back in the refusal (shown in the UI and logged).
+PASTED = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY/PASTEDKEY"
+
+
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [
+        ("role_arn", "role ARN"),
+        ("default_region", "region"),
+        ("aws_access_key_id", "access key ID"),
+        ("role_session_name", "session name"),
+        ("partition", "partition"),
+        ("credential_source", "credential source"),
+    ],
+)
+def test_refusals_never_echo_the_field_value(handler_module, field, named):
+    called = []
+    message = handler_module.validation_error("prod", conf(**{field: PASTED}), validate=lambda a, s: called.append(a))
+    assert message and named in message, message
+    assert PASTED not in message and "PASTEDKEY" not in message and not called
+    for piece in PASTED.split("/"):
+        assert piece not in message, (piece, message)
+
+
+@pytest.mark.parametrize(
+    ("partition", "region", "region_partition"),
+    [
+        ("aws-us-gov", "us-east-1", "aws"),
+        ("aws-cn", "eu-west-1", "aws"),
+        ("aws", "us-gov-west-1", "aws-us-gov"),
+        ("aws", "cn-north-1", "aws-cn"),
+        ("aws-us-gov", "cn-northwest-1", "aws-cn"),
+    ],
+)
+def test_partition_and_region_must_agree(handler_module, partition, region, region_partition):
+    called = []
+    message = handler_module.validation_error(
+        "prod", conf(partition=partition, default_region=region), validate=lambda a, s: called.append(a)
+    )
+    assert message is not None and not called
+    assert f"partition '{region_partition}'" in message and f"'{partition}'" in message
+
+
+@pytest.mark.parametrize(
+    ("partition", "region"),
+    [("aws", "us-east-1"), ("aws", "ap-southeast-7"), ("aws-us-gov", "us-gov-west-1"), ("aws-cn", "cn-north-1")],
+)
+def test_matching_partition_and_region_are_accepted(partition, region):
+    assert Account.from_conf("prod", conf(partition=partition, default_region=region)).default_region == region
+
+
+def test_response_plan_is_optional_checked_and_never_echoed():
+    plan = "arn:aws:ssm-incidents::123456789012:response-plan/iot-device-compromise"
+    assert Account.from_conf("prod", conf()).response_plan_arn is None
+    assert Account.from_conf("prod", conf(response_plan_arn=plan)).response_plan_arn == plan
+    with pytest.raises(ConfigError, match="response plan ARN") as info:
+        Account.from_conf("prod", conf(response_plan_arn=PASTED))
+    assert PASTED not in str(info.value)
+    with pytest.raises(ConfigError, match="partition 'aws-cn'"):
+        Account.from_conf("prod", conf(response_plan_arn=plan.replace("arn:aws:", "arn:aws-cn:")))

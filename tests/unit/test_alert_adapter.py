@@ -102,6 +102,12 @@ class Deps(alert.Deps):
     def now(self):
         return NOW
 
+    def caller(self, helper):
+        return "admin", ["admin_all_objects", "iot_defender_respond"]
+
+    def record_key(self, helper):
+        return bytes(range(32))
+
 
 @pytest.fixture
 def iot():

@@ -344,6 +344,10 @@ def test_the_fast_lane_is_taken_for_the_usual_export_message(monkeypatch):
     assert count == 10 and rejected == 0 and body.count(b'{"time":') == 10
 
 
+def _joined(message, *datums):
+    return {"version": "1.0", "metrics": [*message["metrics"], *datums]}
+
+
 def _usual(**value_of):
     datums = [
         {"name": name, "value": value, "version": 1, "thing": "pump-1", "timestamp": 1763805600000}
@@ -363,6 +367,9 @@ def _usual(**value_of):
         _usual(a={"x": [{"name": 1}, {"name": 2}]}, b={"count": 2}),  # a nested joint
         _usual(a={"number": 1.5e-07}, b={"count": 2**64}),  # exponent float, integer beyond 64 bits
         _usual(a={"strings": ["\ud800"]}),  # a lone surrogate
+        _joined(_usual(a={"count": 1}), {"value": {"count": 2}, **_usual(b={})["metrics"][0]}),  # another first key
+        _joined(_usual(a={"count": 1}, b={"count": 2}), dict(_usual(a={"n": 9})["metrics"][0], version=2)),  # repeated
+        _joined(_usual(a={"count": 1}, b={"count": 2}), dict(_usual(a={"n": 9})["metrics"][0], version=0)),
     ],
 )
 @pytest.mark.parametrize("use_orjson", [True, False])
@@ -376,3 +383,161 @@ def test_the_usual_message_takes_the_one_encoding_lane():
     message = _usual(a={"count": 1}, b={"ports": [22, 443]})
     assert hec._uniform_lane(message, "123456789012", "us-east-1", "metrics-export", None) is not None
     assert hec._uniform_lane(_usual(a={"x": [{"timestamp": 1}]}), "1", "r", "m", None) is None
+    repeated = _joined(message, dict(message["metrics"][0], version=2, value={"count": 9}))
+    assert hec._uniform_lane(repeated, "1", "r", "m", None)[1] == 2  # the repeated metric: its highest version only
+    other_first_key = _joined(message, {"value": {"count": 2}, **_usual(c={})["metrics"][0]})
+    assert hec._uniform_lane(other_first_key, "1", "r", "m", None) is None
+
+
+# ---------------------------------------------------------------- SNS message fast lanes (hec.audit/violation)
+
+
+def audit_from_sns() -> dict:
+    envelope = json.loads((SAMPLES / "sns-audit-notification.json").read_text())
+    return json.loads(envelope["Message"])
+
+
+def _mostly(valid, *others):
+    """Strategies that mostly draw a valid value (so the lanes are reached), now and then one of ``others``."""
+    return st.sampled_from([valid] * (2 * len(others) + 2) + list(others))
+
+
+_times = st.one_of(
+    _mostly(1763769600000, 1763769600, 1763769600000.5, 0, 10**40, -(10**20), True, None, "", "x"),
+    st.sampled_from(["2025-11-22T00:00:00Z", "1763769600", [1763769600000], {"t": 1}]),
+)
+_nested = st.one_of(_json, st.just({"x": [{"timestamp": 1763769600000}]}), st.just([{"notAfter": 1}]))
+_detail = st.one_of(
+    st.fixed_dictionaries(
+        {"checkName": _mostly("LOGGING_DISABLED_CHECK", "", None, 3)},
+        optional={
+            "checkRunStatus": st.sampled_from(["COMPLETED_COMPLIANT", "FAILED"]),
+            "nonCompliantResourcesCount": st.integers(-1, 2**65),
+            "errorCode": st.none(),
+            "taskId": st.just("from-the-check"),
+            "account_id": st.just("999"),
+            "nested": _nested,
+        },
+    ),
+    st.sampled_from(
+        [
+            {"checkName": "C", "record_type": "x"},
+            {"checkName": "C", "rejected_thing_name": "|"},
+            {"checkName": "C", "findingTime": 1763769600000},
+            {"checkName": "C", "findingTime": "2025-11-22T00:00:00Z"},
+            {"checkName": "C", "ResponseMetadata": {}},
+            {"checkName": "C", "x": {"lastModifiedDate": 1763769600}},
+        ]
+    ),
+    _json,
+)
+_audit = st.fixed_dictionaries(
+    {
+        "taskId": _mostly("4e2bcd1c", "", None, 7),
+        "taskStatus": _mostly("COMPLETED", "FAILED", "", None, ["COMPLETED"]),
+        "taskStartTime": _times,
+        "auditDetails": st.one_of(st.lists(_detail, max_size=3), _json),
+    },
+    optional={
+        "accountId": st.sampled_from(["123456789012", "x"]),
+        "taskType": st.sampled_from(["SCHEDULED_AUDIT_TASK", None, 5]),
+        "scheduledAuditName": st.sampled_from(["DailyAudit", None, {"a": 1}]),
+        "totalChecksCount": _json,
+        "failedChecksCount": st.integers(0, 3),
+        "taskStatistics": _mostly(None, {}, {"totalChecks": 9}, [["totalChecks", 1]], 3),
+    },
+)
+
+
+def _audit_general(message, index):
+    shaped = events.audit_task_events(message, account_id="123456789012", region="us-east-1", api="sns-audit")
+    body = b"".join(hec.hec_event(event, index) for event in shaped)
+    return body, len(shaped), sum(1 for event in shaped if events.thing_name_rejected(event))
+
+
+@settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(message=_audit, index=st.sampled_from([None, "iot"]), use_orjson=st.booleans(), base=st.booleans())
+def test_the_audit_lane_writes_exactly_the_event_models_events(message, index, use_orjson, base, monkeypatch):
+    """hec.audit_hec_body (payloads built directly) == the model's events one by one, or the same error."""
+    monkeypatch.setattr(hec, "orjson", hec.orjson if use_orjson else None)
+    if base:
+        message = {**audit_from_sns(), **message}
+    fast = _outcome(
+        lambda: hec.audit_hec_body(message, account_id="123456789012", region="us-east-1", api="sns-audit", index=index)
+    )
+    assert fast == _outcome(lambda: _audit_general(message, index))
+
+
+def test_the_usual_audit_notification_takes_the_direct_lane(monkeypatch):
+    message = audit_from_sns()
+    expected = _audit_general(message, "iot")
+    monkeypatch.setattr(hec, "audit_task_events", None)  # the general path would fail
+    assert hec.audit_hec_body(message, account_id="123456789012", region="us-east-1", api="sns-audit", index="iot") == (
+        expected
+    )
+    assert expected[1] == 5
+
+
+_violation = st.fixed_dictionaries(
+    {
+        "violationId": _mostly("v-1", "", None, 0),
+        "thingName": _mostly("pump-1", "", 'x"|y', None, 5),
+        "violationEventType": _mostly("in-alarm", "alarm-cleared", "alarm-invalidated", "nope", None),
+        "violationEventTime": _times,
+        "behavior": _nested,
+    },
+    optional={
+        "violationStartTime": _times,
+        "metricValue": _nested,
+        "securityProfileName": st.sampled_from(["Baseline", None]),
+        "extra": st.sampled_from(
+            [{"rejected_thing_name": "|"}, {"ResponseMetadata": {}}, {"ResponseMetadata": 5}, {"timestamp": 1}]
+        ),
+    },
+).map(lambda message: dict(message, **message.pop("extra", {})))  # pop first: the extra keys join the top level
+
+
+def _violation_general(message, index):
+    event = events.violation_event(message, account_id="123456789012", region="us-east-1", api="sns-violation")
+    return hec.hec_event(event, index), 1, int(events.thing_name_rejected(event))
+
+
+@settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(message=_violation, index=st.sampled_from([None, "iot"]), use_orjson=st.booleans(), base=st.booleans())
+def test_the_violation_lane_writes_exactly_the_event_models_event(message, index, use_orjson, base, monkeypatch):
+    """hec.violation_hec_body (payload built directly) == the model's event, or the same error."""
+    monkeypatch.setattr(hec, "orjson", hec.orjson if use_orjson else None)
+    if base:
+        message = {**violation_from_sns(), **message}
+    fast = _outcome(
+        lambda: hec.violation_hec_body(
+            message, account_id="123456789012", region="us-east-1", api="sns-violation", index=index
+        )
+    )
+    assert fast == _outcome(lambda: _violation_general(message, index))
+
+
+def test_the_usual_violation_message_takes_the_direct_lane(monkeypatch):
+    message = violation_from_sns()
+    expected = _violation_general(message, None)
+    monkeypatch.setattr(hec, "violation_event", None)  # the general path would fail
+    assert hec.violation_hec_body(message, account_id="123456789012", region="us-east-1", api="sns-violation") == (
+        expected
+    )
+
+
+@settings(max_examples=5000, deadline=None, database=None)
+@given(
+    value=st.one_of(
+        st.integers(min_value=10**11 - 5, max_value=4_102_444_800_005),
+        st.sampled_from([10**11, 4_102_444_800_000, 1763769600000, 1763769600999, 10**11 - 1, -(10**11)]),
+        st.integers(),
+        st.floats(min_value=1e11, max_value=4.2e12),
+    )
+)
+def test_the_lanes_times_are_the_models(value):
+    """hec.event_time / iso_time (short cuts for epoch milliseconds) == to_epoch_ms(to_epoch()) / to_iso()."""
+    assert _outcome(lambda: repr(hec.event_time(value))) == _outcome(
+        lambda: repr(events.to_epoch_ms(events.to_epoch(value)))
+    )
+    assert _outcome(lambda: hec.iso_time(value)) == _outcome(lambda: events.to_iso(value))

@@ -78,6 +78,9 @@ def test_inputs_parse_their_options_with_the_same_parsers():
         (detect.ViolationOptions.from_params, "behavior_criteria_type"),
         (audit.AuditOptions.from_params, "include_suppressed"),
         (inventory.InventoryOptions.from_params, "include_certificates"),
+        (inventory.InventoryOptions.from_params, "fleet_indexing"),
+        (inventory.InventoryOptions.from_params, "link_sweep_hours"),
+        (inventory.InventoryOptions.from_params, "run_budget_seconds"),
     ]:
         with pytest.raises(ParameterError, match=key):
             parse({key: "sometimes"})

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import threading
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     ProxyConnectionError,
+    UnknownRegionError,
 )
 from botocore.paginate import TokenEncoder
 from botocore.parsers import ResponseParserFactory, RestJSONParser
@@ -45,12 +47,34 @@ REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov|aws-cn):iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}$")
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+RESPONSE_PLAN_ARN_RE = re.compile(
+    r"^arn:(aws|aws-us-gov|aws-cn):ssm-incidents::(\d{12}):response-plan/([a-zA-Z0-9_-]{1,200})$"
+)
 
 # Error codes that mean "these temporary credentials are no longer good": refresh and retry once.
 EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
 )
+
+
+@functools.lru_cache(maxsize=256)
+def partition_of_region(region: str) -> str:
+    """The AWS partition of a region name, from botocore's endpoint data (which knows every region and each
+    partition's naming pattern); the well-known prefixes when botocore cannot place the name."""
+    try:
+        return _botocore_session().get_partition_for_region(region)
+    except (UnknownRegionError, AttributeError):  # a name botocore cannot place; a botocore without the method
+        if region.startswith("cn-"):
+            return "aws-cn"
+        if region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+
+@functools.lru_cache(maxsize=1)
+def _botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 class ConfigError(ValueError):
@@ -78,6 +102,8 @@ class Account:
     role_session_name: str = DEFAULT_SESSION_NAME
     partition: str = "aws"
     default_region: str = "us-east-1"
+    # iot_start_incident's default destination: Incident Manager with this plan, OpsCenter without one.
+    response_plan_arn: Optional[str] = None
 
     @classmethod
     def from_conf(cls, name: str, conf: Mapping[str, Any]) -> Account:
@@ -98,6 +124,7 @@ class Account:
             role_session_name=text("role_session_name") or DEFAULT_SESSION_NAME,
             partition=text("partition") or "aws",
             default_region=text("default_region") or "us-east-1",
+            response_plan_arn=text("response_plan_arn"),
         )
         account.check()
         return account
@@ -114,15 +141,38 @@ class Account:
                 raise ConfigError(f"{where}: the access key ID is not 16-128 upper-case letters and digits")
         if self.partition not in PARTITIONS:
             raise ConfigError(f"{where}: partition must be one of {', '.join(PARTITIONS)}")
+        # Messages name the field, never its value: a secret pasted into the wrong field must not come back in the
+        # UI and the log.
         if not REGION_RE.match(self.default_region):
-            raise ConfigError(f"{where}: '{self.default_region}' is not an AWS region name")
+            raise ConfigError(f"{where}: the default region is not an AWS region name (e.g. us-east-1)")
+        region_partition = partition_of_region(self.default_region)
+        if region_partition != self.partition:
+            raise ConfigError(
+                f"{where}: the default region is in partition '{region_partition}' but the account's partition is "
+                f"'{self.partition}'"
+            )
         if self.role_arn:
             match = ROLE_ARN_RE.match(self.role_arn)
             if not match:
-                raise ConfigError(f"{where}: role ARN '{self.role_arn}' is not an IAM role ARN")
+                raise ConfigError(
+                    f"{where}: the role ARN is not an IAM role ARN "
+                    "(arn:<partition>:iam::<12-digit account>:role/<name>)"
+                )
             if match.group(1) != self.partition:
                 raise ConfigError(
                     f"{where}: role ARN is in partition '{match.group(1)}' but the account is '{self.partition}'"
+                )
+        if self.response_plan_arn:
+            plan = RESPONSE_PLAN_ARN_RE.match(self.response_plan_arn)
+            if not plan:
+                raise ConfigError(
+                    f"{where}: the response plan ARN is not an Incident Manager response plan ARN "
+                    "(arn:<partition>:ssm-incidents::<12-digit account>:response-plan/<name>)"
+                )
+            if plan.group(1) != self.partition:
+                raise ConfigError(
+                    f"{where}: the response plan is in partition '{plan.group(1)}' but the account is "
+                    f"'{self.partition}'"
                 )
         if not SESSION_NAME_RE.match(self.role_session_name):
             raise ConfigError(f"{where}: role session name must be 2-64 characters of [\\w+=,.@-]")

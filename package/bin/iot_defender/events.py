@@ -325,7 +325,7 @@ def active_violation_event(record: Mapping[str, Any], *, account_id: str, region
 
 # ----------------------------------------------------------------------------------------- audit
 
-_SNS_COUNT_TO_STATISTIC = {
+SNS_COUNT_TO_STATISTIC = {
     "totalChecksCount": "totalChecks",
     "compliantChecksCount": "compliantChecks",
     "nonCompliantChecksCount": "nonCompliantChecks",
@@ -347,7 +347,7 @@ def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None)
         merged.setdefault("taskId", task_id)
     _require(merged, kind, ("taskId", "taskStatus", "taskStartTime"))
     statistics = dict(merged.get("taskStatistics") or {})
-    for sns_name, statistic in _SNS_COUNT_TO_STATISTIC.items():
+    for sns_name, statistic in SNS_COUNT_TO_STATISTIC.items():
         if sns_name in merged and statistic not in statistics:
             statistics[statistic] = merged[sns_name]
     details = merged.get("auditDetails") or {}
@@ -528,9 +528,14 @@ ACTION_OUTCOMES = (
     "done",
     "already-in-state",
     "dry-run",
+    # done, but with a caveat the analyst must act on (e.g. the quarantine record could not be stored, so release
+    # cannot undo certificate changes by itself); the message says why
+    "warning",
     "refused-protected",
     "refused-invalid",
     "refused-limit",
+    # the user who triggered the run lacks the capability iot_defender_respond
+    "refused-unauthorized",
     "failed",
 )
 

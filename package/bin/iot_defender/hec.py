@@ -11,17 +11,29 @@ is written from a single encoding of its datums, the envelopes spliced in at the
 the export shape with plain JSON values and valid thing names is written without an Event per datum or a deep copy.
 Either way the result is exactly ``b"".join(hec_event(e, index) for e in events.metric_events(...))`` (a property
 test holds it to that, with and without orjson); anything else takes that general path.
+
+:func:`audit_hec_body` and :func:`violation_hec_body` are the SNS messages' lanes: the usual audit notification and
+violation message (plain values, epoch-millisecond times, a valid thing name) have their HEC payloads built directly,
+without an Event or a deep copy; property tests hold them to the event model's events, byte for byte.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+from operator import itemgetter
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from iot_defender.events import (
+    REJECTED_THING_NAME_FIELD,
+    SNS_COUNT_TO_STATISTIC,
+    SOURCETYPE_AUDIT_TASK,
     SOURCETYPE_METRIC,
+    SOURCETYPE_VIOLATION,
     TIME_FIELDS,
+    VIOLATION_EVENT_TYPES,
     Event,
+    audit_task_events,
     metric_events,
     source_for,
     thing_name_rejected,
@@ -29,6 +41,7 @@ from iot_defender.events import (
     to_epoch_ms,
     to_iso,
     valid_thing_name,
+    violation_event,
 )
 
 try:  # optional accelerator (the Firehose transform Lambda ships it; Splunk's Python does not need it)
@@ -142,9 +155,9 @@ def metric_hec_body(
     """``(body, events, rejected)``: the HEC bytes of :func:`events.metric_events` (``message``, ...) (each event as
     :func:`hec_event` writes it), how many events, and how many had their thing name neutralised. Raises as
     :func:`events.metric_events` does."""
-    body = _uniform_lane(message, account_id, region, api, index)
-    if body is not None:
-        return body, len(message["metrics"]), 0
+    uniform = _uniform_lane(message, account_id, region, api, index)
+    if uniform is not None:
+        return uniform[0], uniform[1], 0
     datums = _plain_datums(message)
     if datums is not None:
         return hec_events_body(_plain_payloads(datums, account_id, region, api, index)), len(datums), 0
@@ -154,46 +167,57 @@ def metric_hec_body(
 
 
 _UNIFORM_KEYS = frozenset({"name", "thing", "value", "version", "timestamp"})
+_THING_AND_STAMP = itemgetter("thing", "timestamp")
 _PASSTHROUGH = 0 if orjson is None else orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
-def _uniform_lane(message: Any, account_id: str, region: str, api: str, index: Optional[str]) -> Optional[bytes]:
-    """The usual export message (one thing, one integer timestamp, no dimension, no repeated metric, every datum's
-    first key the same) written from one encoding of its datums: the timestamps swapped for their ISO string, and
-    each datum wrapped in its HEC envelope by replacing the joints between datums. Exactly what the general path
-    writes; None (that way) for any other message, or when the text does not prove the swap and joints unambiguous.
-    ``message`` is a decoded JSON document."""
+def _uniform_lane(
+    message: Any, account_id: str, region: str, api: str, index: Optional[str]
+) -> Optional[Tuple[bytes, int]]:
+    """The usual export message (one thing, one integer timestamp, no dimension, every datum's first key the same; a
+    repeated metric keeps its highest version) written from one encoding of its datums: the timestamps swapped for
+    their ISO string, and each datum wrapped in its HEC envelope by replacing the joints between datums. Exactly what
+    the general path writes, with the number of events; None (that way) for any other message, or when the text
+    does not prove the swap and joints unambiguous. ``message`` is a decoded JSON document."""
     datums = message.get("metrics") if orjson is not None and type(message) is dict else None
     if type(datums) is not list or not datums or type(datums[0]) is not dict:
         return None
     thing, stamp, key = datums[0].get("thing"), datums[0].get("timestamp"), next(iter(datums[0]), None)
     if type(stamp) is not int or not valid_thing_name(thing):
         return None
-    names = set()
-    for datum in datums:
-        if type(datum) is not dict or not datum.keys() <= _UNIFORM_KEYS or next(iter(datum)) != key:
+    kept: Dict[str, Dict[str, Any]] = {}
+    identity = (thing, stamp)
+    for datum in datums:  # each datum's first key is checked on the text below (the joints)
+        if type(datum) is not dict or not _UNIFORM_KEYS.issuperset(datum):
             return None
-        name, version = datum.get("name"), datum.get("version", 0)
-        value = datum.get("value")
-        if datum.get("thing") != thing or datum.get("timestamp") != stamp or type(value) is not dict:
+        try:
+            if _THING_AND_STAMP(datum) != identity:
+                return None
+            name, value = datum["name"], datum["value"]
+        except KeyError:
             return None
-        if not _NORMALIZED_KEYS.isdisjoint(value):
+        if type(value) is not dict or type(name) is not str or not name or not _NORMALIZED_KEYS.isdisjoint(value):
             return None
-        if type(name) is not str or not name or name in names or type(version) not in _NUMBERS:
+        version = datum.get("version", 0)
+        if type(version) not in _NUMBERS:
             return None
-        names.add(name)
+        previous = kept.setdefault(name, datum)
+        if previous is not datum and version > previous.get("version", 0):
+            kept[name] = datum  # as metric_events: a repeated metric keeps its highest version, in its first place
+    if len(kept) != len(datums):
+        datums = list(kept.values())
     try:
         text = orjson.dumps(datums, option=_PASSTHROUGH)
-        scope = b',"account_id":' + _string(account_id) + b',"region":' + _string(region) + b"}"
-        source = _string(source_for(account_id, region, api))
-        tail = b',"host":' + _string(thing) + (b',"index":' + _string(index) + b"}" if index else b"}")
+        scope, middle, end = _metric_envelope(account_id, region, api, index)
     except (TypeError, UnicodeEncodeError):  # an integer beyond 64 bits, a lone surrogate, not JSON
         return None
+    tail = b',"host":"' + thing.encode() + b'"' + end  # a valid thing name: nothing to escape
     count = len(datums)
     number = b'"timestamp":' + str(stamp).encode()
     joint = b'},{"' + key.encode() + b'":'
     if text.count(b'"timestamp":') != count or text.count(joint) != count - 1:
-        return None  # a nested "timestamp" key, or a nested list of objects whose first key is the datums' first
+        return None  # a nested "timestamp" key; a datum whose first key is another (with the brace count below: a
+        # "{" only opens a datum or its value, so every "},{" is a joint and each is followed by a datum's first key)
     if text.count(number + b",") + text.count(number + b"}") != count:
         return None  # a timestamp of another spelling (true, 1.0)
     if text.count(b"{") != 2 * count:
@@ -201,11 +225,30 @@ def _uniform_lane(message: Any, account_id: str, region: str, api: str, index: O
     iso, when = _times(stamp)
     iso = b'"timestamp":"' + iso + b'"'
     text = text.replace(number + b",", iso + b",").replace(number + b"}", iso + b"}")
-    head = b'{"time":' + when + b',"sourcetype":"' + _METRIC + b'","source":' + source + b',"event":'
-    return head + text[1:-2].replace(joint, scope + tail + head + b'{"' + key.encode() + b'":') + scope + tail
+    head = b'{"time":' + when + middle
+    body = head + text[1:-2].replace(joint, scope + tail + head + b'{"' + key.encode() + b'":') + scope + tail
+    return body, count
 
 
 _METRIC = SOURCETYPE_METRIC.encode()
+_ENVELOPES: Dict[Tuple[str, str, str, Optional[str]], Tuple[bytes, bytes, bytes]] = {}
+
+
+def _metric_envelope(account_id: str, region: str, api: str, index: Optional[str]) -> Tuple[bytes, bytes, bytes]:
+    """The parts of a metric event's HEC text that depend on the invocation only: the body's end (account and
+    region), what follows ``time`` up to the body, and what follows ``host``. Remembered; a lone surrogate raises."""
+    key = (account_id, region, api, index)
+    found = _ENVELOPES.get(key)
+    if found is None:
+        scope = b',"account_id":' + _string(account_id) + b',"region":' + _string(region) + b"}"
+        middle = b',"sourcetype":"' + _METRIC + b'","source":' + _string(source_for(account_id, region, api))
+        end = b',"index":' + _string(index) + b"}" if index else b"}"
+        if len(_ENVELOPES) >= 64:
+            _ENVELOPES.clear()
+        found = _ENVELOPES[key] = (scope, middle + b',"event":', end)
+    return found
+
+
 _TIMES: Dict[int, Tuple[bytes, bytes]] = {}
 
 
@@ -278,3 +321,139 @@ def hec_events_body(payloads: List[Dict[str, Any]]) -> bytes:
         except UnicodeEncodeError:  # a lone surrogate: the events that hold one are escaped
             pass
     return b"".join(_dumps(payload) for payload in payloads)
+
+
+# ------------------------------------------------------------------------------- SNS message fast lanes
+
+# Epoch milliseconds from 1973 (where to_datetime starts reading numbers as milliseconds) to 2100: each such integer
+# is an exact number of milliseconds to the model's float arithmetic too (its error stays far below a microsecond).
+_MS_FIRST, _MS_LAST = 100_000_000_000, 4_102_444_800_000
+_UTC_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def event_time(value: Any) -> float:
+    """``to_epoch_ms(to_epoch(value))`` (an event's ``time``), at once for epoch milliseconds."""
+    if type(value) is int and _MS_FIRST <= value <= _MS_LAST:
+        return value / 1000
+    return to_epoch_ms(to_epoch(value))
+
+
+def iso_time(value: Any) -> str:
+    """``to_iso(value)``, with less arithmetic for epoch milliseconds."""
+    if type(value) is int and _MS_FIRST <= value <= _MS_LAST:
+        return (_UTC_EPOCH + _dt.timedelta(milliseconds=value)).isoformat(timespec="milliseconds")[:-6] + "Z"
+    return to_iso(value)
+
+
+def audit_hec_body(
+    message: Mapping[str, Any], *, account_id: str, region: str, api: str, index: Optional[str] = None
+) -> Tuple[bytes, int, int]:
+    """``(body, events, rejected)``: the HEC bytes of :func:`events.audit_task_events` (``message``, ...) (each
+    event as :func:`hec_event` writes it), how many events, and how many hold a ``rejected_thing_name``. The usual
+    audit notification (plain checks, an epoch start time) has its payloads built directly, without an Event or a
+    deep copy; anything else takes the event model. Raises as :func:`events.audit_task_events` does."""
+    payloads = _audit_payloads(message, account_id, region, api, index)
+    if payloads is not None:
+        return hec_events_body(payloads), len(payloads), 0
+    shaped = audit_task_events(message, account_id=account_id, region=region, api=api)
+    rejected = sum(1 for event in shaped if thing_name_rejected(event))
+    return hec_events_body([event.to_hec(index=index) for event in shaped]), len(shaped), rejected
+
+
+# A check holding one of these keys is left to the model: ``record_type`` makes it raise, a rejected name is counted.
+_AUDIT_RESERVED = frozenset({"record_type", REJECTED_THING_NAME_FIELD})
+
+
+def _audit_payloads(
+    message: Any, account_id: str, region: str, api: str, index: Optional[str]
+) -> Optional[List[Dict[str, Any]]]:
+    """``[e.to_hec(index) for e in audit_task_events(message, ...)]`` for an audit message whose fields need no
+    normalising (string id and status, epoch start time, a list of plain checks, no ``taskStatistics``); else None."""
+    if type(message) is not dict or message.get("taskStatistics") is not None:
+        return None
+    task_id, status, start = message.get("taskId"), message.get("taskStatus"), message.get("taskStartTime")
+    details = message.get("auditDetails")
+    if type(task_id) is not str or type(status) is not str or not task_id or not status:
+        return None
+    if type(start) not in _NUMBERS or (details is not None and type(details) is not list):
+        return None
+    for detail in details or ():
+        if type(detail) is not dict or not detail.get("checkName") or not _AUDIT_RESERVED.isdisjoint(detail):
+            return None
+        if not _plain(detail):
+            return None
+    try:  # a time the model refuses: its error, from the general path
+        when, iso = event_time(start), iso_time(start)
+    except Exception:  # whatever it is, the general path raises it
+        return None
+    common = {"taskId": task_id, "taskStatus": status}
+    for key, value in (("taskType", message.get("taskType")), ("taskStartTime", iso)):
+        if value is not None:
+            common[key] = value
+    if message.get("scheduledAuditName") is not None:
+        common["scheduledAuditName"] = message["scheduledAuditName"]
+    statistics = {stat: message[name] for name, stat in SNS_COUNT_TO_STATISTIC.items() if name in message}
+    scope = {"account_id": account_id, "region": region}
+    head = {"time": when, "sourcetype": SOURCETYPE_AUDIT_TASK, "source": source_for(account_id, region, api)}
+    tail = {"host": account_id} if account_id else {}
+    if index:
+        tail["index"] = index
+    task = {**common, "record_type": "task", "taskStatistics": statistics, "auditDetails": details or [], **scope}
+    payloads = [{**head, "event": task, **tail}]
+    for detail in details or ():
+        payloads.append({**head, "event": {**common, "record_type": "check", **detail, **scope}, **tail})
+    return payloads
+
+
+def violation_hec_body(
+    message: Mapping[str, Any], *, account_id: str, region: str, api: str, index: Optional[str] = None
+) -> Tuple[bytes, int, int]:
+    """``(body, 1, rejected)``: the HEC bytes of :func:`events.violation_event` (``message``, ...) as
+    :func:`hec_event` writes it, and whether its thing name was neutralised. The usual violation message (plain
+    values, epoch times, a valid thing name) has its payload built directly; anything else takes the event model.
+    Raises as :func:`events.violation_event` does."""
+    payload = _violation_payload(message, account_id, region, api, index)
+    if payload is not None:
+        return _dumps(payload), 1, 0
+    event = violation_event(message, account_id=account_id, region=region, api=api)
+    return hec_event(event, index), 1, int(thing_name_rejected(event))
+
+
+def _violation_payload(
+    message: Any, account_id: str, region: str, api: str, index: Optional[str]
+) -> Optional[Dict[str, Any]]:
+    """``violation_event(message, ...).to_hec(index)`` for a message whose values need no normalising beyond its
+    top-level epoch times, with a valid thing name and a known event type; else None."""
+    if type(message) is not dict or message.get("violationEventType") not in VIOLATION_EVENT_TYPES:
+        return None
+    if REJECTED_THING_NAME_FIELD in message:  # counted as a rejected name by the model
+        return None
+    host, identity, stamp = message.get("thingName"), message.get("violationId"), message.get("violationEventTime")
+    if identity is None or identity == "" or type(stamp) not in _NUMBERS or not valid_thing_name(host):
+        return None
+    data = {}
+    try:
+        when = event_time(stamp)
+        for key, value in message.items():
+            kind = type(value)
+            if key in _NORMALIZED_KEYS:
+                if key == "ResponseMetadata" or kind not in _NUMBERS:
+                    return None
+                value = iso_time(value)
+            elif kind not in _SCALARS and not _plain(value):
+                return None
+            data[key] = value
+    except Exception:  # a time the model refuses: its error, from the general path
+        return None
+    data["account_id"] = account_id
+    data["region"] = region
+    payload = {
+        "time": when,
+        "sourcetype": SOURCETYPE_VIOLATION,
+        "source": source_for(account_id, region, api),
+        "event": data,
+        "host": host,
+    }
+    if index:
+        payload["index"] = index
+    return payload

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, Tuple
 
 from botocore.exceptions import ClientError
 
@@ -33,9 +33,13 @@ _IAM_DENIAL = re.compile(r"not authorized to perform|no identity-based policy|ex
 
 
 class Lookup(Protocol):
-    """A KV lookup the run keeps in step with what it read (the inventory's ``iot_thing_inventory``)."""
+    """The inventory's KV lookup (``iot_thing_inventory``), supplied by the adapter."""
 
-    def sync(self, rows: List[Dict[str, Any]], *, account_id: str, region: str) -> None: ...
+    def rows(self) -> Any:
+        """The :class:`iot_defender.inventory.RowStore` the run reads prior rows from and writes rows to."""
+
+    def finish(self, result: inventory.InventoryResult, *, account_id: str, region: str) -> None:
+        """After the last page: write what is left, delete the rows of things a complete run did not see."""
 
 
 class CheckpointStore(Protocol):
@@ -88,13 +92,20 @@ def _audit_source(session: AwsSession, scope: RunScope, state: InputState, _look
 def _inventory_source(
     session: AwsSession, scope: RunScope, _state: InputState, lookup: Optional[Lookup]
 ) -> Iterator[Page]:
+    if lookup is None:
+        raise ConfigError("the inventory input needs its KV lookup")
     result = inventory.InventoryResult()
-    yield from inventory.inventory_pages(
-        session, scope.region, scope.options, result, account_id=scope.account_id, now=scope.now
-    )
+    rows = lookup.rows()
+    for page in inventory.inventory_pages(
+        session, scope.region, scope.options, result, account_id=scope.account_id, now=scope.now, state=rows
+    ):
+        # A page's rows are saved before its events are delivered: an event never names a row that is not there.
+        if result.rows:
+            rows.write(result.rows)
+            result.rows = []
+        yield page
     # Resumed only once every page was delivered: the lookup follows the events, never runs ahead of them.
-    if lookup is not None:
-        lookup.sync(result.rows, account_id=scope.account_id, region=scope.region)
+    lookup.finish(result, account_id=scope.account_id, region=scope.region)
 
 
 KINDS: Dict[str, InputKind] = {
@@ -130,8 +141,9 @@ KINDS: Dict[str, InputKind] = {
             parse_options=inventory.InventoryOptions.from_params,
             pages=_inventory_source,
             feature_hint=(
-                "The thing registry is not readable by this account or role: grant iot:ListThings, "
-                "iot:ListThingGroupsForThing, iot:ListThingPrincipals and iot:DescribeCertificate."
+                "The thing registry is not readable by this account or role: grant iot:ListCertificates, "
+                "iot:GetIndexingConfiguration, iot:SearchIndex, iot:ListThings, iot:ListThingGroupsForThing, "
+                "iot:ListThingPrincipals and iot:DescribeCertificate."
             ),
         ),
     )

@@ -1,26 +1,62 @@
-"""Thing inventory source: things with type, attributes, groups and certificate status.
+"""Thing inventory source: things with type, attributes, groups, connectivity and certificate status.
 
-Produces ``aws:iot:thing`` snapshot events and the rows of the ``iot_thing_inventory`` KV lookup. The lookup is
-updated incrementally: :func:`plan_lookup_changes` compares row digests with what the collection holds and
-returns only the rows to write and the keys to delete.
+Produces ``aws:iot:thing`` snapshot events and the rows of the ``iot_thing_inventory`` KV lookup, at fleet scale:
+
+- **Things in bulk.** With fleet indexing (``GetIndexingConfiguration`` says the thing index is on) one
+  ``SearchIndex`` page brings 500 things with type, attributes, groups and, when indexed, connectivity and Device
+  Defender violation state. Without it, ``ListThings`` (250 a page) and one ``ListThingGroupsForThing`` per thing
+  whose groups are due (below).
+- **Certificate statuses in bulk**: ``ListCertificates`` (250 a page) once per run, kept as a compact index
+  (8 bytes a certificate: a 61-bit fingerprint of the id and the status), not as objects.
+- **Links refreshed incrementally.** Thing ↔ certificate links (and, without fleet indexing, groups) are read per
+  thing (``ListThingPrincipals``), so only for things that are new, changed, or due: each thing is due once per
+  ``link_sweep_hours`` (24 h by default), its first due time spread over the period by a hash of its name, so a
+  full sweep is spread evenly over the day. Links of the other things come from the row the lookup already holds.
+- **Paced under each API's quota** (:class:`Pacer`, a token bucket per API) and within a run budget: once a run has
+  used ``run_budget_seconds``, due link refreshes wait for the next run (new things first in line), so a run
+  always ends before the next starts.
+- **Deleted mid-run**: a thing or certificate that answers 404 is skipped and counted, never a failed region.
+- **Memory flat**: pages are streamed; the run keeps 8 bytes per certificate and per thing seen (for stale-row
+  deletion), never the fleet. Prior rows are read per page through a :class:`RowStore` the adapter provides.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+import time
+from array import array
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple
+
+from botocore.exceptions import ClientError
 
 from . import events
-from .aws import AwsSession
+from .aws import AwsSession, error_code
 from .events import MalformedRecord
-from .params import boolean
+from .params import boolean, choice, integer
 from .pipeline import Page
 
-PAGE_SIZE = 250
-ENRICH_WORKERS = 4
+SEARCH_PAGE = 500  # SearchIndex maxResults [verify the AWS maximum; the docs say 500]
+LIST_PAGE = 250
+# Registry read quotas (TPS) the add-on paces itself under [verify: no published figure was found for most of these;
+# 10 TPS, the usual IoT Core list quota, is assumed; ListThingGroupsForThing 100 from a Service Quotas dump].
+QUOTAS_TPS = {
+    "SearchIndex": 10.0,
+    "ListCertificates": 10.0,
+    "ListThings": 10.0,
+    "ListThingPrincipals": 10.0,
+    "ListThingGroupsForThing": 100.0,
+    "DescribeCertificate": 10.0,
+    "GetIndexingConfiguration": 10.0,
+}
+QUOTA_SHARE = 0.9  # of each quota: leaves room for the alert actions and other tools sharing the account
+NOT_FOUND = "ResourceNotFoundException"
+ACCESS_DENIED = frozenset({"AccessDeniedException", "UnauthorizedException"})
+INDEX_UNAVAILABLE = frozenset({NOT_FOUND, "IndexNotReadyException", "InvalidRequestException"})
+STATUS_CODES = ("ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION")
 LOOKUP_FIELDS = (
     "thing_name",
     "thing_arn",
@@ -34,6 +70,11 @@ LOOKUP_FIELDS = (
     "owner",
     "site",
     "attributes",
+    "connected",
+    "violations",
+    "registry_digest",
+    "links_checked_at",
+    "links_due_at",
     "updated_at",
     "digest",
 )
@@ -42,28 +83,150 @@ LOOKUP_FIELDS = (
 @dataclass(frozen=True)
 class InventoryOptions:
     include_certificates: bool = True
+    fleet_indexing: str = "auto"  # auto: use it where the account has it; off: always the per-thing path
+    link_sweep_hours: int = 24
+    run_budget_seconds: int = 3000
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> InventoryOptions:
-        return cls(include_certificates=boolean(params.get("include_certificates"), "include_certificates", True))
+        return cls(
+            include_certificates=boolean(params.get("include_certificates"), "include_certificates", True),
+            fleet_indexing=choice(params.get("fleet_indexing"), "fleet_indexing", ("auto", "off"), "auto"),
+            link_sweep_hours=integer(params.get("link_sweep_hours"), "link_sweep_hours", 24, 1, 24 * 30),
+            run_budget_seconds=integer(params.get("run_budget_seconds"), "run_budget_seconds", 3000, 60, 7 * 86400),
+        )
+
+
+class Pacer:
+    """One token bucket per API at ``share`` of its quota: calls wait for a token instead of being throttled."""
+
+    def __init__(
+        self,
+        quotas: Optional[Dict[str, float]] = None,
+        *,
+        share: float = QUOTA_SHARE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.rates = {api: tps * share for api, tps in (QUOTAS_TPS if quotas is None else quotas).items()}
+        self.clock = clock
+        self._sleep = sleep
+        self._next: Dict[str, float] = {}
+        self.started = clock()
+        self.calls: Dict[str, int] = {}
+
+    def wait(self, api: str) -> None:
+        self.calls[api] = self.calls.get(api, 0) + 1
+        rate = self.rates.get(api)
+        if not rate:
+            return
+        now = self.clock()
+        at = max(now, self._next.get(api, now))
+        if at > now:
+            self._sleep(at - now)
+        self._next[api] = at + 1.0 / rate
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+
+class RowStore(Protocol):
+    """The lookup's prior rows, read a page at a time (the adapter's KV store; a dict in tests)."""
+
+    def known(self, keys: List[str]) -> Dict[str, Dict[str, Any]]: ...
 
 
 @dataclass
 class InventoryResult:
-    """Lookup rows gathered while the events were delivered."""
+    """What the run learnt: rows to write (per page, drained by the adapter), counts, and the keys seen."""
 
-    rows: List[Dict[str, Any]] = field(default_factory=list)
+    path: str = ""
+    rows: List[Dict[str, Any]] = field(default_factory=list)  # changed rows of the current page, drained by the adapter
+    things: int = 0
+    things_gone: int = 0
+    certificates_gone: int = 0
+    links_refreshed: int = 0
+    links_deferred: int = 0
+    rows_unchanged: int = 0
+    complete: bool = False
+    bulk_certificates: bool = True
+    seen: array = field(default_factory=lambda: array("Q"))
+
+    def seen_sorted(self) -> array:
+        return array("Q", sorted(self.seen))
+
+    def counts(self) -> Dict[str, Any]:
+        return {
+            "path": self.path,
+            "things": self.things,
+            "things_gone": self.things_gone,
+            "certificates_gone": self.certificates_gone,
+            "links_refreshed": self.links_refreshed,
+            "links_deferred": self.links_deferred,
+            "rows_unchanged": self.rows_unchanged,
+            "bulk_certificates": self.bulk_certificates,
+        }
+
+
+def fingerprint(text: str) -> int:
+    """64-bit fingerprint (collisions among a million names: ~3e-8)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def contains(sorted_keys: array, value: int) -> bool:
+    i = bisect.bisect_left(sorted_keys, value)
+    return i < len(sorted_keys) and sorted_keys[i] == value
+
+
+class CertificateIndex:
+    """Certificate id -> status for every certificate of a region, 8 bytes each (61-bit fingerprint + status)."""
+
+    def __init__(self) -> None:
+        self._packed = array("Q")
+        self.count = 0
+
+    def add(self, certificate_id: str, status: str) -> None:
+        code = STATUS_CODES.index(status) if status in STATUS_CODES else 7
+        self._packed.append((fingerprint(certificate_id) >> 3) << 3 | code)
+        self.count += 1
+
+    def freeze(self) -> None:
+        self._packed = array("Q", sorted(self._packed))
+
+    def status(self, certificate_id: str) -> Optional[str]:
+        base = (fingerprint(certificate_id) >> 3) << 3
+        i = bisect.bisect_left(self._packed, base)
+        if i < len(self._packed) and self._packed[i] >> 3 == base >> 3:
+            code = self._packed[i] & 7
+            return STATUS_CODES[code] if code < len(STATUS_CODES) else "UNKNOWN"
+        return None
 
 
 def lookup_key(account_id: str, region: str, thing_name: str) -> str:
     return f"{account_id}:{region}:{thing_name}"
 
 
-def lookup_row(event: events.Event, *, when: Any) -> Dict[str, Any]:
-    """The KV lookup row of one thing event (flat strings, as lookups want)."""
+def _csv(values: Iterable[Any]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def _digest(content: Dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
+def lookup_row(
+    event: events.Event, *, when: Any, links: Optional[Tuple[str, float]] = None, registry: str = ""
+) -> Dict[str, Any]:
+    """The KV lookup row of one thing event (flat strings, as lookups want).
+
+    ``links``: (checked_at, due_at) of the thing's link refresh; ``registry``: :func:`registry_digest` of the
+    thing as its source listed it (what the next run compares to tell a changed thing).
+    """
     data = event.data
     certificates = data.get("certificates") or []
     attributes = data.get("attributes") or {}
+    connectivity = data.get("connectivity") if isinstance(data.get("connectivity"), dict) else {}
+    defender = data.get("deviceDefender") if isinstance(data.get("deviceDefender"), dict) else {}
     row: Dict[str, Any] = {
         "_key": lookup_key(data["account_id"], data["region"], data["thingName"]),
         "thing_name": data["thingName"],
@@ -71,48 +234,100 @@ def lookup_row(event: events.Event, *, when: Any) -> Dict[str, Any]:
         "thing_type": data.get("thingTypeName") or "",
         "account_id": data["account_id"],
         "region": data["region"],
-        "thing_groups": ",".join(data.get("thingGroups") or []),
-        "certificate_ids": ",".join(str(c.get("certificateId", "")) for c in certificates),
-        "certificate_statuses": ",".join(str(c.get("status", "")) for c in certificates),
+        "thing_groups": _csv(data.get("thingGroups") or []),
+        "certificate_ids": _csv(c.get("certificateId", "") for c in certificates),
+        "certificate_statuses": _csv(c.get("status", "") for c in certificates),
         "active_certificates": sum(1 for c in certificates if c.get("status") == "ACTIVE"),
         "owner": str(attributes.get("owner", "")),
         "site": str(attributes.get("site", "")),
         "attributes": json.dumps(attributes, sort_keys=True, separators=(",", ":")),
+        "connected": "" if "connected" not in connectivity else str(bool(connectivity["connected"])).lower(),
+        "violations": defender.get("violationCount", "") if defender else "",
+        "registry_digest": registry,
+        "links_checked_at": links[0] if links else "",
+        "links_due_at": links[1] if links else "",
     }
-    digest_source = json.dumps(row, sort_keys=True)
-    row["digest"] = hashlib.sha256(digest_source.encode("utf-8")).hexdigest()[:32]
+    row["digest"] = _digest(row)
     row["updated_at"] = events.to_iso(when)
     return row
 
 
-def plan_lookup_changes(
-    existing: List[Dict[str, Any]], rows: List[Dict[str, Any]], *, account_id: str, region: str
-) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """Rows whose content changed (or are new) and keys of this account/region's things that are gone."""
-    current = {
-        doc.get("_key"): doc.get("digest")
-        for doc in existing
-        if doc.get("account_id") == account_id and doc.get("region") == region
+def registry_digest(thing: Dict[str, Any]) -> str:
+    """What makes a listed thing "changed" for the link refresh: type, attributes, version (ListThings) or
+    groups (SearchIndex); never connectivity or violation state."""
+    content = {
+        "type": thing.get("thingTypeName") or "",
+        "attributes": thing.get("attributes") or {},
+        "version": thing.get("version"),
+        "groups": sorted(str(g) for g in thing.get("thingGroupNames") or []),
     }
-    upserts = [row for row in rows if current.get(row["_key"]) != row["digest"]]
-    fresh = {row["_key"] for row in rows}
-    deletes = sorted(key for key in current if key and key not in fresh)
-    return upserts, deletes
+    return _digest(content)[:16]
 
 
-class _CertificateStatuses:
-    """Certificate status look-ups, once per certificate per run (certificates can be shared)."""
+def first_due(thing_name: str, now: float, period: float) -> float:
+    """A new thing's first sweep time, spread evenly over the period by its name's fingerprint."""
+    return now + period * (fingerprint("sweep:" + thing_name) / 2.0**64)
 
-    def __init__(self, session: AwsSession, client: Any):
-        self._session = session
-        self._client = client
-        self._cache: Dict[str, str] = {}
 
-    def status(self, certificate_id: str) -> str:
-        if certificate_id not in self._cache:
-            answer = self._session.call(self._client, "describe_certificate", certificateId=certificate_id)
-            self._cache[certificate_id] = str(answer.get("certificateDescription", {}).get("status", "UNKNOWN"))
-        return self._cache[certificate_id]
+@dataclass
+class _Run:
+    """Shared state of one region's run."""
+
+    session: AwsSession
+    client: Any
+    region: str
+    account_id: str
+    partition: str
+    options: InventoryOptions
+    result: InventoryResult
+    state: RowStore
+    pacer: Pacer
+    now: float
+    certificates: CertificateIndex = field(default_factory=CertificateIndex)
+    described: Dict[str, Optional[str]] = field(default_factory=dict)
+
+    def call(self, api: str, operation: str, **params: Any) -> Dict[str, Any]:
+        self.pacer.wait(api)
+        return self.session.call(self.client, operation, **params)
+
+    def thing_arn(self, name: str) -> str:
+        return f"arn:{self.partition}:iot:{self.region}:{self.account_id}:thing/{name}"
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    return error_code(exc) == NOT_FOUND
+
+
+def _load_certificates(run: _Run) -> None:
+    marker: Optional[str] = None
+    while True:
+        params: Dict[str, Any] = {"pageSize": LIST_PAGE}
+        if marker:
+            params["marker"] = marker
+        answer = run.call("ListCertificates", "list_certificates", **params)
+        for cert in answer.get("certificates") or []:
+            if isinstance(cert, dict) and cert.get("certificateId"):
+                run.certificates.add(str(cert["certificateId"]), str(cert.get("status") or "UNKNOWN"))
+        marker = answer.get("nextMarker")
+        if not marker:
+            break
+    run.certificates.freeze()
+
+
+def _certificate_status(run: _Run, certificate_id: str) -> Optional[str]:
+    """Status from the bulk index; a certificate created since the bulk read is described once (404: gone)."""
+    status = run.certificates.status(certificate_id)
+    if status is not None:
+        return status
+    if certificate_id not in run.described:
+        try:
+            answer = run.call("DescribeCertificate", "describe_certificate", certificateId=certificate_id)
+            run.described[certificate_id] = str(answer.get("certificateDescription", {}).get("status", "UNKNOWN"))
+        except ClientError as exc:
+            if not _is_not_found(exc):
+                raise
+            run.described[certificate_id] = None
+    return run.described[certificate_id]
 
 
 def _certificate_id(principal: str) -> Optional[str]:
@@ -122,23 +337,208 @@ def _certificate_id(principal: str) -> Optional[str]:
     return None
 
 
-def _enrich(
-    session: AwsSession, client: Any, thing: Dict[str, Any], options: InventoryOptions, certs: _CertificateStatuses
-) -> Tuple[List[str], List[Dict[str, Any]]]:
-    name = thing["thingName"]
+def _thing_principals(run: _Run, name: str) -> List[str]:
+    ids: List[str] = []
+    token: Optional[str] = None
+    while True:
+        params: Dict[str, Any] = {"thingName": name, "maxResults": LIST_PAGE}
+        if token:
+            params["nextToken"] = token
+        answer = run.call("ListThingPrincipals", "list_thing_principals", **params)
+        ids.extend(cid for cid in (_certificate_id(str(p)) for p in answer.get("principals") or []) if cid)
+        token = answer.get("nextToken")
+        if not token:
+            return ids
+
+
+def _thing_groups(run: _Run, name: str) -> List[str]:
     groups: List[str] = []
-    for page, _token in session.paginate(
-        client, "list_thing_groups_for_thing", result_key="thingGroups", thingName=name
-    ):
-        groups.extend(str(group.get("groupName")) for group in page if group.get("groupName"))
-    certificates: List[Dict[str, Any]] = []
-    if options.include_certificates:
-        for page, _token in session.paginate(client, "list_thing_principals", result_key="principals", thingName=name):
-            for principal in page:
-                certificate_id = _certificate_id(str(principal))
-                if certificate_id:
-                    certificates.append({"certificateId": certificate_id, "status": certs.status(certificate_id)})
-    return groups, certificates
+    token: Optional[str] = None
+    while True:
+        params: Dict[str, Any] = {"thingName": name, "maxResults": LIST_PAGE}
+        if token:
+            params["nextToken"] = token
+        answer = run.call("ListThingGroupsForThing", "list_thing_groups_for_thing", **params)
+        groups.extend(str(g["groupName"]) for g in answer.get("thingGroups") or [] if g.get("groupName"))
+        token = answer.get("nextToken")
+        if not token:
+            return groups
+
+
+def _due(run: _Run, thing: Dict[str, Any], prior: Optional[Dict[str, Any]]) -> Optional[str]:
+    """Why this thing's links (and, on the per-thing path, groups) are read this run, or None."""
+    if prior is None or prior.get("links_checked_at") in (None, ""):
+        return "new"
+    if prior.get("registry_digest") != registry_digest(thing):
+        return "changed"
+    try:
+        due_at = float(prior.get("links_due_at"))
+    except (TypeError, ValueError):
+        return "new"
+    return "due" if due_at <= run.now else None
+
+
+def _budget_left(run: _Run) -> bool:
+    return run.pacer.elapsed() < run.options.run_budget_seconds
+
+
+def _prior_links(prior: Optional[Dict[str, Any]]) -> Tuple[List[str], Optional[Tuple[str, float]]]:
+    if not prior or prior.get("links_checked_at") in (None, ""):
+        return [], None
+    ids = [c for c in str(prior.get("certificate_ids") or "").split(",") if c]
+    try:
+        return ids, (str(prior["links_checked_at"]), float(prior.get("links_due_at")))
+    except (TypeError, ValueError):
+        return ids, None
+
+
+def _links(
+    run: _Run, thing: Dict[str, Any], prior: Optional[Dict[str, Any]], refresh_groups: bool
+) -> Optional[Tuple[List[str], Optional[List[str]], Optional[Tuple[str, float]], bool]]:
+    """(certificate ids, groups or None when not read, (checked_at, due_at), deferred); None when the thing is
+    gone. Deferred: due but past the run budget, so it is due again next run."""
+    ids, schedule = _prior_links(prior)
+    reason = _due(run, thing, prior) if run.options.include_certificates or refresh_groups else None
+    if reason is None:
+        return ids, None, schedule, False
+    if not _budget_left(run):
+        run.result.links_deferred += 1
+        return ids, None, schedule, True
+    name = str(thing["thingName"])
+    try:
+        groups = _thing_groups(run, name) if refresh_groups else None
+        ids = _thing_principals(run, name) if run.options.include_certificates else []
+    except ClientError as exc:
+        if _is_not_found(exc):
+            return None
+        raise
+    run.result.links_refreshed += 1
+    period = run.options.link_sweep_hours * 3600.0
+    due = first_due(name, run.now, period) if reason == "new" else run.now + period
+    return ids, groups, (events.to_iso(run.now), round(due, 3)), False
+
+
+def _certificates(run: _Run, ids: List[str]) -> List[Dict[str, Any]]:
+    out = []
+    for certificate_id in ids:
+        status = _certificate_status(run, certificate_id)
+        if status is None:
+            run.result.certificates_gone += 1
+            continue
+        out.append({"certificateId": certificate_id, "status": status})
+    return out
+
+
+def _thing_fields(run: _Run, thing: Dict[str, Any]) -> Dict[str, Any]:
+    """The event's thing fields from a SearchIndex document or a ListThings entry."""
+    out = {k: v for k, v in thing.items() if k not in ("thingGroupNames", "shadow", "deviceDefender")}
+    out.setdefault("thingArn", run.thing_arn(str(thing["thingName"])))
+    defender = thing.get("deviceDefender")
+    if isinstance(defender, str) and defender:
+        try:
+            out["deviceDefender"] = json.loads(defender)
+        except ValueError:
+            out["deviceDefender"] = {"unparsed": defender[:1024]}
+    return out
+
+
+def _thing_item(
+    run: _Run, thing: Dict[str, Any], prior: Optional[Dict[str, Any]], api: str
+) -> Optional[Tuple[events.Event, Dict[str, Any]]]:
+    """One thing's event and row; None when it was deleted mid-run."""
+    indexed_groups = thing.get("thingGroupNames")
+    links = _links(run, thing, prior, refresh_groups=indexed_groups is None)
+    if links is None:
+        run.result.things_gone += 1
+        return None
+    ids, groups, schedule, deferred = links
+    # A changed thing whose refresh was deferred keeps its old registry digest: it is still "changed" next run.
+    registry = str(prior.get("registry_digest") or "") if deferred and prior else registry_digest(thing)
+    if groups is None:
+        groups = list(indexed_groups) if indexed_groups is not None else _prior_groups(prior)
+    event = events.thing_event(
+        _thing_fields(run, thing),
+        account_id=run.account_id,
+        region=run.region,
+        snapshot_time=run.now,
+        groups=groups,
+        certificates=_certificates(run, ids),
+    )
+    event = dataclasses.replace(event, source=events.source_for(run.account_id, run.region, api))
+    return event, lookup_row(event, when=run.now, links=schedule, registry=registry)
+
+
+def _prior_groups(prior: Optional[Dict[str, Any]]) -> List[str]:
+    return [g for g in str((prior or {}).get("thing_groups") or "").split(",") if g]
+
+
+def _page(run: _Run, things: List[Any], api: str) -> Page:
+    malformed: List[str] = []
+    valid = []
+    for thing in things:
+        if isinstance(thing, dict) and thing.get("thingName"):
+            valid.append(thing)
+        else:
+            malformed.append("thing: required field 'thingName' is missing")
+    keys = [lookup_key(run.account_id, run.region, str(t["thingName"])) for t in valid]
+    prior = run.state.known(keys) if keys else {}
+    items: List[Tuple[Optional[str], events.Event]] = []
+    for thing, key in zip(valid, keys):
+        try:
+            made = _thing_item(run, thing, prior.get(key), api)
+        except MalformedRecord as exc:
+            malformed.append(str(exc))
+            continue
+        if made is None:
+            continue
+        event, row = made
+        run.result.things += 1
+        run.result.seen.append(fingerprint(key))
+        items.append((None, event))
+        if (prior.get(key) or {}).get("digest") == row["digest"]:
+            run.result.rows_unchanged += 1
+        else:
+            run.result.rows.append(row)
+    return Page(items=items, malformed=malformed)
+
+
+def _fleet_indexing(run: _Run) -> bool:
+    if run.options.fleet_indexing == "off":
+        return False
+    try:
+        answer = run.call("GetIndexingConfiguration", "get_indexing_configuration")
+    except ClientError as exc:
+        if error_code(exc) in ACCESS_DENIED:
+            return False
+        raise
+    mode = (answer.get("thingIndexingConfiguration") or {}).get("thingIndexingMode") or "OFF"
+    return mode != "OFF"
+
+
+def _search_pages(run: _Run) -> Iterator[List[Any]]:
+    token: Optional[str] = None
+    while True:
+        params: Dict[str, Any] = {"indexName": "AWS_Things", "queryString": "thingName:*", "maxResults": SEARCH_PAGE}
+        if token:
+            params["nextToken"] = token
+        answer = run.call("SearchIndex", "search_index", **params)
+        yield list(answer.get("things") or [])
+        token = answer.get("nextToken")
+        if not token:
+            return
+
+
+def _list_pages(run: _Run) -> Iterator[List[Any]]:
+    token: Optional[str] = None
+    while True:
+        params: Dict[str, Any] = {"maxResults": LIST_PAGE}
+        if token:
+            params["nextToken"] = token
+        answer = run.call("ListThings", "list_things", **params)
+        yield list(answer.get("things") or [])
+        token = answer.get("nextToken")
+        if not token:
+            return
 
 
 def inventory_pages(
@@ -149,33 +549,48 @@ def inventory_pages(
     *,
     account_id: str,
     now: float,
+    state: RowStore,
+    pacer: Optional[Pacer] = None,
 ) -> Iterator[Page]:
-    client = session.client("iot", region)
-    certs = _CertificateStatuses(session, client)
-    with ThreadPoolExecutor(max_workers=ENRICH_WORKERS) as pool:
-        for things, _token in session.paginate(client, "list_things", result_key="things", page_size=PAGE_SIZE):
-            malformed: List[str] = []
-            valid = []
-            for thing in things:
-                if isinstance(thing, dict) and thing.get("thingName"):
-                    valid.append(thing)
-                else:
-                    malformed.append("thing: required field 'thingName' is missing")
-            enriched = list(pool.map(lambda t: _enrich(session, client, t, options, certs), valid))
-            items: List[Tuple[Optional[str], events.Event]] = []
-            for thing, (groups, certificates) in zip(valid, enriched):
-                try:
-                    event = events.thing_event(
-                        thing,
-                        account_id=account_id,
-                        region=region,
-                        snapshot_time=now,
-                        groups=groups,
-                        certificates=certificates,
-                    )
-                except MalformedRecord as exc:
-                    malformed.append(str(exc))
-                    continue
-                items.append((None, event))
-                result.rows.append(lookup_row(event, when=now))
-            yield Page(items=items, malformed=malformed)
+    """Pages of thing events; each page's changed rows are in ``result.rows`` when the page is yielded."""
+    run = _Run(
+        session=session,
+        client=session.client("iot", region),
+        region=region,
+        account_id=account_id,
+        partition=session.account.partition,
+        options=options,
+        result=result,
+        state=state,
+        pacer=pacer or Pacer(),
+        now=now,
+    )
+    if options.include_certificates:
+        try:
+            _load_certificates(run)
+        except ClientError as exc:
+            if error_code(exc) not in ACCESS_DENIED:
+                raise
+            # A role without iot:ListCertificates (granted since fleet scale): statuses one DescribeCertificate
+            # per certificate, as before, until the role is updated.
+            result.bulk_certificates = False
+    indexed = _fleet_indexing(run)
+    pages = _search_pages(run) if indexed else _list_pages(run)
+    api = "SearchIndex" if indexed else "ListThings"
+    result.path = "fleet_indexing" if indexed else "registry"
+    try:
+        for things in pages:
+            yield _page(run, things, api)
+    except ClientError as exc:
+        if not (indexed and result.things == 0 and error_code(exc) in INDEX_UNAVAILABLE):
+            raise
+        # The index is configured but not answering (being rebuilt, or just turned on): the per-thing path.
+        result.path = "registry"
+        for things in _list_pages(run):
+            yield _page(run, things, "ListThings")
+    result.complete = True
+
+
+def plan_stale_deletes(keys: Iterable[str], seen_sorted: array) -> List[str]:
+    """Keys of the lookup (one account and region) whose thing was not seen by a complete run."""
+    return [key for key in keys if not contains(seen_sorted, fingerprint(key))]

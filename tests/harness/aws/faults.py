@@ -37,6 +37,20 @@ IOT_CORE_QUOTAS_TPS = {
     "TagResource": 10,
 }
 
+# Registry reads of the inventory input [verify: no published figure was found for these; 10 TPS, the usual
+# IoT Core list quota, is assumed, and 100 for ListThingGroupsForThing as above]. Opt in with
+# enable_registry_quotas(). The add-on paces itself with the same table (iot_defender.inventory.QUOTAS_TPS).
+REGISTRY_QUOTAS_TPS = {
+    "SearchIndex": 10,
+    "ListCertificates": 10,
+    "ListThings": 10,
+    "ListThingPrincipals": 10,
+    "ListPrincipalThings": 10,
+    "ListThingGroupsForThing": 100,
+    "DescribeCertificate": 10,
+    "GetIndexingConfiguration": 10,
+}
+
 
 class TokenBucket:
     """Classic token bucket: ``rate`` tokens per second, at most ``burst`` stored (default: rate)."""
@@ -66,7 +80,8 @@ class Faults:
     - ``error_ratio`` / ``error_ratio_by_operation``: answer with a 5xx (InternalFailure / ServiceUnavailable,
       in the service's spelling), alternating by the seeded RNG.
     - ``latency`` (seconds, fixed) + ``latency_jitter`` (uniform extra 0..jitter), ``latency_by_operation``.
-    - ``set_rate_limit(operation, tps, burst=None)``: token bucket per (account, region, operation).
+    - ``set_rate_limit(operation, tps, burst=None)``: token bucket per (account, region, operation), timed by
+      ``clock`` (``time.monotonic``; a benchmark may set a scaled clock, then buckets made afterwards use it).
     - ``malformed_next_page(operation, item)``: the next successful response of ``operation`` carries ``item``
       in its result list, bypassing the emulator's response validation (emulated operations only).
     - ``fail_next(operation, code, status, message)``: the next call of ``operation`` fails with that error.
@@ -87,6 +102,7 @@ class Faults:
         self._buckets: Dict[Tuple[str, str, str], TokenBucket] = {}
         self._malformed: Dict[str, Deque[Tuple[Any, Optional[str]]]] = {}
         self._fail_next: Dict[str, Deque[Tuple[str, int, str]]] = {}
+        self.clock = time.monotonic
 
     # ---------------------------------------------------------------- configuration
     def reset(self, seed: Optional[int] = None) -> None:
@@ -115,6 +131,10 @@ class Faults:
 
     def enable_iot_core_quotas(self) -> None:
         for op, tps in IOT_CORE_QUOTAS_TPS.items():
+            self.set_rate_limit(op, tps)
+
+    def enable_registry_quotas(self) -> None:
+        for op, tps in REGISTRY_QUOTAS_TPS.items():
             self.set_rate_limit(op, tps)
 
     @property
@@ -146,7 +166,7 @@ class Faults:
             key = (account, region, operation)
             bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = self._buckets[key] = TokenBucket(limit[0], limit[1])
+                bucket = self._buckets[key] = TokenBucket(limit[0], limit[1], clock=self.clock)
             return not bucket.take()
 
     def roll_throttle(self, operation: str) -> bool:

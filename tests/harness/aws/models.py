@@ -40,7 +40,14 @@ def service_model(name: str):
 
 # signing name (credential scope) -> botocore service name, for the services the harness meets. Anything else is
 # looked up as a botocore service of the same name.
-_SIGNING_TO_SERVICE = {"iot": "iot", "ssm-incidents": "ssm-incidents", "sts": "sts", "sns": "sns", "s3": "s3"}
+_SIGNING_TO_SERVICE = {
+    "iot": "iot",
+    "ssm": "ssm",
+    "ssm-incidents": "ssm-incidents",
+    "sts": "sts",
+    "sns": "sns",
+    "s3": "s3",
+}
 
 
 @functools.cache
@@ -266,6 +273,23 @@ def parse_rest_json_request(
     except (ValueError, TypeError) as exc:
         raise RequestError(error_code, f"Invalid request parameter: {exc}") from None
     return params
+
+
+def parse_json_request(op_model, body: bytes, error_code: str) -> Dict[str, Any]:
+    """Turn a json-protocol (X-Amz-Target) request body back into boto3 parameters."""
+    shape = op_model.input_shape
+    if shape is None:
+        return {}
+    try:
+        doc = json.loads(body) if body and body.strip() else {}
+    except ValueError as exc:
+        raise RequestError("SerializationException", f"Could not parse request body: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RequestError("SerializationException", "Request body must be a JSON object")
+    try:
+        return _from_json(shape, doc)
+    except (ValueError, TypeError) as exc:
+        raise RequestError(error_code, f"Invalid request parameter: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------------ validation

@@ -1,7 +1,7 @@
 """LoopbackAWS: one 127.0.0.1 endpoint for every AWS service the add-on calls.
 
-Device Defender (the Detect/Audit operations of service ``iot``), all of ``ssm-incidents`` and ``sts`` are
-emulated here; every other request (IoT registry, policies, certificates, SNS, S3, ...) is checked for
+Device Defender (the Detect/Audit operations of service ``iot``), OpsCenter (the OpsItem operations of ``ssm``), all
+of ``ssm-incidents`` and ``sts`` are emulated here; every other request (IoT registry, policies, certificates, SNS, S3, ...) is checked for
 credentials and faults and then handed to an in-process moto WSGI app.
 """
 
@@ -38,6 +38,8 @@ from .defender import AUDIT_OPERATIONS, DETECT_OPERATIONS, SHARED_OPERATIONS, De
 from .faults import Faults
 from .incidents import INCIDENT_OPERATIONS, IncidentStore
 from .models import ModelViolation, RequestError
+from .opsitems import OPSITEM_OPERATIONS, OpsItemStore
+from .registry import REGISTRY_OPERATIONS, RegistryStore
 
 _STATUS_TEXT = {
     200: "OK",
@@ -71,6 +73,12 @@ _SERVICE_ERRORS = {
         ("ThrottlingException", 429),
         ("InternalServerException", 500),
         ("InternalServerException", 500),
+    ),
+    "ssm": (
+        "ValidationException",
+        ("ThrottlingException", 400),
+        ("InternalServerError", 500),
+        ("InternalServerError", 500),
     ),
     "s3": ("InvalidArgument", ("SlowDown", 503), ("InternalError", 500), ("ServiceUnavailable", 503)),
 }
@@ -197,6 +205,8 @@ class LoopbackAWS:
         self.auth.add_credentials(access_key, secret_key, account_id, user_name="loopback")
         self.defender = DefenderStore(self.clock, account_id, region)
         self.incidents = IncidentStore(self.clock, account_id, region)
+        self.registry = RegistryStore()
+        self.opsitems = OpsItemStore(self.clock, account_id, region)
         self.requests = RequestLog()
         self.internal_errors: List[str] = []
         self.unimplemented: List[str] = []  # operations neither the emulator nor moto implement
@@ -217,6 +227,7 @@ class LoopbackAWS:
         if self.reset_moto_on_start:
             self.reset_moto()
         _moto_valid_certs()
+        _moto_thing_versions()
         self._server = make_server(
             self.host, self._requested_port, self._wsgi, threaded=True, request_handler=_quiet_handler()
         )
@@ -270,6 +281,8 @@ class LoopbackAWS:
         self.reset_moto()
         self.defender.clear()
         self.incidents.clear()
+        self.registry.clear()
+        self.opsitems.clear()
         self.faults.reset()
         self.clock.reset()
         self.auth = CredentialRegistry(self.seed)
@@ -432,7 +445,11 @@ class LoopbackAWS:
         op = models.operation_name_for(model, method, raw_path, query, _CaseHeaders(headers), form)
         meta["operation"] = op
         err = _ErrorRenderer(service, protocol)
-        emulated = (service == "iot" and op in EMULATED_IOT_OPERATIONS) or service in ("ssm-incidents", "sts")
+        emulated = (
+            (service == "iot" and op in EMULATED_IOT_OPERATIONS)
+            or (service == "ssm" and op in OPSITEM_OPERATIONS)
+            or service in ("ssm-incidents", "sts")
+        )
         meta["emulated"] = emulated
 
         # 1. authentication
@@ -453,6 +470,8 @@ class LoopbackAWS:
             return err.render(code, exc.message, codes[3]), meta
         meta["account"] = cred.account_id
         account = cred.account_id
+        if service == "iot" and op in REGISTRY_OPERATIONS and self.registry.holds(account, pa.region):
+            emulated = meta["emulated"] = True  # a fleet-scale registry held by the emulator, not moto
 
         # 2. account features (Detect / Audit / Incident Manager not enabled for this account)
         feats = self.auth.features(account)
@@ -511,9 +530,13 @@ class LoopbackAWS:
     # ------------------------------------------------------------------ emulated rest-json operations
     def _handler(self, service: str, op: str) -> Optional[Callable]:
         if service == "iot":
+            if op in REGISTRY_OPERATIONS:
+                return getattr(self.registry, f"op_{op}", None)
             return getattr(self.defender, f"op_{op}", None)
         if service == "ssm-incidents" and op in INCIDENT_OPERATIONS:
             return getattr(self.incidents, f"op_{op}", None)
+        if service == "ssm" and op in OPSITEM_OPERATIONS:
+            return getattr(self.opsitems, f"op_{op}", None)
         return None
 
     def _emulate(self, model, op, ctx, raw_path, query, headers, body, err) -> _Response:
@@ -521,12 +544,16 @@ class LoopbackAWS:
         if handler is None:
             return err.render("UnknownOperationException", f"{op} is not emulated by LoopbackAWS", 400)
         op_model = model.operation_model(op)
-        _, labels = models.router_for(model.service_name).match(op_model.http["method"], raw_path, query)
+        json_protocol = model.metadata.get("protocol") == "json"
         params: Dict[str, Any] = {}
         try:
-            params = models.parse_rest_json_request(
-                op_model, labels, query, _CaseHeaders(headers), body, ctx.error_code
-            )
+            if json_protocol:
+                params = models.parse_json_request(op_model, body, ctx.error_code)
+            else:
+                _, labels = models.router_for(model.service_name).match(op_model.http["method"], raw_path, query)
+                params = models.parse_rest_json_request(
+                    op_model, labels, query, _CaseHeaders(headers), body, ctx.error_code
+                )
             models.validate_params(op_model, params, ctx.error_code)
             out = handler(ctx, params)
         except RequestError as exc:
@@ -553,8 +580,9 @@ class LoopbackAWS:
                 out.setdefault(list_key, []).append(item)
         status = int(op_model.http.get("responseCode", 200))
         payload = json.dumps(out, separators=(",", ":"), default=models.json_default).encode()
+        content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
         hdrs = [
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type if json_protocol else "application/json"),
             ("x-amzn-RequestId", str(uuid.uuid4())),
             ("Content-Length", str(len(payload))),
         ]
@@ -723,6 +751,8 @@ class _ErrorRenderer:
             headers = [("Content-Type", "application/xml"), ("x-amz-request-id", rid)]
         else:
             doc: Dict[str, Any] = {"message": message}
+            if self.protocol == "json":  # botocore's json parser reads the code from the body, not the header
+                doc["__type"] = code
             if code == "ThrottlingException" and self.service == "ssm-incidents":
                 doc.update(serviceCode="ssm-incidents", quotaCode="loopback-rate")
             doc.update(extra or {})
@@ -799,6 +829,31 @@ def _moto_valid_certs() -> None:
     from moto.core.config import default_user_config
 
     default_user_config.setdefault("iot", {})["use_valid_cert"] = True
+
+
+def _moto_thing_versions() -> None:
+    """Give moto's things a registry version as AWS IoT keeps it: UpdateThing with ``expectedVersion`` is refused
+    with VersionConflictException (409) unless it equals the thing's version, and every UpdateThing advances the
+    version by one (moto 5.2.5 ignores ``expectedVersion`` and never changes the version). Requests reach moto one
+    at a time (the moto state lock), so the check and the update are atomic."""
+    from moto.iot import exceptions, responses
+
+    if getattr(responses.IoTResponse.update_thing, "_loopback_versions", False):
+        return
+    original = responses.IoTResponse.update_thing
+
+    def update_thing(self):  # type: ignore[no-untyped-def]
+        name = self._get_param("thingName")
+        expected = self._get_param("expectedVersion")
+        thing = self.iot_backend.describe_thing(thing_name=name)
+        if expected is not None and int(expected) != int(thing.version):
+            raise exceptions.VersionConflictException(name)
+        answer = original(self)
+        thing.version = int(thing.version) + 1
+        return answer
+
+    update_thing._loopback_versions = True  # type: ignore[attr-defined]
+    responses.IoTResponse.update_thing = update_thing
 
 
 def _moto_dispatcher():

@@ -1,4 +1,9 @@
-"""In-memory KV store with the query subset splunkd's KV store (MongoDB underneath) accepts from add-ons."""
+"""In-memory KV store with the query subset splunkd's KV store (MongoDB underneath) accepts from add-ons.
+
+splunkd's default ``limits.conf [kvstore]`` limits are enforced, so an add-on that ignores them fails here as it
+would in Splunk: a query answers at most ``max_rows_per_query`` (50,000) rows, silently cut, whatever ``limit``
+asks; a batch save takes at most ``max_documents_per_batch_save`` (1,000) documents.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ import re
 import threading
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+MAX_ROWS_PER_QUERY = 50_000
+MAX_DOCUMENTS_PER_BATCH_SAVE = 1_000
 
 
 class KVError(Exception):
@@ -164,6 +172,8 @@ class KVStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.collections: Dict[Tuple[str, str], Collection] = {}
+        self.max_rows_per_query = MAX_ROWS_PER_QUERY
+        self.max_documents_per_batch_save = MAX_DOCUMENTS_PER_BATCH_SAVE
 
     # collections -------------------------------------------------------------------------------------------
     def create_collection(self, app: str, name: str, owner: str = "nobody", **params: str) -> Collection:
@@ -254,18 +264,26 @@ class KVStore:
     ) -> List[Dict[str, Any]]:
         with self._lock:
             coll = self.get_collection(app, name)
-            docs = [copy.deepcopy(d) for d in coll.docs.values() if matches(d, query or {})]
-        for field, direction in reversed(parse_sort(sort)):
-            docs.sort(key=lambda d, f=field: _cmp_key(_get_path(d, f)), reverse=direction < 0)
-        docs = docs[skip:]
-        if limit:
-            docs = docs[:limit]
-        return [project(d, fields) for d in docs]
+            keys = _keys_only(query or {})
+            if keys is not None:  # {"_key": k} or {"$or": [{"_key": k}, ...]}: look the keys up, as Mongo's index does
+                found = [coll.docs[k] for k in dict.fromkeys(keys) if k in coll.docs]
+            else:
+                found = [d for d in coll.docs.values() if matches(d, query or {})]
+            for field, direction in reversed(parse_sort(sort)):
+                found.sort(key=lambda d, f=field: _cmp_key(_get_path(d, f)), reverse=direction < 0)
+            found = found[skip:]
+            cap = self.max_rows_per_query
+            found = found[: min(limit, cap) if limit else cap]
+            return [project(copy.deepcopy(d), fields) for d in found]
 
     def delete_where(self, app: str, name: str, query: Optional[Dict[str, Any]]) -> int:
         with self._lock:
             coll = self.get_collection(app, name)
-            doomed = [k for k, d in coll.docs.items() if matches(d, query or {})]
+            keys = _keys_only(query or {})
+            if keys is not None:
+                doomed = [k for k in dict.fromkeys(keys) if k in coll.docs]
+            else:
+                doomed = [k for k, d in coll.docs.items() if matches(d, query or {})]
             for key in doomed:
                 del coll.docs[key]
             return len(doomed)
@@ -273,6 +291,12 @@ class KVStore:
     def batch_save(self, app: str, name: str, docs: Any, user: str = "nobody") -> List[str]:
         if not isinstance(docs, list):
             raise KVError(400, "batch_save expects a JSON array of documents")
+        if len(docs) > self.max_documents_per_batch_save:
+            raise KVError(
+                400,
+                "Request exceeds API limits - see limits.conf for details. (Too many documents for a single batch "
+                f"save, max_documents_per_batch_save={self.max_documents_per_batch_save})",
+            )
         with self._lock:
             coll = self.get_collection(app, name)
             keys = []
@@ -289,6 +313,17 @@ class KVStore:
             except KVError:
                 return []
             return [copy.deepcopy(d) for d in coll.docs.values()]
+
+
+def _keys_only(query: Dict[str, Any]) -> Optional[List[str]]:
+    """The keys of a query that only names keys, else None."""
+    if set(query) == {"_key"} and isinstance(query["_key"], str):
+        return [query["_key"]]
+    if set(query) == {"$or"} and isinstance(query["$or"], list) and query["$or"]:
+        subs = query["$or"]
+        if all(isinstance(q, dict) and set(q) == {"_key"} and isinstance(q["_key"], str) for q in subs):
+            return [q["_key"] for q in subs]
+    return None
 
 
 QueryParser = Callable[[str], Dict[str, Any]]

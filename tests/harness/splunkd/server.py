@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import parse_qsl, unquote
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -178,6 +178,17 @@ class _Password:
         }
 
 
+# What the built-in roles hold before any authorize.conf of an app adds to them (a subset: the ones the add-on and
+# its tests look at). admin's list stands for "everything splunkd itself grants".
+BUILTIN_ROLE_CAPABILITIES: Dict[str, Tuple[str, ...]] = {
+    "admin": ("admin_all_objects", "list_storage_passwords", "edit_modinput_iot", "search", "schedule_search"),
+    "power": ("search", "schedule_search", "rtsearch"),
+    "user": ("search",),
+    "ess_analyst": ("search",),
+    "ess_admin": ("search", "schedule_search"),
+}
+
+
 @dataclass
 class _Ctx:
     request: Request
@@ -216,6 +227,9 @@ class SplunkdStandIn:
     ) -> None:
         self.session_key = session_key or _secrets.token_hex(32)
         self.session_keys: Set[str] = {self.session_key}
+        # session key -> user, user -> roles; the first key is the admin's.
+        self._session_users: Dict[str, str] = {self.session_key: username}
+        self._users: Dict[str, List[str]] = {username: ["admin"]}
         self.server_name = server_name
         self.host = host
         self.version = version
@@ -439,10 +453,41 @@ class SplunkdStandIn:
         rx = re.compile(pattern)
         return [r for r in list(self.requests) if rx.search(r.path) and (method is None or r.method == method)]
 
-    def new_session_key(self) -> str:
+    def new_session_key(self, username: Optional[str] = None) -> str:
         key = _secrets.token_hex(32)
-        self.session_keys.add(key)
+        with self._lock:
+            self.session_keys.add(key)
+            self._session_users[key] = username or self.username
         return key
+
+    def add_user(self, username: str, roles: Sequence[str] = ("user",)) -> str:
+        """A user holding ``roles``; returns a session key of theirs (what an alert payload would carry)."""
+        with self._lock:
+            self._users[username] = list(roles)
+        return self.new_session_key(username)
+
+    def add_role(self, role: str, capabilities: Sequence[str]) -> None:
+        """A role made in Settings > Roles (system-local authorize.conf, as splunkd stores it)."""
+        self.confs.set("authorize", f"role_{role}", {c: "enabled" for c in capabilities}, SYSTEM)
+
+    def capabilities_of(self, username: str) -> List[str]:
+        """What ``/services/authentication/current-context`` reports for the user: the union over their roles of
+        the built-in capabilities below and the ``[role_<name>]`` grants of authorize.conf (system and every
+        app: splunkd merges authorize.conf globally; ``<capability> = disabled`` in the merged stanza removes it)."""
+        with self._lock:
+            roles = list(self._users.get(username, []))
+        found: Set[str] = set()
+        for role in roles:
+            granted = set(BUILTIN_ROLE_CAPABILITIES.get(role, ()))
+            merged: Dict[str, str] = {}
+            for app in [SYSTEM, *sorted(set(self.confs.apps()) - {SYSTEM})]:
+                stanzas, _ = self.confs.view("authorize", app)
+                for key, value in (stanzas.get(f"role_{role}") or {}).items():
+                    merged.setdefault(key, str(value).strip().lower())
+            granted |= {k for k, v in merged.items() if v == "enabled"}
+            granted -= {k for k, v in merged.items() if v == "disabled"}
+            found |= granted
+        return sorted(found)
 
     # WSGI ---------------------------------------------------------------------------------------------------
     def _wsgi(self, environ: Dict[str, Any], start_response: Callable) -> Any:
@@ -609,11 +654,16 @@ class SplunkdStandIn:
         return self._feed(ctx, "server-info", "/services/server/info", [entry], paginate=False)
 
     def _current_context(self, ctx: _Ctx) -> Response:
+        auth = ctx.request.headers.get("Authorization", "")
+        token = auth.split(" ", 1)[1].strip() if " " in auth else ""
+        with self._lock:
+            username = self._session_users.get(token, self.username)
+            roles = list(self._users.get(username, []))
         content = {
-            "username": self.username,
-            "realname": "Administrator",
-            "roles": ["admin"],
-            "capabilities": ["admin_all_objects", "list_storage_passwords", "edit_modinput_iot"],
+            "username": username,
+            "realname": "Administrator" if username == self.username else username,
+            "roles": roles,
+            "capabilities": self.capabilities_of(username),
         }
         entry = render.Entry(
             "context", "/services/authentication/current-context", content, render.acl(SYSTEM, sharing="system")

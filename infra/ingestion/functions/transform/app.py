@@ -41,6 +41,10 @@ expansion well below the limit, so the path is a safety net (logged and counted)
 (the stream lives in the account/region of the IoT rule). Audit messages carry ``accountId``; SNS envelopes
 carry ``TopicArn`` (``arn:<partition>:sns:<region>:<account>:<topic>``).
 
+**Speed.** The function ships three optional accelerators (see its Makefile): records are read by msgspec, their
+base64 by pybase64, events written by orjson; whatever they refuse is decided by ``json``/``binascii``, and property
+tests hold each to the standard library's reading. The garbage collector is paused for an invocation.
+
 Environment: ``SPLUNK_INDEX`` (optional) sets ``index`` on every event; empty means the HEC token's default.
 
 One JSON summary line is printed per invocation (records in, ok/dropped/failed counts, failure reasons, records of
@@ -52,16 +56,27 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import gc
 import json
 import math
 import os
 import sys
 import time
 from collections import Counter
+from operator import attrgetter, itemgetter
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from iot_defender import events, hec
 from iot_defender.hec import orjson
+
+try:  # optional accelerators, shipped with the function (see the Makefile); the standard library reads the same
+    import msgspec
+except ImportError:  # pragma: no cover - depends on the environment
+    msgspec = None  # type: ignore[assignment]
+try:
+    import pybase64
+except ImportError:  # pragma: no cover - depends on the environment
+    pybase64 = None  # type: ignore[assignment]
 
 RESULT_OK = "Ok"
 RESULT_DROPPED = "Dropped"
@@ -123,6 +138,21 @@ def _looks_like_region(region: str) -> bool:
     return 0 < len(region) <= 32 and region.isascii() and all(c.isalnum() or c == "-" for c in region)
 
 
+_TOPIC_SCOPES: Dict[str, Tuple[str, str]] = {}
+
+
+def _topic_scope(arn: Any) -> Tuple[str, str]:
+    """:func:`parse_arn` of an SNS topic ARN, remembered (a batch's notifications come from a few topics)."""
+    if type(arn) is not str:
+        return parse_arn(arn)
+    found = _TOPIC_SCOPES.get(arn)
+    if found is None:
+        if len(_TOPIC_SCOPES) >= 256:
+            _TOPIC_SCOPES.clear()
+        found = _TOPIC_SCOPES[arn] = parse_arn(arn)
+    return found
+
+
 def invocation_scope(event: Mapping[str, Any]) -> Scope:
     region, account = parse_arn(event.get("deliveryStreamArn"))
     if not region:
@@ -159,19 +189,41 @@ def _may_hold_a_long_integer(raw: bytes) -> bool:
     return shapes.startswith(_LONG_INTEGER) or any(pattern in shapes for pattern in _LONG_INTEGER_AFTER)
 
 
+# msgspec reads what json reads, the same way (integers beyond 64 bits exact), and refuses NaN, Infinity and a float
+# that overflows; it refuses some documents json reads (a lone surrogate, a BOM): json decides those.
+_MSGSPEC_DECODE = None if msgspec is None else msgspec.json.Decoder().decode
+
+
+def _fast_loads(raw: Union[str, bytes]) -> Any:
+    """The document in ``raw`` as json reads it, by msgspec or orjson; :data:`_NOT_READ` when neither reads it
+    (then json decides)."""
+    if _MSGSPEC_DECODE is not None:
+        try:
+            return _MSGSPEC_DECODE(raw)
+        except ValueError:  # msgspec.DecodeError, a UnicodeError: not JSON to msgspec
+            return _NOT_READ
+    if orjson is not None:
+        try:
+            data = raw if type(raw) is bytes else raw.encode("utf-8")  # type: ignore[union-attr]
+            if not _may_hold_a_long_integer(data):
+                return orjson.loads(data)
+        except (UnicodeEncodeError, orjson.JSONDecodeError):  # a lone surrogate, or not JSON to orjson
+            pass
+    return _NOT_READ
+
+
+_NOT_READ = object()
+
+
 def loads_strict(text: Union[str, bytes]) -> Any:
     """RFC 8259 JSON only: no NaN/Infinity, no float that overflows (HEC would reject the event).
 
-    Read by orjson where it is installed, unless the text may hold an integer of 19 digits or more (orjson reads one
-    beyond 64 bits as a float, json keeps it exact); whatever orjson refuses is read again by ``json``, which
-    decides: the same documents are accepted, and read the same, either way."""
-    if orjson is not None:
-        try:
-            raw = text if isinstance(text, bytes) else text.encode("utf-8")
-            if not _may_hold_a_long_integer(raw):
-                return orjson.loads(raw)
-        except (UnicodeEncodeError, orjson.JSONDecodeError):  # a lone surrogate, or not JSON to orjson
-            pass
+    Read by msgspec where it is installed, else by orjson unless the text may hold an integer of 19 digits or more
+    (orjson reads one beyond 64 bits as a float, json keeps it exact); whatever they refuse is read again by
+    ``json``, which decides: the same documents are accepted, and read the same, either way."""
+    document = _fast_loads(text)
+    if document is not _NOT_READ:
+        return document
     return _STRICT_DECODER.decode(text.decode("utf-8") if isinstance(text, bytes) else text)
 
 
@@ -179,14 +231,27 @@ _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 
 
 def b64decode_strict(data: str) -> bytes:
-    """``binascii.a2b_base64(data, strict_mode=True)`` in about two thirds of its time. Canonical base64 (what Firehose
-    sends: the alphabet, a length that is a multiple of 4, at most two ``=`` at the end) is checked up front and read
-    by the lenient (faster) decoder, which reads it the same; anything else is left to the strict decoder."""
+    """``binascii.a2b_base64(data, strict_mode=True)``, faster. pybase64 (where installed) reads what it validates
+    (the alphabet and canonical padding only) the same way, in a fraction of the time; without it, canonical base64
+    (what Firehose sends: the alphabet, a length that is a multiple of 4, at most two ``=`` at the end) is checked
+    up front and read by the lenient (faster) decoder, which reads it the same. Anything else: the strict decoder."""
+    if pybase64 is not None:
+        try:
+            return pybase64.b64decode(data, validate=True)
+        except ValueError:  # binascii.Error, or not ASCII: the strict decoder decides
+            pass
     raw = data.encode("ascii")
     unpadded = raw.rstrip(b"=")
     if len(raw) % 4 or len(raw) - len(unpadded) > 2 or unpadded.translate(None, _BASE64_ALPHABET):
         return binascii.a2b_base64(raw, strict_mode=True)
     return binascii.a2b_base64(raw)
+
+
+def _b64encode(body: bytes) -> str:
+    """Base64 of ``body`` as a string (no newline)."""
+    if pybase64 is not None:
+        return pybase64.b64encode_as_string(body)
+    return binascii.b2a_base64(body, newline=False).decode("ascii")
 
 
 def decode_record(data: Any) -> Any:
@@ -197,11 +262,10 @@ def decode_record(data: Any) -> Any:
         raw = b64decode_strict(data)
     except (binascii.Error, ValueError):
         raise Malformed("data is not valid base64") from None
-    if orjson is not None and not _may_hold_a_long_integer(raw):
-        try:  # UTF-8 JSON without a BOM, as Firehose records are: read at once
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass  # the reading below accepts what json accepts and names what is wrong
+    document = _fast_loads(raw)  # UTF-8 JSON without a BOM, as Firehose records are: read at once
+    if document is not _NOT_READ:
+        return document
+    # The reading below accepts what json accepts and names what is wrong.
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     try:
@@ -219,40 +283,6 @@ def decode_record(data: Any) -> Any:
 # ------------------------------------------------------------------------------------------ shaping
 
 
-def _message_kind(message: Mapping[str, Any]) -> Optional[str]:
-    if "violationId" in message or "violationEventType" in message:
-        return "violation"
-    if "taskId" in message and ("auditDetails" in message or "taskStatus" in message):
-        return "audit"
-    return None
-
-
-def _message_events(message: Mapping[str, Any], kind: str, account_id: str, region: str) -> List[events.Event]:
-    if kind == "violation":
-        return [events.violation_event(message, account_id=account_id, region=region, api=API_SNS_VIOLATION)]
-    audit_account = message.get("accountId")
-    if isinstance(audit_account, str) and audit_account.isdigit() and len(audit_account) == 12:
-        account_id = audit_account
-    return events.audit_task_events(message, account_id=account_id, region=region, api=API_SNS_AUDIT)
-
-
-def _sns_events(envelope: Mapping[str, Any], scope: Scope) -> Tuple[str, List[events.Event]]:
-    text = envelope.get("Message")
-    if not isinstance(text, str):
-        raise NotOurs("SNS notification without a string Message")
-    try:
-        message = loads_strict(text)
-    except (ValueError, RecursionError):
-        raise NotOurs("SNS notification whose Message is not JSON") from None
-    if not isinstance(message, dict):
-        raise NotOurs("SNS notification whose Message is not an object")
-    kind = _message_kind(message)
-    if kind is None:
-        raise NotOurs("SNS notification of another kind")
-    region, account = parse_arn(envelope.get("TopicArn"))
-    return kind, _message_events(message, kind, account or scope.account_id, region or scope.region)
-
-
 class Shaped:
     """One record's HEC body (its events' JSON objects back to back), what they are, how many, and how many had a
     thing name rejected."""
@@ -266,9 +296,47 @@ class Shaped:
         self.rejected_names = rejected_names
 
 
-def _from_events(kind: str, shaped: List[events.Event], index: Optional[str]) -> Shaped:
-    rejected = sum(1 for event in shaped if events.thing_name_rejected(event))
-    return Shaped(kind, hec.hec_events_body([event.to_hec(index=index) for event in shaped]), len(shaped), rejected)
+def _message_kind(message: Mapping[str, Any]) -> Optional[str]:
+    if "violationId" in message or "violationEventType" in message:
+        return "violation"
+    if "taskId" in message and ("auditDetails" in message or "taskStatus" in message):
+        return "audit"
+    return None
+
+
+def _message_shaped(
+    message: Mapping[str, Any], kind: str, account_id: str, region: str, index: Optional[str]
+) -> Shaped:
+    """The HEC events of a violation or audit message (the event model's, written by ``hec``)."""
+    if kind == "violation":
+        body, count, rejected = hec.violation_hec_body(
+            message, account_id=account_id, region=region, api=API_SNS_VIOLATION, index=index
+        )
+        return Shaped(kind, body, count, rejected)
+    audit_account = message.get("accountId")
+    if type(audit_account) is str and audit_account.isdigit() and len(audit_account) == 12:
+        account_id = audit_account
+    body, count, rejected = hec.audit_hec_body(
+        message, account_id=account_id, region=region, api=API_SNS_AUDIT, index=index
+    )
+    return Shaped(kind, body, count, rejected)
+
+
+def _sns_shaped(envelope: Mapping[str, Any], scope: Scope, index: Optional[str]) -> Shaped:
+    text = envelope.get("Message")
+    if not isinstance(text, str):
+        raise NotOurs("SNS notification without a string Message")
+    try:
+        message = loads_strict(text)
+    except (ValueError, RecursionError):
+        raise NotOurs("SNS notification whose Message is not JSON") from None
+    if not isinstance(message, dict):
+        raise NotOurs("SNS notification whose Message is not an object")
+    kind = _message_kind(message)
+    if kind is None:
+        raise NotOurs("SNS notification of another kind")
+    region, account = _topic_scope(envelope.get("TopicArn"))
+    return _message_shaped(message, kind, account or scope.account_id, region or scope.region, index)
 
 
 def shape(document: Any, scope: Scope, index: Optional[str] = None) -> Shaped:
@@ -277,7 +345,7 @@ def shape(document: Any, scope: Scope, index: Optional[str] = None) -> Shaped:
     if not isinstance(document, dict):
         raise NotOurs("not a JSON object")
     if document.get("Type") == "Notification" and "Message" in document:
-        return _from_events(*_sns_events(document, scope), index)
+        return _sns_shaped(document, scope, index)
     if isinstance(document.get("metrics"), list):
         body, count, rejected = hec.metric_hec_body(
             document, account_id=scope.account_id, region=scope.region, api=API_METRICS, index=index
@@ -285,7 +353,7 @@ def shape(document: Any, scope: Scope, index: Optional[str] = None) -> Shaped:
         return Shaped("metrics", body, count, rejected)
     kind = _message_kind(document)  # SNS raw message delivery: the bare message
     if kind is not None:
-        return _from_events(kind, _message_events(document, kind, scope.account_id, scope.region), index)
+        return _message_shaped(document, kind, scope.account_id, scope.region, index)
     raise NotOurs("unknown shape")
 
 
@@ -338,7 +406,7 @@ def transform_record(record: Any, scope: Scope, index: Optional[str]) -> Outcome
         shaped = shape(decode_record(record.get("data") if isinstance(record, dict) else None), scope, index)
         if not shaped.count:
             return Outcome(_entry(record_id, RESULT_DROPPED), f"{shaped.kind}:empty")
-        data = binascii.b2a_base64(shaped.body, newline=False).decode("ascii")
+        data = _b64encode(shaped.body)
         return Outcome(_entry(record_id, RESULT_OK, data), shaped.kind, shaped.count, shaped.rejected_names)
     except NotOurs as exc:  # kept: Firehose writes it to the error prefix, from where it can be replayed
         return Outcome(_entry(record_id, RESULT_FAILED), f"{UNKNOWN_SHAPE}:{exc}")
@@ -350,25 +418,53 @@ def transform_record(record: Any, scope: Scope, index: Optional[str]) -> Outcome
         return Outcome(_entry(record_id, RESULT_FAILED), f"error:{type(exc).__name__}")
 
 
+_RESULT, _RECORD_ID = itemgetter("result"), itemgetter("recordId")
+
+
+def _exact_total(entries: List[Dict[str, Any]]) -> Optional[int]:
+    """``len(json.dumps({"records": entries}))`` when every record id is a string (computed, not serialised),
+    else None."""
+    try:
+        ids = sum(map(len, map(_ENCODE_ASCII, map(_RECORD_ID, entries))))
+    except TypeError:  # a record id that is not a string
+        return None
+    fixed = sum(_ENTRY_FIXED[result] * count for result, count in Counter(map(_RESULT, entries)).items())
+    datas = [len(entry["data"]) + _DATA_OVERHEAD for entry in entries if "data" in entry]
+    separators = _ENTRY_SEPARATOR * (len(entries) - 1) if entries else 0
+    return _RESPONSE_OVERHEAD + fixed + ids + sum(datas) + separators
+
+
+_ENCODE_ASCII = json.encoder.encode_basestring_ascii
+
+
 def fit_response(entries: List[Dict[str, Any]], limit: int = RESPONSE_LIMIT_BYTES) -> Tuple[List[int], int]:
     """Turn ``Ok`` entries that would push the serialised response over ``limit`` into ``ProcessingFailed``
     (without data), in order, keeping every entry that fits. Returns ``(positions changed, response bytes)``."""
+    total = _exact_total(entries)
+    if total is not None and total <= limit:
+        return [], total
     id_sizes = [_json_size(entry["recordId"]) for entry in entries]
     minimal = [_ENTRY_FIXED[RESULT_FAILED] + size + _ENTRY_SEPARATOR for size in id_sizes]
     total = _RESPONSE_OVERHEAD + sum(minimal) - (_ENTRY_SEPARATOR if entries else 0)
+    for position, entry in enumerate(entries):  # a Dropped entry is smaller than its reserve: room for any Ok one
+        if entry["result"] == RESULT_DROPPED:
+            total += _entry_size(entry, id_sizes[position]) - minimal[position]
     budget = limit - total
     overflowed: List[int] = []
     for position, entry in enumerate(entries):
-        if entry["result"] == RESULT_FAILED:
+        if entry["result"] != RESULT_OK:
             continue
-        extra = _entry_size(entry, id_sizes[position]) - minimal[position]  # negative for a Dropped entry
-        if entry["result"] != RESULT_OK or extra <= budget:
+        extra = _entry_size(entry, id_sizes[position]) - minimal[position]
+        if extra <= budget:
             budget -= extra
             total += extra
         else:
             entries[position] = _entry(entry["recordId"], RESULT_FAILED)
             overflowed.append(position)
     return overflowed, total
+
+
+_COUNT, _REJECTED, _REASON = attrgetter("count"), attrgetter("rejected_names"), attrgetter("reason")
 
 
 class Tally:
@@ -381,6 +477,18 @@ class Tally:
         self.events_out = 0
         self.rejected_names = 0
         self.unknown_shape = 0
+
+    def add_all(self, outcomes: List[Outcome]) -> None:
+        """:meth:`add` for each of ``outcomes``, in a few passes made in C for the usual (all ``Ok``) case."""
+        self.events_out += sum(map(_COUNT, outcomes))
+        self.rejected_names += sum(map(_REJECTED, outcomes))
+        not_ok = [outcome for outcome in outcomes if outcome.entry["result"] != RESULT_OK]
+        self.kinds.update(Counter(map(_REASON, outcomes)) - Counter(map(_REASON, not_ok)))
+        for outcome in not_ok:
+            self.reasons[outcome.reason] += 1
+            if outcome.entry["result"] == RESULT_FAILED:
+                self.unknown_shape += outcome.reason.startswith(UNKNOWN_SHAPE + ":")
+                self.sample(outcome.reason, outcome.entry["recordId"])
 
     def add(self, outcome: Outcome) -> None:
         result = outcome.entry["result"]
@@ -411,6 +519,20 @@ def _log(summary: Mapping[str, Any]) -> None:
 
 
 def lambda_handler(event: Any, context: Any) -> Dict[str, List[Dict[str, Any]]]:
+    """The Firehose response for ``event`` (see the module docstring). Python's cyclic garbage collector is paused
+    for the invocation and resumed after it (as it was): the transform makes no reference cycles, so it would only
+    walk the batch's live objects, again and again, for nothing; anything cyclic is collected after the invocation."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _handle(event)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _handle(event: Any) -> Dict[str, List[Dict[str, Any]]]:
     started = time.perf_counter()
     if not isinstance(event, dict):
         event = {}
@@ -422,15 +544,14 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, List[Dict[str, Any]]]:
 
     tally = Tally()
     outcomes = [transform_record(record, scope, index) for record in records]
-    for outcome in outcomes:
-        tally.add(outcome)
+    tally.add_all(outcomes)
     entries = [outcome.entry for outcome in outcomes]
     overflowed, response_bytes = fit_response(entries)
     for position in overflowed:
         outcomes[position].entry = entries[position]
         tally.overflowed(outcomes[position])
 
-    results = Counter(entry["result"] for entry in entries)
+    results = Counter(map(_RESULT, entries))
     _log(
         {
             "message": "firehose transform summary",
@@ -446,7 +567,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, List[Dict[str, Any]]]:
             "failed_record_ids": tally.samples,
             "events_out": tally.events_out,
             "bytes_in": sum(len(r["data"]) for r in records if isinstance(r, dict) and isinstance(r.get("data"), str)),
-            "bytes_out": sum(len(entry.get("data", "")) for entry in entries),
+            "bytes_out": sum(len(entry["data"]) for entry in entries if "data" in entry),
             "response_bytes": response_bytes,
             "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
         }

@@ -83,9 +83,12 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
             targets.append(message)
     results = []
     if targets:
-        responder = lambda_responder(env, context, dry_run=dry_run_of(event, env))
+        responder = lambda_responder(
+            env, context, dry_run=dry_run_of(event, env), keyless_recovery="the response stack's runbook (Recover step)"
+        )
         region = responder.session.account.default_region
         run = RunContext(sid=f"lambda-containment-{getattr(context, 'aws_request_id', '') or 'local'}")
+        responder.check_protected_groups(region, options)  # a misspelt protected group refuses the invocation
         results = respond.run_all(
             targets,
             lambda m: responder.quarantine(str(m.get("thingName")), region, options, run),
@@ -94,7 +97,9 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
         notify(responder, env.get("NOTIFY_TOPIC_ARN"), region, results)
     report = lambda_report(results, skipped, RunContext().now())
     report.update(
-        quarantined=[r.thing_name for r in results if r.outcome == "done"],
+        # "warning": contained, but its record is not authenticated (this function holds no record key), so the
+        # add-on's release leaves its certificates alone; the runbook's recovery step detaches the policy itself
+        quarantined=[r.thing_name for r in results if r.outcome in ("done", "warning")],
         already_quarantined=[r.thing_name for r in results if r.outcome == "already-in-state"],
         refused=[r.thing_name for r in results if r.outcome.startswith("refused")],
         failed=[r.thing_name for r in results if r.outcome == "failed"],
@@ -110,7 +115,7 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
 
 def notify(responder: respond.Responder, topic: Any, region: str, results: List[Any]) -> None:
     """Tell the incident contacts what was contained (best effort: a failed notice never undoes containment)."""
-    changed = [r for r in results if r.outcome in ("done", "already-in-state")]
+    changed = [r for r in results if r.outcome in ("done", "warning", "already-in-state")]
     if not topic or not changed:
         return
     things = ", ".join(sorted(str(r.thing_name) for r in changed))

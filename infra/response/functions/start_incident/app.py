@@ -2,6 +2,10 @@
 
 Subscribed to the Device Defender alert SNS topic. For each ``in-alarm`` violation:
 
+- mode ``opscenter`` (the default; AWS's recommended path since Incident Manager closed to new customers):
+  ``ssm:CreateOpsItem`` with the thing ARN under ``/aws/resources``, category Security, severity/priority from
+  ``IMPACT`` and ``/aws/dedup`` per (account, region, thing, violation): a replayed message lands on the open
+  OpsItem; ``NOTIFY_TOPIC_ARN`` is notified of it;
 - mode ``incident_manager``: ``ssm-incidents:StartIncident`` on ``RESPONSE_PLAN_ARN`` with the thing's console URL
   and the thing ARN as related items (the runbook's containment step reads the latter from
   ``InvolvedResources``), the violation message as ``rawData`` (truncated to the API limit), and a client token
@@ -13,7 +17,7 @@ Subscribed to the Device Defender alert SNS topic. For each ``in-alarm`` violati
 ``iot_defender.respond`` (the same code as the Splunk ``iot_start_incident`` action, vendored by the Makefile, with
 the event parsing shared by both response functions, ``response_lambda``).
 
-Environment: ``MODE``, ``RESPONSE_PLAN_ARN`` (empty in SNS-only mode), ``NOTIFY_TOPIC_ARN``; optional
+Environment: ``MODE``, ``RESPONSE_PLAN_ARN`` (empty unless incident_manager), ``NOTIFY_TOPIC_ARN``; optional
 ``INCIDENT_TITLE`` (``{field}`` template over the violation: thing_name, behavior_name, metric,
 security_profile, violationId...), ``IMPACT`` (1-5; empty = the response plan's impact).
 """
@@ -33,14 +37,14 @@ from iot_defender.respond import IncidentOptions, RunContext
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
 
-MODES = {"incident_manager": "incident_manager", "sns_only": "sns"}
+MODES = {"opscenter": "opscenter", "incident_manager": "incident_manager", "sns_only": "sns"}
 # The token's "search id" for SNS-triggered incidents: constant, so the same violation always maps to the same
 # incident whichever delivery or retry of the message arrives.
 TOKEN_SCOPE = "device-defender-sns"
 
 
 def options_from(env: Dict[str, str], partition: str) -> IncidentOptions:
-    mode = (env.get("MODE") or "incident_manager").strip()
+    mode = (env.get("MODE") or "opscenter").strip()
     if mode not in MODES:
         raise ValueError(f"MODE must be one of {', '.join(MODES)}, got {mode!r}")
     options = IncidentOptions(

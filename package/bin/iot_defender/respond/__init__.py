@@ -8,16 +8,18 @@ Safety rules every action follows:
   patterns *before* any call, and a refused input never leads to an AWS write;
 - each action reads the current state first and writes only the difference, so running it twice is harmless
   (outcome ``already-in-state``), and a dry run reports the exact plan without writing anything;
-- quarantine records what it changed on the thing itself (one attribute, see :class:`QuarantineRecord`) so that
-  release restores exactly that and nothing else; a certificate that was inactive or revoked before quarantine
-  is never recorded, so never reactivated;
+- quarantine isolates through the quarantine group *and* the thing's certificates, and records what it changed
+  on the thing itself (one attribute, :class:`QuarantineRecord`, authenticated with a key the device side
+  cannot read) so that release restores exactly that and nothing else; a certificate that was inactive or
+  revoked before quarantine is never recorded, so never reactivated, and release touches certificates only
+  from an authenticated record;
 - calls are paced per operation at the documented TPS quotas (:class:`RateLimiter`) and botocore retries what
   is still throttled; one target failing never stops the others (:func:`run_all`).
 
 Modules: ``common`` (action names, AWS name patterns, option error, run context), ``pacing`` (rate limiting,
-call statistics, the bounded thread pool), ``record`` (the quarantine record codec), ``core`` (the responder's
+call statistics, the bounded thread pool), ``record`` (the authenticated quarantine record), ``core`` (the responder's
 AWS plumbing and registry reads), ``isolation`` (quarantine group and isolating policy), ``quarantine``
-(quarantine and release), ``incidents`` (start incident, suppression store), ``verification`` (violation
+(quarantine), ``release`` (release), ``incidents`` (start incident, suppression store), ``verification`` (violation
 verification state), ``responder`` (the :class:`Responder` assembling them). This package re-exports what the
 alert actions, the Lambdas, the tests and the benchmarks use.
 """
@@ -41,7 +43,7 @@ from .incidents import DEFAULT_TITLE, IncidentOptions, MemorySuppressionStore, S
 from .isolation import BULK_MEMBERSHIP_MIN, DEFAULT_POLICY_NAME, DEFAULT_QUARANTINE_GROUP, isolation_policy
 from .pacing import RateLimiter, run_all
 from .quarantine import QuarantineOptions
-from .record import RECORD_ATTRIBUTE, QuarantineRecord
+from .record import RECORD_ATTRIBUTE, QuarantineRecord, RecordSigner
 from .responder import Responder
 from .verification import VERIFICATION_STATES
 
@@ -63,6 +65,7 @@ __all__ = [
     "QuarantineOptions",
     "QuarantineRecord",
     "RateLimiter",
+    "RecordSigner",
     "Responder",
     "RunContext",
     "SuppressionStore",

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
+from ..aws import partition_of_region as aws_partition_of_region
+
 ACTION_QUARANTINE = "iot_quarantine_thing"
 ACTION_RELEASE = "iot_release_thing"
 ACTION_INCIDENT = "iot_start_incident"
@@ -38,11 +40,8 @@ def show(value: Any, limit: int = 80) -> str:
 
 
 def partition_of_region(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    """The region's partition (botocore's endpoint data; the account validation uses the same answer)."""
+    return aws_partition_of_region(region)
 
 
 def parse_arn(arn: str) -> Dict[str, str]:

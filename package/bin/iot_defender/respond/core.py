@@ -13,6 +13,7 @@ from ..aws import AwsSession, error_code, error_message
 from ..events import ActionResult
 from .common import show, valid_thing_name
 from .pacing import CallStats, RateLimiter
+from .record import RecordSigner
 
 if TYPE_CHECKING:
     from .incidents import SuppressionStore
@@ -33,10 +34,17 @@ class ResponderCore:
         stats: Optional[CallStats] = None,
         store: Optional[SuppressionStore] = None,
         run_size: int = 0,
+        record_key: Optional[bytes] = None,
+        keyless_recovery: Optional[str] = None,
     ):
         """``run_size``: how many targets the caller is about to act on. From BULK_MEMBERSHIP_MIN targets on,
         quarantine reads the quarantine group's members once instead of each thing's groups (one call per
-        thing fewer), unless protected groups need each thing's groups anyway."""
+        thing fewer), unless protected groups need each thing's groups anyway.
+
+        ``record_key``: the key that authenticates quarantine records (Splunk's credential store). Without it,
+        records are written unauthenticated and release will not undo certificate changes from them, so a quarantine
+        that changed certificates ends as ``warning`` - unless ``keyless_recovery`` names what undoes them instead
+        (the response stack's runbook, for its containment Lambda)."""
         self.session = session
         self.run_size = run_size
         self.account_id = account_id
@@ -45,6 +53,8 @@ class ResponderCore:
         self.limiter = limiter if limiter is not None else RateLimiter()
         self.stats = stats or CallStats()
         self.store = store
+        self.record_key = record_key
+        self.keyless_recovery = keyless_recovery
         self._hooked: set = set()
         self._lock = threading.Lock()
         self._setups: Dict[Tuple[Any, ...], Any] = {}
@@ -177,6 +187,29 @@ class ResponderCore:
                 return "MISSING"
             raise
         return str((answer.get("certificateDescription") or {}).get("status") or "UNKNOWN")
+
+    def certificate_arns(self, region: str, thing_name: str) -> List[str]:
+        """The ARNs of the X.509 certificates attached to the thing (no status lookup)."""
+        principals = self._pages("iot", region, "ListThingPrincipals", "principals", thingName=thing_name)
+        return [arn for arn in principals if ":cert/" in arn]
+
+    def signer(self, region: str, thing_name: str) -> Optional[RecordSigner]:
+        """What authenticates this thing's quarantine record, or None without a record key."""
+        if not self.record_key:
+            return None
+        return RecordSigner(self.record_key, self.account_id, region, thing_name)
+
+    def missing_groups(self, region: str, names: Sequence[str]) -> List[str]:
+        """The thing groups among ``names`` that do not exist in the region (names are case-sensitive)."""
+        missing = []
+        for name in names:
+            try:
+                self.call("iot", region, "DescribeThingGroup", thingGroupName=name)
+            except ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":
+                    raise
+                missing.append(name)
+        return missing
 
     def thing_arn(self, region: str, thing_name: str) -> str:
         return f"arn:{self.partition}:iot:{region}:{self.account_id}:thing/{thing_name}"

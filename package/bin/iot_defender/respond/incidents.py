@@ -1,8 +1,12 @@
-"""Start an incident for one thing: an Incident Manager incident, or the same incident published to an SNS topic.
+"""Start an incident for one thing: a Systems Manager OpsCenter OpsItem, an Incident Manager incident, or the same
+incident published to an SNS topic.
 
-Idempotent (a client token from the alert's sid, the thing and the violation id) with an optional per-thing
-suppression window kept in a :class:`SuppressionStore` (the KV store in Splunk, memory in tests and Lambdas).
-The incident's text comes from the untrusted row through :mod:`iot_defender.incident`, cut to the API limits.
+Idempotent: Incident Manager and SNS take a client token from the alert's sid, the thing and the violation id;
+OpsCenter deduplicates on ``/aws/dedup`` (per account, region, thing and violation, see
+:mod:`iot_defender.opscenter`) while the OpsItem is open, so neither a retried alert nor the alert firing again
+opens a second one. An optional per-thing suppression window is kept in a :class:`SuppressionStore` (the KV store
+in Splunk, memory in tests and Lambdas). The text comes from the untrusted row through
+:mod:`iot_defender.incident` / :mod:`iot_defender.opscenter`, cut to the API limits.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import datetime as _dt
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import incident as inc
+from .. import opscenter
+from ..aws import error_code
 from ..events import ActionResult, to_epoch, to_iso
 from .common import (
     ACTION_INCIDENT,
@@ -30,7 +36,7 @@ from .common import (
 )
 from .core import ResponderCore
 
-DESTINATIONS = ("incident_manager", "sns")
+DESTINATIONS = ("opscenter", "incident_manager", "sns")
 DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
 
 
@@ -43,11 +49,24 @@ class IncidentOptions:
     impact: str = "3"
     suppression_minutes: int = 0
     source: str = inc.TRIGGER_SOURCE
+    opsitem_source: str = opscenter.SOURCE
 
     def check(self, partition: Optional[str] = None) -> None:
         if self.destination not in DESTINATIONS:
             raise OptionError(f"destination must be one of {', '.join(DESTINATIONS)}")
-        if self.destination == "incident_manager":
+        if self.destination == "opscenter":
+            problem = opscenter.check_source(self.opsitem_source)
+            if problem:
+                raise OptionError(problem)
+            if self.sns_topic_arn:  # optional: the topic OpsCenter notifies of the OpsItem
+                check_arn(
+                    self.sns_topic_arn,
+                    SNS_TOPIC_ARN_RE,
+                    partition,
+                    what="SNS topic",
+                    expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
+                )
+        elif self.destination == "incident_manager":
             check_arn(
                 self.response_plan_arn,
                 RESPONSE_PLAN_ARN_RE,
@@ -221,7 +240,10 @@ class IncidentActions(ResponderCore):
                 action, "dry-run", name, region, f"dry run, would start incident {incident.title!r}", details=details
             )
         repeat = bool(previous and previous.get("client_token") == incident.token)
-        if incident.options.destination == "incident_manager":
+        if incident.options.destination == "opscenter":
+            reference, existed = self._open_ops_item(incident, str(thing.get("thingArn") or ""), context)
+            repeat = existed or bool(previous and previous.get("reference") == reference)
+        elif incident.options.destination == "incident_manager":
             reference = self._start_in_incident_manager(incident, items, when)
             repeat = repeat or bool(previous and previous.get("reference") == reference)
         elif repeat:
@@ -235,8 +257,46 @@ class IncidentActions(ResponderCore):
         details["throttled_retries"] = self.stats.thread_throttled()
         if repeat:
             message = f"incident already started: {reference}"
+            if incident.options.destination == "opscenter":
+                message = f"OpsItem already open for this thing and violation: {reference}"
             return self.result(action, "already-in-state", name, region, message, details=details)
-        return self.result(action, "done", name, region, f"incident started: {reference}", details=details)
+        verb = "OpsItem opened" if incident.options.destination == "opscenter" else "incident started"
+        return self.result(action, "done", name, region, f"{verb}: {reference}", details=details)
+
+    def _open_ops_item(self, incident: _Incident, thing_arn: str, context: RunContext) -> Tuple[str, bool]:
+        """CreateOpsItem; returns (OpsItemId, whether OpsCenter answered with an open OpsItem it already had)."""
+        options, region, details = incident.options, incident.region, incident.details
+        topic = options.sns_topic_arn or ""
+        notify = topic if topic and parse_arn(topic).get("region") == region else None
+        if topic and not notify:
+            details["notification"] = f"not sent: OpsCenter notifies only topics in the OpsItem's region ({region})"
+        request = opscenter.create_request(
+            title=incident.title,
+            impact=incident.impact,
+            source=options.opsitem_source,
+            partition=self.partition,
+            account_id=self.account_id,
+            region=region,
+            thing_name=incident.thing_name,
+            thing_arn=thing_arn or self.thing_arn(region, incident.thing_name),
+            violation_id=str(details.get("violation_id") or ""),
+            search_name=context.search_name,
+            sid=context.sid,
+            results_link=context.results_link,
+            row=incident.row,
+            notification_topic=notify,
+        )
+        details.update(dedup=opscenter.dedup_of(request), severity=request["Severity"], priority=request["Priority"])
+        try:
+            answer = self.call("ssm", region, "CreateOpsItem", **request)
+            ops_item_id, existed = str(answer["OpsItemId"]), False
+        except ClientError as exc:
+            if error_code(exc) != "OpsItemAlreadyExistsException" or not exc.response.get("OpsItemId"):
+                raise
+            ops_item_id, existed = str(exc.response["OpsItemId"]), True
+        details["ops_item_id"] = ops_item_id
+        details["ops_item_arn"] = f"arn:{self.partition}:ssm:{region}:{self.account_id}:opsitem/{ops_item_id}"
+        return ops_item_id, existed
 
     def _suppressed(
         self, incident: _Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime

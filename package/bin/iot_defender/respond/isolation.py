@@ -1,5 +1,13 @@
-"""Isolation: the quarantine thing group and the IoT policy attached to it that denies the device (created or
-checked once per region and run, before any thing is quarantined)."""
+"""Isolation: the quarantine thing group and the IoT policy that denies the device, attached to the group (created
+or checked once per region and run, when the first thing is about to be quarantined) and to each quarantined
+thing's certificates.
+
+Why both: IoT applies a thing group's policies only to connections whose MQTT client id equals the thing name; a
+certificate's policies apply to every connection made with it. The group keeps the isolation visible (and covers
+certificates attached later); the certificate attachments make it hold whatever client id the device uses.
+Policy changes reach live connections within minutes; deactivating the certificates as well (an option) refuses
+new connections outright and makes IoT close the open ones.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +39,8 @@ def isolation_policy(partition: str, region: str, account_id: str, allow_remedia
     - ``allow_remediation=True``: deny all messaging except the thing's own shadow and jobs topics (so a fix can
       still be pushed through the shadow or a job), and deny the credentials provider and retained messages.
 
-    Thing-group policies apply only when the MQTT client id equals the thing name; to contain a device that
-    connects under another client id, also deactivate its certificates.
+    Thing-group policies apply only when the MQTT client id equals the thing name, so quarantine also attaches
+    this policy to the thing's certificates (see the module docstring).
     """
     if not allow_remediation:
         return {
@@ -79,9 +87,6 @@ class GroupSetup:
     group_arn: Optional[str]
     changes: List[str]
     plan: List[str]
-    # Things already in the quarantine group when the run started (read once per run instead of one
-    # ListThingGroupsForThing per thing); None when protected groups need each thing's groups anyway.
-    members: Optional[frozenset] = None
 
 
 class IsolationSetup(ResponderCore):
@@ -156,19 +161,63 @@ class IsolationSetup(ResponderCore):
             else:
                 self.call("iot", region, "AttachPolicy", policyName=options.policy_name, target=group_arn)
                 changes.append(f"attached policy {options.policy_name} to thing group {options.group}")
-        members: Optional[frozenset] = None
-        if not options.protected_groups and self.run_size >= BULK_MEMBERSHIP_MIN:
-            members = frozenset(
-                t
-                for t in (
-                    self._pages(
-                        "iot", region, "ListThingsInThingGroup", "things", thingGroupName=options.group, maxResults=250
-                    )
-                    if group_arn
-                    else ()
+        return GroupSetup(group_arn=group_arn, changes=changes, plan=plan)
+
+    def group_members(self, region: str, options: QuarantineOptions) -> Optional[frozenset]:
+        """The quarantine group's members, read once per region and run (reads only), for big runs without
+        protected groups; None otherwise (each thing's groups are read instead)."""
+        if options.protected_groups or self.run_size < BULK_MEMBERSHIP_MIN:
+            return None
+        key = ("members", region, options.group)
+        with self._lock:
+            if key in self._setups:
+                return self._setups[key]
+        try:
+            found = frozenset(
+                self._pages(
+                    "iot", region, "ListThingsInThingGroup", "things", thingGroupName=options.group, maxResults=250
                 )
             )
-        return GroupSetup(group_arn=group_arn, changes=changes, plan=plan, members=members)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            found = frozenset()
+        with self._lock:
+            self._setups[key] = found
+        return found
+
+    def isolated_targets(self, region: str, policy_name: str) -> frozenset:
+        """What the isolation policy is attached to when the run first asks (certificates and groups)."""
+        key = ("targets", region, policy_name)
+        with self._lock:
+            if key in self._setups:
+                return self._setups[key]
+        try:
+            found = frozenset(
+                self._pages("iot", region, "ListTargetsForPolicy", "targets", "nextMarker", policyName=policy_name)
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            found = frozenset()  # the policy does not exist yet: attached to nothing
+        with self._lock:
+            self._setups[key] = found
+        return found
+
+    def attach_to_certificates(self, region: str, policy_name: str, cert_arns: List[str], changes: List[str]) -> None:
+        for arn in cert_arns:
+            self.call("iot", region, "AttachPolicy", policyName=policy_name, target=arn)
+            changes.append(f"attached policy {policy_name} to certificate {arn.rsplit('/', 1)[-1]}")
+
+    def detach_from_certificate(self, region: str, policy_name: str, cert_arn: str) -> bool:
+        """Detach the policy; False when it was no longer attached."""
+        try:
+            self.call("iot", region, "DetachPolicy", policyName=policy_name, target=cert_arn)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            return False
+        return True
 
     def _create_group(self, region: str, group: str, policy_name: str) -> str:
         try:

@@ -1,15 +1,20 @@
-"""Quarantine and release one thing.
+"""Quarantine one thing.
 
-Quarantine adds the thing to the quarantine group (isolated by its IoT policy, see :mod:`.isolation`) and
-optionally deactivates its ACTIVE certificates, then records what it changed on the thing itself
-(:class:`~.record.QuarantineRecord`). Release undoes exactly what the record says and nothing else: a certificate
-that was inactive or revoked before quarantine is never recorded, so never reactivated. Both read the current
-state first and write only the difference (a repeat is ``already-in-state``); a dry run reports the plan only.
+Quarantine adds the thing to the quarantine group and attaches the isolating IoT policy to the thing's
+certificates (see :mod:`.isolation` for why both), optionally deactivates its ACTIVE certificates, then records
+what it changed on the thing itself (:class:`~.record.QuarantineRecord`, authenticated with the add-on's record
+key) so that release (:mod:`.release`) undoes exactly that. It reads the current state first and writes only the
+difference (a repeat is ``already-in-state``); a dry run reports the plan only; the quarantine group and policy
+are set up only when a thing is really about to be quarantined.
+
+The record is written with ``UpdateThing(expectedVersion=...)``: when another quarantine of the same thing wrote
+in between, the record is read again and both quarantines' changes are merged, so overlapping runs never lose
+what either did. A record that cannot be stored ends the quarantine as ``warning`` with the reason.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,16 +23,17 @@ from ..aws import error_code
 from ..events import ActionResult, to_iso
 from .common import (
     ACTION_QUARANTINE,
-    ACTION_RELEASE,
-    CERT_ID_RE,
     POLICY_NAME_RE,
     THING_GROUP_NAME_RE,
     OptionError,
     RunContext,
     show,
 )
-from .isolation import DEFAULT_POLICY_NAME, DEFAULT_QUARANTINE_GROUP, GroupSetup, IsolationSetup, SetupError
-from .record import RECORD_ATTRIBUTE, QuarantineRecord
+from .isolation import DEFAULT_POLICY_NAME, DEFAULT_QUARANTINE_GROUP, SetupError
+from .record import RECORD_ATTRIBUTE, QuarantineRecord, RecordTooLarge
+from .release import ReleaseActions
+
+RECORD_WRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -53,33 +59,35 @@ class QuarantineOptions:
             raise OptionError(f"the quarantine group {self.group} is also listed as protected")
 
 
+class RecordConflict(Exception):
+    """The thing's record kept changing while quarantine tried to write it."""
+
+
 @dataclass
 class _Found:
     """A thing as quarantine found it, and what quarantine would change."""
 
     in_group: bool
-    previous: Optional[QuarantineRecord]
+    previous: Optional[QuarantineRecord]  # only an authenticated record: nothing else is merged
+    version: Optional[int]
+    to_isolate: List[str]  # certificate ARNs without the isolation policy
     to_deactivate: List[Dict[str, str]]
     can_record: bool
     details: Dict[str, Any]
 
 
-@dataclass
-class _ReleasePlan:
-    """What release found on a thing and what it would undo."""
+class QuarantineActions(ReleaseActions):
+    """The responder's quarantine action (and, inherited, release)."""
 
-    raw_record: Optional[str]
-    record: Optional[QuarantineRecord]
-    leave: Optional[str]
-    reactivate: List[str]
-    plan: List[str] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
-
-
-class QuarantineActions(IsolationSetup):
-    """The responder's quarantine and release actions."""
-
-    # ---------------------------------------------------------------- quarantine
+    def check_protected_groups(self, region: str, options: QuarantineOptions) -> None:
+        """Refuse (OptionError) protected group names that do not exist: a misspelt or wrongly cased name would
+        otherwise protect nothing."""
+        missing = self.missing_groups(region, options.protected_groups)
+        if missing:
+            raise OptionError(
+                f"protected thing group(s) {', '.join(missing)} do not exist in {region} (thing group names are "
+                "case-sensitive); nothing was changed"
+            )
 
     def quarantine(self, thing_name: str, region: str, options: QuarantineOptions, context: RunContext) -> ActionResult:
         action = ACTION_QUARANTINE
@@ -89,23 +97,25 @@ class QuarantineActions(IsolationSetup):
         self.stats.reset_thread()
         changes: List[str] = []
         try:
-            try:
+            found = self._find_for_quarantine(thing_name, region, options)
+            if isinstance(found, ActionResult):
+                return found
+            unchanged = self._quarantine_unchanged(thing_name, region, options, found)
+            if unchanged is not None:
+                return unchanged
+            try:  # only now that this thing will be quarantined: group and policy
                 setup = self.quarantine_setup(region, options)
             except SetupError as exc:
                 return self.result(action, "failed", thing_name, region, str(exc), error_code=exc.code)
-            found = self._find_for_quarantine(thing_name, region, options, setup)
-            if isinstance(found, ActionResult):
-                return found
-            unchanged = self._quarantine_unchanged(thing_name, region, options, setup, found)
-            if unchanged is not None:
-                return unchanged
-            deactivated = self._isolate(thing_name, region, options, found, changes)
-            return self._record_quarantine(thing_name, region, options, context, found, changes, deactivated)
+            if setup.changes:
+                found.details["setup_changes"] = setup.changes
+            isolated, deactivated = self._isolate(thing_name, region, options, found, changes)
+            return self._record_quarantine(thing_name, region, options, context, found, changes, isolated, deactivated)
         except (ClientError, BotoCoreError) as exc:
             return self._failed(action, thing_name, region, exc, changes, "quarantine")
 
     def _find_for_quarantine(
-        self, thing_name: str, region: str, options: QuarantineOptions, setup: GroupSetup
+        self, thing_name: str, region: str, options: QuarantineOptions
     ) -> Union[_Found, ActionResult]:
         """The thing's state (or the refusal: no such thing, protected thing) before any write."""
         action = ACTION_QUARANTINE
@@ -114,10 +124,12 @@ class QuarantineActions(IsolationSetup):
             return self.result(
                 action, "refused-invalid", thing_name, region, f"thing {thing_name} does not exist in {region}"
             )
-        if setup.members is None:
-            groups = self.thing_groups(region, thing_name)
-        else:
-            groups = [options.group] if thing_name in setup.members else []
+        members = self.group_members(region, options)
+        groups = (
+            self.thing_groups(region, thing_name)
+            if members is None
+            else ([options.group] if thing_name in members else [])
+        )
         protected = self.protected_by(region, groups, options.protected_groups)
         if protected:
             return self.result(
@@ -129,73 +141,87 @@ class QuarantineActions(IsolationSetup):
                 details={"thing_groups": groups},
             )
         attributes = dict(thing.get("attributes") or {})
-        to_deactivate: List[Dict[str, str]] = []
-        cert_states: Dict[str, str] = {}
-        if options.deactivate_certificates:
-            for cert in self.certificates(region, thing_name):
-                cert_states[cert["id"]] = cert["status"]
-                if cert["status"] == "ACTIVE":
-                    to_deactivate.append(cert)
-        other_attributes = [k for k in attributes if k != RECORD_ATTRIBUTE]
+        previous = QuarantineRecord.decode(attributes.get(RECORD_ATTRIBUTE), self.signer(region, thing_name))
         in_group = options.group in groups
-        details: Dict[str, Any] = {
-            "quarantine_group": options.group,
-            "policy_name": options.policy_name,
-            "was_member": in_group,
-        }
-        if setup.members is None:
+        details: Dict[str, Any] = {"quarantine_group": options.group, "policy_name": options.policy_name}
+        details["was_member"] = in_group
+        if members is None:
             details["thing_groups_before"] = groups
-        if cert_states:
-            details["certificates_before"] = cert_states
-        if setup.changes:
-            details["setup_changes"] = setup.changes
+        if previous is not None and not previous.authenticated:
+            details["previous_record_unauthenticated"] = True
+        to_isolate, to_deactivate = self._certificate_plan(thing_name, region, options, details)
+        other_attributes = [k for k in attributes if k != RECORD_ATTRIBUTE]
         return _Found(
             in_group=in_group,
-            previous=QuarantineRecord.decode(attributes.get(RECORD_ATTRIBUTE)),
+            previous=previous if previous is not None and previous.authenticated else None,
+            version=thing.get("version"),
+            to_isolate=to_isolate,
             to_deactivate=to_deactivate,
             can_record=bool(thing.get("thingTypeName")) or len(other_attributes) < 3,
             details=details,
         )
 
+    def _certificate_plan(
+        self, thing_name: str, region: str, options: QuarantineOptions, details: Dict[str, Any]
+    ) -> Tuple[List[str], List[Dict[str, str]]]:
+        """The certificates to give the isolation policy, and (with the option) the ACTIVE ones to deactivate."""
+        cert_arns = self.certificate_arns(region, thing_name)
+        targets = self.isolated_targets(region, options.policy_name)
+        to_isolate = [arn for arn in cert_arns if arn not in targets]
+        to_deactivate: List[Dict[str, str]] = []
+        if options.deactivate_certificates:
+            states: Dict[str, str] = {}
+            for arn in cert_arns:
+                cert_id = arn.rsplit("/", 1)[-1]
+                states[cert_id] = self._certificate_status(region, cert_id)
+                if states[cert_id] == "ACTIVE":
+                    to_deactivate.append({"id": cert_id, "arn": arn})
+            details["certificates_before"] = states
+        details["certificates"] = len(cert_arns)
+        return to_isolate, to_deactivate
+
     def _quarantine_unchanged(
-        self, thing_name: str, region: str, options: QuarantineOptions, setup: GroupSetup, found: _Found
+        self, thing_name: str, region: str, options: QuarantineOptions, found: _Found
     ) -> Optional[ActionResult]:
         """The result when nothing is to be written: already quarantined, or a dry run (with its plan)."""
         details = found.details
-        if found.in_group and not found.to_deactivate:
-            note = "already in quarantine group " + options.group
+        if found.in_group and not found.to_deactivate and not found.to_isolate:
+            note = f"already in quarantine group {options.group}, certificates isolated"
             if options.deactivate_certificates:
                 note += "; no ACTIVE certificate left"
             return self.result(ACTION_QUARANTINE, "already-in-state", thing_name, region, note, details=details)
         if not self.dry_run:
             return None
-        plan = []
+        try:
+            setup_plan = self.quarantine_setup(region, options).plan  # a dry run only reads
+        except SetupError as exc:
+            return self.result(ACTION_QUARANTINE, "failed", thing_name, region, str(exc), error_code=exc.code)
+        plan = list(setup_plan)
         if not found.in_group:
             plan.append(f"add to thing group {options.group}")
-        plan.extend(f"deactivate certificate {c['id']}" for c in found.to_deactivate)
-        details["plan"] = setup.plan + plan
-        return self.result(
-            ACTION_QUARANTINE,
-            "dry-run",
-            thing_name,
-            region,
-            "dry run, would: " + "; ".join(details["plan"]),
-            details=details,
+        plan.extend(
+            f"attach policy {options.policy_name} to certificate {a.rsplit('/', 1)[-1]}" for a in found.to_isolate
         )
+        plan.extend(f"deactivate certificate {c['id']}" for c in found.to_deactivate)
+        details["plan"] = plan
+        message = "dry run, would: " + "; ".join(plan)
+        return self.result(ACTION_QUARANTINE, "dry-run", thing_name, region, message, details=details)
 
     def _isolate(
         self, thing_name: str, region: str, options: QuarantineOptions, found: _Found, changes: List[str]
-    ) -> List[str]:
-        """Join the quarantine group and deactivate the ACTIVE certificates; returns the deactivated ids."""
+    ) -> Tuple[List[str], List[str]]:
+        """Join the group, isolate the certificates, deactivate the ACTIVE ones; returns (isolated, deactivated)
+        certificate ids."""
         if not found.in_group:
             self.call("iot", region, "AddThingToThingGroup", thingGroupName=options.group, thingName=thing_name)
             changes.append(f"added to thing group {options.group}")
+        self.attach_to_certificates(region, options.policy_name, found.to_isolate, changes)
         deactivated = []
         for cert in found.to_deactivate:
             self.call("iot", region, "UpdateCertificate", certificateId=cert["id"], newStatus="INACTIVE")
             deactivated.append(cert["id"])
             changes.append(f"deactivated certificate {cert['id']}")
-        return deactivated
+        return [a.rsplit("/", 1)[-1] for a in found.to_isolate], deactivated
 
     def _record_quarantine(
         self,
@@ -205,192 +231,71 @@ class QuarantineActions(IsolationSetup):
         context: RunContext,
         found: _Found,
         changes: List[str],
+        isolated: List[str],
         deactivated: List[str],
     ) -> ActionResult:
         """Store what this quarantine (and any earlier one) changed in the thing's record attribute."""
-        previous = found.previous
-        record = QuarantineRecord(
-            at=previous.at if previous else to_iso(context.now()),
-            group=options.group if (not found.in_group or (previous and previous.group)) else None,
-            certificates=list(dict.fromkeys((previous.certificates if previous else []) + deactivated)),
-            by=(previous.by if previous else "") or context.sid,
+        ours = QuarantineRecord(
+            at=to_iso(context.now()),
+            group=None if found.in_group else options.group,
+            certificates=deactivated,
+            policy_certificates=isolated,
+            policy_name=options.policy_name,
+            by=context.sid,
         )
         details = found.details
-        details.update(changes=changes, certificates_deactivated=deactivated)
-        message = "quarantined: " + "; ".join(changes)
+        details.update(changes=changes, certificates_deactivated=deactivated, certificates_isolated=isolated)
+        problem: Optional[str] = None
         try:
             if not found.can_record:
-                raise ValueError(
+                raise RecordTooLarge(
                     "the thing has no thing type and already 3 attributes (AWS's limit), so the quarantine "
                     "record cannot be stored"
                 )
-            value = record.encode()
-        except ValueError as exc:
-            details["record_stored"] = False
-            message += f". WARNING: {exc}; release will only remove the group membership"
-            if deactivated:
-                message += f" and will not reactivate certificates {', '.join(deactivated)}"
-        else:
-            self.call(
-                "iot",
-                region,
-                "UpdateThing",
-                thingName=thing_name,
-                attributePayload={"attributes": {RECORD_ATTRIBUTE: value}, "merge": True},
-            )
+            details["record"] = self._write_record(thing_name, region, found, ours)
             details["record_stored"] = True
-            details["record"] = value
-        details["throttled_retries"] = self.stats.thread_throttled()
-        return self.result(ACTION_QUARANTINE, "done", thing_name, region, message, details=details)
-
-    # ---------------------------------------------------------------- release
-
-    def release(self, thing_name: str, region: str, options: QuarantineOptions, context: RunContext) -> ActionResult:
-        """Undo exactly what quarantine recorded on the thing.
-
-        Without a record (quarantined by hand or by a Device Defender mitigation action), membership of the
-        quarantine group is removed and certificates are left alone: release never reactivates a certificate it
-        cannot prove quarantine deactivated.
-        """
-        action = ACTION_RELEASE
-        refused = self.refuse_invalid_name(action, thing_name, region)
-        if refused is not None:
-            return refused
-        self.stats.reset_thread()
-        changes: List[str] = []
-        try:
-            thing = self.describe_thing(region, thing_name)
-            if thing is None:
-                return self.result(
-                    action, "refused-invalid", thing_name, region, f"thing {thing_name} does not exist in {region}"
-                )
-            details: Dict[str, Any] = {}
-            planned = self._plan_release(thing_name, region, options, thing, details)
-            if not planned.plan:
-                return self.result(
-                    action,
-                    "already-in-state",
-                    thing_name,
-                    region,
-                    f"not quarantined (not in {options.group}, no quarantine record)",
-                    details=details,
-                )
-            if self.dry_run:
-                return self.result(
-                    action, "dry-run", thing_name, region, "dry run, would: " + "; ".join(planned.plan), details=details
-                )
-            self._undo_quarantine(thing_name, region, planned, changes)
-            details["changes"] = changes
-            details["certificates_reactivated"] = planned.reactivate
-            details["throttled_retries"] = self.stats.thread_throttled()
-            message = "released: " + "; ".join(changes)
-            if planned.notes:
-                message += " (" + "; ".join(planned.notes) + ")"
-            return self.result(action, "done", thing_name, region, message, details=details)
-        except (ClientError, BotoCoreError) as exc:
-            return self._failed(action, thing_name, region, exc, changes, "release")
-
-    def _plan_release(
-        self, thing_name: str, region: str, options: QuarantineOptions, thing: Dict[str, Any], details: Dict[str, Any]
-    ) -> _ReleasePlan:
-        """What release would undo on ``thing`` (reads only); fills ``details`` with what it found."""
-        raw_record = dict(thing.get("attributes") or {}).get(RECORD_ATTRIBUTE)
-        record = QuarantineRecord.decode(raw_record)
-        groups = self.thing_groups(region, thing_name)
-        details["thing_groups_before"] = groups
-        if raw_record:
-            details["record"] = raw_record
-        planned = _ReleasePlan(raw_record=raw_record, record=record, leave=None, reactivate=[])
-        if record is not None:
-            if record.group and record.group in groups:
-                planned.leave = record.group
-            elif record.group:
-                planned.notes.append(f"no longer in thing group {record.group}")
-            elif options.group in groups:
-                planned.notes.append(f"stays in thing group {options.group}: it was a member before quarantine")
-        elif options.group in groups:
-            planned.leave = options.group
-            planned.notes.append("no quarantine record on the thing: certificates left unchanged")
-        if planned.leave:
-            planned.plan.append(f"remove from thing group {planned.leave}")
-        if record is not None and record.certificates:
-            planned.reactivate, cert_notes = self._certificates_to_reactivate(region, thing_name, record, planned.leave)
-            planned.notes.extend(cert_notes)
-            planned.plan.extend(f"reactivate certificate {c}" for c in planned.reactivate)
-        if raw_record is not None:
-            planned.plan.append(f"remove attribute {RECORD_ATTRIBUTE}")
-        details["plan"] = planned.plan
-        if planned.notes:
-            details["notes"] = planned.notes
-        return planned
-
-    def _undo_quarantine(self, thing_name: str, region: str, planned: _ReleasePlan, changes: List[str]) -> None:
-        if planned.leave:
-            self.call("iot", region, "RemoveThingFromThingGroup", thingGroupName=planned.leave, thingName=thing_name)
-            changes.append(f"removed from thing group {planned.leave}")
-        for cert_id in planned.reactivate:
-            self.call("iot", region, "UpdateCertificate", certificateId=cert_id, newStatus="ACTIVE")
-            changes.append(f"reactivated certificate {cert_id}")
-        if planned.raw_record is not None:
-            self.call(
-                "iot",
-                region,
-                "UpdateThing",
-                thingName=thing_name,
-                attributePayload={"attributes": {RECORD_ATTRIBUTE: ""}, "merge": True},
-            )
-            changes.append(f"removed attribute {RECORD_ATTRIBUTE}")
-
-    def _certificates_to_reactivate(
-        self, region: str, thing_name: str, record: QuarantineRecord, leaving: Optional[str]
-    ) -> Tuple[List[str], List[str]]:
-        notes: List[str] = []
-        recorded = list(record.certificates)
-        if any(not CERT_ID_RE.match(c) for c in recorded):
-            # shortened ids (very many certificates): resolve against the thing's own certificates
-            principals = [
-                arn.rsplit("/", 1)[-1]
-                for arn in self._pages("iot", region, "ListThingPrincipals", "principals", thingName=thing_name)
-                if ":cert/" in arn
-            ]
-            resolved = []
-            for cert in recorded:
-                matches = [p for p in principals if p.startswith(cert)]
-                if len(matches) == 1:
-                    resolved.append(matches[0])
+            if self.signer(region, thing_name) is None and (isolated or deactivated):
+                if self.keyless_recovery:
+                    details["recovery"] = f"certificates are released by {self.keyless_recovery}"
                 else:
-                    notes.append(f"certificate {cert}... is no longer attached to the thing: left unchanged")
-            recorded = resolved
-        reactivate = []
-        for cert_id in recorded:
-            status = self._certificate_status(region, cert_id)
-            if status != "INACTIVE":
-                notes.append(f"certificate {cert_id} is {status}: left unchanged")
-                continue
-            holder = self._quarantined_co_owner(region, cert_id, thing_name, leaving or record.group)
-            if holder:
-                notes.append(f"certificate {cert_id} stays INACTIVE: shared with quarantined thing {holder}")
-                continue
-            reactivate.append(cert_id)
-        return reactivate, notes
+                    problem = "the quarantine record is not authenticated (no record key)"
+        except (RecordTooLarge, RecordConflict) as exc:
+            details["record_stored"] = False
+            problem = str(exc)
+        details["throttled_retries"] = self.stats.thread_throttled()
+        message = "quarantined: " + "; ".join(changes)
+        if problem is None:
+            return self.result(ACTION_QUARANTINE, "done", thing_name, region, message, details=details)
+        message += f". WARNING: {problem}; release will only remove the group membership"
+        if isolated or deactivated:
+            message += (
+                " and will not detach the isolation policy from certificates "
+                f"{', '.join(isolated) or 'none'} nor reactivate certificates {', '.join(deactivated) or 'none'}"
+            )
+        details["warning"] = problem
+        return self.result(ACTION_QUARANTINE, "warning", thing_name, region, message, details=details)
 
-    def _quarantined_co_owner(self, region: str, cert_id: str, thing_name: str, group: Optional[str]) -> Optional[str]:
-        """Another thing using this certificate that is still quarantined (reactivating would free it too)."""
-        cert_arn = f"arn:{self.partition}:iot:{region}:{self.account_id}:cert/{cert_id}"
-        try:
-            others = [
-                t
-                for t in self._pages("iot", region, "ListPrincipalThings", "things", principal=cert_arn, maxResults=250)
-                if t != thing_name
-            ]
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise
-        for other in others:
-            other_thing = self.describe_thing(region, other)
-            other_groups = self.thing_groups(region, other) if other_thing else []
-            record = QuarantineRecord.decode(((other_thing or {}).get("attributes") or {}).get(RECORD_ATTRIBUTE))
-            if record is not None or (group and group in other_groups):
-                return other
-        return None
+    def _write_record(self, thing_name: str, region: str, found: _Found, ours: QuarantineRecord) -> str:
+        """Write ``ours`` merged into the thing's authenticated record, compare-and-set on the thing's version:
+        a concurrent write makes it read the record again and merge once more."""
+        signer = self.signer(region, thing_name)
+        version, previous = found.version, found.previous
+        for _ in range(RECORD_WRITE_ATTEMPTS):
+            value = (previous.merged(ours) if previous else ours).encode(signer)
+            params: Dict[str, Any] = {
+                "thingName": thing_name,
+                "attributePayload": {"attributes": {RECORD_ATTRIBUTE: value}, "merge": True},
+            }
+            if version is not None:
+                params["expectedVersion"] = version
+            try:
+                self.call("iot", region, "UpdateThing", **params)
+                return value
+            except ClientError as exc:
+                if error_code(exc) != "VersionConflictException":
+                    raise
+            thing = self.describe_thing(region, thing_name) or {}
+            version = thing.get("version")
+            current = QuarantineRecord.decode((thing.get("attributes") or {}).get(RECORD_ATTRIBUTE), signer)
+            previous = current if current is not None and current.authenticated else None
+        raise RecordConflict(f"the thing's record changed {RECORD_WRITE_ATTEMPTS} times while it was being written")
