@@ -4,6 +4,7 @@
   splunkd reads it) vs events/s of bare boto3 pagination of the same emulator data in the same run, best of two
   interleaved runs on each side; target ratio >= 0.9;
 - peak RSS of the input process at 1k vs 100k events; target growth <= 30 MB.
+(The drain at the TPS quota is benchmarks/bench_quota.py.)
 
 Writes build/bench/pull.json. The emulator's own response validation is off here (it is on in the tests): it
 would only add the same server time to both sides.

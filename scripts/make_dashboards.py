@@ -783,7 +783,7 @@ def health_board() -> Board:
     b.table("viz_latest", "Latest run per input, stanza, account and Region", "ds_latest")
     b.table(
         "viz_by_status",
-        "Runs by input and status (details: index=_internal source=*ta_aws_iot_defender_*.log log_level=ERROR)",
+        "Runs by input and status (details: index=_internal source=*ta-aws-iot-defender_*.log log_level=ERROR)",
         "ds_by_status",
     )
     b.table(

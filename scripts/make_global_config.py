@@ -327,7 +327,10 @@ def inputs_page() -> dict:
     violations = input_service(
         "iot_defender_violations",
         "Device Defender violations",
-        "Detect violation events (in-alarm, alarm-cleared, alarm-invalidated) and active violation snapshots.",
+        "Detect violation events (in-alarm, alarm-cleared, alarm-invalidated) and active violation snapshots. "
+        "AWS closed Detect to new customers on 2026-08-31: on an account without Detect this input makes one "
+        "check, logs one warning, records status=unavailable in the add-on health dashboard and asks AWS again "
+        "once a day; disable it if the account only uses Audit.",
         300,
         [
             {

@@ -1,8 +1,9 @@
-"""Splunk side of the three modular inputs: one runner, three sources.
+"""Splunk side of the modular inputs: one runner for every kind declared in :mod:`iot_defender.inputs`.
 
-For each input stanza and region it loads the account (secrets from Splunk's credential store), the checkpoint
-(KV store) and the crash journal (the input's checkpoint_dir), hands the library's pages to
-:func:`iot_defender.pipeline.deliver` with an XML sink on stdout, and logs one run summary line.
+For each input stanza and region it loads the account (secrets from Splunk's credential store), builds the run's
+scope, and hands the kind to :func:`iot_defender.inputs.collect` with Splunk's ports: an XML sink on stdout, the
+KV store for checkpoints and lookups, a crash journal in the input's checkpoint_dir. It logs one run summary line
+per region, plus solnlib's ``events_ingested`` and categorised error lines for UCC's monitoring dashboard.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape, quoteattr
 
@@ -21,35 +22,36 @@ import iot_defender_kv
 from splunklib import binding
 from splunklib import client as splunk_client
 
-from iot_defender import audit as audit_source
-from iot_defender import detect, events, inventory
+from iot_defender import events, inventory
 from iot_defender.aws import AwsSession, ConfigError, error_code, error_message, parse_regions, redact
-from iot_defender.checkpoint import InputState, Journal, checkpoint_key, merge_seen
-from iot_defender.pipeline import Page, RunStats, deliver
-from iot_defender_splunk import SECRET_FILTER, get_logger, load_account, load_client_settings, set_log_level
+from iot_defender.checkpoint import Journal
+from iot_defender.inputs import (
+    NEWLY_UNAVAILABLE,
+    STILL_UNAVAILABLE,
+    InputKind,
+    Outcome,
+    Ports,
+    collect,
+    is_access_denied,
+    kind_of,
+)
+from iot_defender.pipeline import RunScope, RunStats
+from iot_defender_splunk import (
+    SECRET_FILTER,
+    error_category,
+    get_logger,
+    load_account,
+    load_client_settings,
+    log_error,
+    report_ingested,
+    set_log_level,
+)
 
 APP = "TA-aws-iot-defender"
 CHECKPOINT_COLLECTION = "ta_aws_iot_defender_checkpoints"
 INVENTORY_COLLECTION = "iot_thing_inventory"
 # KV store answers 503 while it starts (splunkd restart, SHC member joining): wait this long, then give up.
 KV_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-FEATURE_HINT = {
-    "iot_defender_violations": (
-        "Device Defender Detect is not available to this account or role (AWS closed Detect to new customers on "
-        "2026-08-31; Audit is unaffected). If this account only uses Audit, disable this input; otherwise grant "
-        "iot:ListViolationEvents and iot:ListActiveViolations to the add-on's role."
-    ),
-    "iot_defender_audit": (
-        "Device Defender Audit is not available to this account or role: grant iot:ListAuditTasks, "
-        "iot:DescribeAuditTask and iot:ListAuditFindings to the add-on's role, and check that audit is configured."
-    ),
-    "iot_defender_inventory": (
-        "The thing registry is not readable by this account or role: grant iot:ListCertificates, "
-        "iot:GetIndexingConfiguration, iot:SearchIndex, iot:ListThings, iot:ListThingGroupsForThing, "
-        "iot:ListThingPrincipals and iot:DescribeCertificate."
-    ),
-}
-ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedException", "ForbiddenException"})
 
 
 class XmlEventSink:
@@ -172,83 +174,101 @@ def _stanza_name(full_name: str) -> str:
     return full_name.split("://", 1)[-1]
 
 
-def _violation_run(
-    session: AwsSession, region: str, state: InputState, params: Dict[str, Any], *, account_id: str, now: float
-) -> tuple:
-    options = detect.ViolationOptions.from_params(params)
+class KvInventoryLookup:
+    """The ``iot_thing_inventory`` KV lookup (paged reads, batched writes, stale rows deleted: iot_defender_kv)."""
 
-    def pages() -> Iterator[Page]:
-        yield from detect.violation_pages(session, region, state, options, account_id=account_id, now=now)
-        if options.collect_active:
-            yield from detect.active_violation_pages(session, region, options, account_id=account_id, now=now)
+    def __init__(self, service: Any, logger: Any, stanza: str):
+        self._service = service
+        self._logger = logger
+        self._stanza = stanza
+        self._rows: Optional[iot_defender_kv.KvRows] = None
 
-    return pages(), detect.violation_keep_after(options)
+    def rows(self) -> iot_defender_kv.KvRows:
+        data = collection_data(self._service, INVENTORY_COLLECTION, self._logger)
+        self._rows = iot_defender_kv.KvRows(data, lambda operation, what: _kv_retry(operation, what, self._logger))
+        return self._rows
+
+    def finish(self, result: inventory.InventoryResult, *, account_id: str, region: str) -> None:
+        rows = self._rows if self._rows is not None else self.rows()
+        if result.rows:
+            rows.write(result.rows)
+            result.rows = []
+        deleted = (
+            iot_defender_kv.delete_stale(rows, result, account_id=account_id, region=region) if result.complete else 0
+        )
+        counts = {**result.counts(), "rows_written": rows.writes, "rows_deleted": deleted, "row_reads": rows.reads}
+        self._logger.info(
+            "%s: inventory lookup %s: %s",
+            self._stanza,
+            INVENTORY_COLLECTION,
+            " ".join(f"{key}={value}" for key, value in counts.items()),
+        )
 
 
-def _audit_run(
-    session: AwsSession, region: str, state: InputState, params: Dict[str, Any], *, account_id: str, now: float
-) -> tuple:
-    options = audit_source.AuditOptions.from_params(params)
-    pages = audit_source.audit_pages(session, region, state, options, account_id=account_id, now=now)
-    return pages, audit_source.audit_keep_after
-
-
-SOURCES = {"iot_defender_violations": _violation_run, "iot_defender_audit": _audit_run}
-
-
-def _account_id(session: AwsSession, logger: Any) -> str:
+def _account_id(session: AwsSession) -> str:
     """The AWS account id events carry (from STS; needs no extra permission)."""
     answer = session.call(session.client("sts"), "get_caller_identity")
     return str(answer["Account"])
 
 
-def _log_failure(logger: Any, stats: RunStats, input_type: str, exc: BaseException, secrets: List[str]) -> None:
+def _log_failure(logger: Any, stats: RunStats, kind: InputKind, exc: BaseException, secrets: List[str]) -> None:
     stats.status = "error"
     stats.errors += 1
+    category = error_category(exc)
     if isinstance(exc, ConfigError):
         stats.error_code = "ConfigError"
-        logger.error("%s: configuration error: %s", stats.stanza, exc)
+        log_error(logger, exc, category, f"{stats.stanza}: configuration error: {exc}")
         return
     code = error_code(exc)
     stats.error_code = code
+    where = f"{stats.stanza}: account={stats.account} region={stats.region}"
     detail = redact(error_message(exc), secrets)
-    if code in ACCESS_CODES:
-        logger.error(
-            "%s: account=%s region=%s: %s (%s: %s)",
-            stats.stanza,
-            stats.account,
-            stats.region,
-            FEATURE_HINT[input_type],
-            code,
+    if is_access_denied(exc):
+        log_error(logger, exc, category, f"{where}: {kind.feature_hint} ({code}: {detail})")
+        return
+    log_error(
+        logger,
+        exc,
+        category,
+        f"{where}: run failed ({code}: {detail}); the checkpoint was not advanced past delivered events, "
+        "the next run resumes there",
+    )
+    logger.debug("%s", redact(traceback.format_exc(), secrets))
+
+
+def _log_outcome(logger: Any, stats: RunStats, kind: InputKind, outcome: Outcome, secrets: List[str]) -> None:
+    """One warning when AWS first says the feature is not available; an info line at each daily re-check."""
+    if outcome.status not in (NEWLY_UNAVAILABLE, STILL_UNAVAILABLE) or outcome.error is None:
+        return
+    where = f"{stats.stanza}: account={stats.account} region={stats.region}"
+    detail = f"{error_code(outcome.error)}: {redact(error_message(outcome.error), secrets)}"
+    next_check = events.to_iso(stats.next_check) if stats.next_check is not None else "-"
+    if outcome.status == NEWLY_UNAVAILABLE:
+        logger.warning(
+            "%s: %s (%s). Recorded as status=unavailable; AWS is asked again at %s, not at every interval.",
+            where,
+            kind.feature_hint,
             detail,
+            next_check,
         )
     else:
-        logger.error(
-            "%s: account=%s region=%s: run failed (%s: %s); the checkpoint was not advanced past delivered events, "
-            "the next run resumes there",
-            stats.stanza,
-            stats.account,
-            stats.region,
-            code,
-            detail,
-        )
-        logger.debug("%s", redact(traceback.format_exc(), secrets))
+        logger.info("%s: re-checked: still not available (%s); next check at %s", where, detail, next_check)
 
 
 def run_input(input_type: str, inputs: Any, event_writer: Any) -> None:
     """Entry point of every input helper's ``stream_events``."""
     metadata = inputs.metadata
     session_key = metadata["session_key"]
+    kind = kind_of(input_type)
     logger = get_logger(input_type)
     set_log_level(logger, session_key)
     service = connect_splunkd(metadata)
     for full_name, params in inputs.inputs.items():
-        stanza = _stanza_name(full_name)
-        _run_stanza(input_type, stanza, params, metadata, service, event_writer, logger)
+        _run_stanza(kind, _stanza_name(full_name), params, metadata, service, event_writer, logger)
 
 
 def _run_stanza(
-    input_type: str,
+    kind: InputKind,
     stanza: str,
     params: Dict[str, Any],
     metadata: Dict[str, Any],
@@ -262,122 +282,75 @@ def _run_stanza(
         account = load_account(session_key, account_name)
         settings = load_client_settings(session_key)
         regions = parse_regions(params.get("regions"), account.default_region)
-    except ConfigError as exc:
-        stats = RunStats(input=input_type, stanza=stanza, account=account_name or "-", region="-")
-        _log_failure(logger, stats, input_type, exc, [])
+        options = kind.parse_options(params)
+    except (ConfigError, ValueError) as exc:
+        stats = RunStats(input=kind.name, stanza=stanza, account=account_name or "-", region="-")
+        _log_failure(logger, stats, kind, ConfigError(str(exc)), [])
         logger.info(stats.summary_line())
         return
     secrets = [*account.secrets(), *SECRET_FILTER.secrets]
-    sink = XmlEventSink(event_writer, f"{input_type}://{stanza}", params.get("index"))
-    store = KvCheckpointStore(service, logger)
-    for region in regions:
-        stats = RunStats(input=input_type, stanza=stanza, account=account.name, region=region)
-        session = None
-        try:
-            session = AwsSession(account, settings, raw_timestamps=True)
-            account_id = _account_id(session, logger)
-            now = time.time()
-            if input_type == "iot_defender_inventory":
-                _run_inventory(session, region, params, account_id, now, sink, service, stats, logger)
-            else:
-                _run_windowed(
-                    input_type, session, region, params, account_id, now, metadata, sink, store, stats, stanza, account
-                )
-        except Exception as exc:  # one region's failure must not stop the others, nor crash-loop the input
-            _log_failure(logger, stats, input_type, exc, secrets)
-        finally:
-            if session is not None:
-                stats.api_calls += session.api_calls
-                stats.throttles += session.throttles
-            if stats.malformed_samples:
-                logger.warning(
-                    "%s: %d malformed records reported and skipped, e.g.: %s",
-                    stanza,
-                    stats.malformed,
-                    " | ".join(stats.malformed_samples[:5]),
-                )
-            logger.info(stats.summary_line())
+    journal_dir = metadata.get("checkpoint_dir") or "."
+    ports = Ports(
+        sink=XmlEventSink(event_writer, f"{kind.name}://{stanza}", params.get("index")),
+        store=KvCheckpointStore(service, logger),
+        journal_for=lambda key: Journal(_journal_path(journal_dir, key)),
+        lookup=KvInventoryLookup(service, logger, stanza),
+    )
 
-
-def _run_windowed(
-    input_type: str,
-    session: AwsSession,
-    region: str,
-    params: Dict[str, Any],
-    account_id: str,
-    now: float,
-    metadata: Dict[str, Any],
-    sink: XmlEventSink,
-    store: KvCheckpointStore,
-    stats: RunStats,
-    stanza: str,
-    account: Any,
-) -> None:
-    key = checkpoint_key(input_type, stanza, account.name, region)
-    state = InputState.from_dict(store.get(key))
-    journal = Journal(_journal_path(metadata.get("checkpoint_dir") or ".", key))
-    stats.recovered_from_journal = merge_seen(state, journal.keys())
-    pages, keep_after = SOURCES[input_type](session, region, state, params, account_id=account_id, now=now)
-    try:
-        deliver(
-            pages,
-            state=state,
-            sink=sink,
-            journal=journal,
-            save=lambda s: store.update(key, s.to_dict()),
-            stats=stats,
-            keep_after=keep_after,
+    def scope_for(region: str, session: AwsSession) -> RunScope:
+        return RunScope(
+            input=kind.name,
+            stanza=stanza,
+            account=account.name,
+            account_id=_account_id(session),
+            region=region,
+            options=options,
+            now=time.time(),
         )
-    finally:
-        journal.close()
-    if state.high_water is not None:
-        stats.lag_seconds = max(0.0, time.time() - state.high_water)
+
+    for region in regions:
+        stats = RunStats(input=kind.name, stanza=stanza, account=account.name, region=region)
+        _run_region(
+            kind, lambda: AwsSession(account, settings, raw_timestamps=True), scope_for, ports, stats, logger, secrets
+        )
+        report_ingested(logger, f"{kind.name}://{stanza}", stats.by_sourcetype, params.get("index"), account.name)
 
 
-def _run_inventory(
-    session: AwsSession,
-    region: str,
-    params: Dict[str, Any],
-    account_id: str,
-    now: float,
-    sink: XmlEventSink,
-    service: Any,
+def _run_region(
+    kind: InputKind,
+    new_session: Callable[[], AwsSession],
+    scope_for: Callable[[str, AwsSession], RunScope],
+    ports: Ports,
     stats: RunStats,
     logger: Any,
+    secrets: List[str],
 ) -> None:
-    data = collection_data(service, INVENTORY_COLLECTION, logger)
-    counts = iot_defender_kv.run_inventory(
-        session,
-        region,
-        params,
-        account_id=account_id,
-        now=now,
-        sink=sink,
-        data=data,
-        retry=lambda operation, what: _kv_retry(operation, what, logger),
-        stats=stats,
-    )
-    logger.info(
-        "%s: inventory lookup %s: %s",
-        stats.stanza,
-        INVENTORY_COLLECTION,
-        " ".join(f"{key}={value}" for key, value in counts.items()),
-    )
-    stats.lag_seconds = 0.0
-
-
-_OPTION_PARSERS = {
-    "iot_defender_violations": detect.ViolationOptions.from_params,
-    "iot_defender_audit": audit_source.AuditOptions.from_params,
-    "iot_defender_inventory": inventory.InventoryOptions.from_params,
-}
+    session: Optional[AwsSession] = None
+    try:
+        session = new_session()
+        outcome = collect(kind, scope_for(stats.region, session), session, ports, stats)
+        _log_outcome(logger, stats, kind, outcome, secrets)
+    except Exception as exc:  # one region's failure must not stop the others, nor crash-loop the input
+        _log_failure(logger, stats, kind, exc, secrets)
+    finally:
+        if session is not None:
+            stats.api_calls += session.api_calls
+            stats.throttles += session.throttles
+        if stats.malformed_samples:
+            logger.warning(
+                "%s: %d malformed records reported and skipped, e.g.: %s",
+                stats.stanza,
+                stats.malformed,
+                " | ".join(stats.malformed_samples[:5]),
+            )
+        logger.info(stats.summary_line())
 
 
 def validate_params(input_type: str, params: Dict[str, Any]) -> None:
     """``--validate-arguments``: refuse bad parameters with a message splunkd shows to the admin."""
     try:
         parse_regions(params.get("regions"), "us-east-1")
-        _OPTION_PARSERS[input_type](params)
+        kind_of(input_type).parse_options(params)
     except (ConfigError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     if not str(params.get("account") or "").strip():

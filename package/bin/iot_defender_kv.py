@@ -16,8 +16,6 @@ import json
 from typing import Any, Callable, Dict, Iterator, List
 
 from iot_defender import inventory
-from iot_defender.checkpoint import InputState, MemoryJournal
-from iot_defender.pipeline import Page, RunStats, deliver
 
 KEY_PAGE = 10_000
 SAVE_BATCH = 1_000
@@ -72,15 +70,6 @@ class KvRows:
             self.deleted += len(chunk)
 
 
-def _pages_writing_rows(pages: Iterator[Page], result: inventory.InventoryResult, rows: KvRows) -> Iterator[Page]:
-    # A page's rows are saved before its events are delivered: an event never names a row that is not there yet.
-    for page in pages:
-        if result.rows:
-            rows.write(result.rows)
-            result.rows = []
-        yield page
-
-
 def delete_stale(rows: KvRows, result: inventory.InventoryResult, *, account_id: str, region: str) -> int:
     """Delete rows of things a complete run did not see (deleted things). Keys are streamed, not held."""
     seen = result.seen_sorted()
@@ -93,39 +82,3 @@ def delete_stale(rows: KvRows, result: inventory.InventoryResult, *, account_id:
                 doomed = []
     rows.delete(doomed)
     return rows.deleted
-
-
-def run_inventory(
-    session: Any,
-    region: str,
-    params: Dict[str, Any],
-    *,
-    account_id: str,
-    now: float,
-    sink: Any,
-    data: Any,
-    retry: Retry,
-    stats: RunStats,
-    pacer: Any = None,
-) -> Dict[str, Any]:
-    """One region's inventory run: events to ``sink``, rows to the collection, stale rows deleted."""
-    options = inventory.InventoryOptions.from_params(params)
-    result = inventory.InventoryResult()
-    rows = KvRows(data, retry)
-    pages = inventory.inventory_pages(
-        session, region, options, result, account_id=account_id, now=now, state=rows, pacer=pacer
-    )
-    deliver(
-        _pages_writing_rows(pages, result, rows),
-        state=InputState(),
-        sink=sink,
-        journal=MemoryJournal(),
-        save=lambda _state: None,
-        stats=stats,
-        keep_after=lambda _state: float("-inf"),
-    )
-    if result.rows:
-        rows.write(result.rows)
-        result.rows = []
-    deleted = delete_stale(rows, result, account_id=account_id, region=region) if result.complete else 0
-    return {**result.counts(), "rows_written": rows.writes, "rows_deleted": deleted, "row_reads": rows.reads}

@@ -7,14 +7,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional
 
+from botocore.exceptions import ClientError, ConnectionError, CredentialRetrievalError, NoCredentialsError
 from solnlib import conf_manager, log
 
 from iot_defender import APP_ID
-from iot_defender.aws import Account, ClientSettings, ConfigError, redact
+from iot_defender.aws import Account, ClientSettings, ConfigError, error_code, redact
+from iot_defender.inputs import ACCESS_CODES
 
 REST_ROOT = "ta_aws_iot_defender"
 ACCOUNT_CONF = f"{REST_ROOT}_account"
 SETTINGS_CONF = f"{REST_ROOT}_settings"
+LOG_PREFIX = APP_ID.lower()
 
 
 def _realm(conf_name: str) -> str:
@@ -44,8 +47,12 @@ SECRET_FILTER = SecretFilter()
 
 
 def get_logger(name: str) -> logging.Logger:
-    """A solnlib file logger: ``$SPLUNK_HOME/var/log/splunk/ta_aws_iot_defender_<name>.log``."""
-    logger = log.Logs().get_logger(f"{REST_ROOT}_{name}")
+    """A solnlib file logger: ``$SPLUNK_HOME/var/log/splunk/ta-aws-iot-defender_<name>.log``.
+
+    Named as UCC names an add-on's logs (``<add-on id, lower case>_<name>``): UCC's monitoring dashboard finds
+    them with ``source=*ta-aws-iot-defender*``.
+    """
+    logger = log.Logs().get_logger(f"{LOG_PREFIX}_{name}")
     for handler in logger.handlers:
         if SECRET_FILTER not in handler.filters:
             handler.addFilter(SECRET_FILTER)
@@ -96,3 +103,52 @@ def load_client_settings(session_key: str) -> ClientSettings:
     stanzas = load_settings_stanzas(session_key)
     SECRET_FILTER.add(stanzas["proxy"].get("proxy_password"))
     return ClientSettings.from_conf(stanzas["advanced"], stanzas["proxy"])
+
+
+# ------------------------------------------------------------------------------------ UCC monitoring
+# UCC's generated monitoring dashboard counts solnlib's ``events_ingested`` lines and groups errors by solnlib's
+# categories (the ``exc_l`` field written by ``log.log_exception``).
+
+AUTHENTICATION_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "IncompleteSignature",
+    }
+)
+
+
+def error_category(exc: BaseException) -> str:
+    """solnlib's error category (``exc_l``) of a run failure."""
+    if isinstance(exc, (ConfigError, ValueError)):
+        return "Configuration Error"
+    if isinstance(exc, (NoCredentialsError, CredentialRetrievalError)):
+        return "Authentication Error"
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in ACCESS_CODES:
+            return "Permission Error"
+        if code in AUTHENTICATION_CODES:
+            return "Authentication Error"
+        return "Server Error"
+    if isinstance(exc, (ConnectionError, OSError)):
+        return "Connection Error"
+    return "Server Error"
+
+
+def log_error(logger: logging.Logger, exc: BaseException, category: str, message: str) -> None:
+    """One ERROR line: ``exc_l="<category>" <message>``, then the exception's own one-line text (no traceback)."""
+    log.log_exception(logger, exc, category, full_msg=False, msg_before=message)  # type: ignore[arg-type]
+
+
+def report_ingested(
+    logger: logging.Logger, input_name: str, counts: Dict[str, int], index: Optional[str], account: str
+) -> None:
+    """``action=events_ingested`` per sourcetype written (``input_name`` is ``<kind>://<stanza>``)."""
+    for sourcetype, count in sorted(counts.items()):
+        if count:
+            log.events_ingested(logger, input_name, sourcetype, count, index or "default", account=account)

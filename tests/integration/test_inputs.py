@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import fnmatch
+import json
+import re
+import time
 
 import pytest
+from splunk_add_on_ucc_framework import dashboard as ucc_dashboard
 
-from iot_defender import events
+from iot_defender import APP_ID, events
 from tests.harness import runner
 
 VIOLATIONS = "iot_defender_violations"
@@ -129,19 +134,102 @@ def test_inventory_input_emits_things_and_fills_the_lookup_incrementally(stack):
     assert writes_after == writes_before  # nothing changed, nothing rewritten
 
 
-def test_account_without_detect_gets_one_clear_error_and_a_health_record(stack):
+def _checkpoint(stack, stanza):
+    docs = stack.splunkd.kv_collection("ta_aws_iot_defender_checkpoints")
+    found = [d for d in docs if d["_key"].startswith(f"{VIOLATIONS}:{stanza}:")]
+    return found[0] if found else None
+
+
+def test_account_without_detect_is_recognised_once_then_rechecked_daily(stack):
     stack.aws.set_account_features("123456789012", detect=False)
+
+    def run():
+        result = runner.run_input(
+            stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
+        )
+        assert result.exit_code == 0 and result.events == [], result.stderr
+        return runner.collect_logs(stack.home)
+
+    lines = run()
+    assert not [line for line in lines if "log_level=ERROR" in line], lines
+    notices = [line for line in lines if "log_level=WARNING" in line and "Detect is not available" in line]
+    assert len(notices) == 1, lines
+    summaries = [line for line in lines if "iot_defender_run_summary" in line]
+    assert "status=unavailable" in summaries[-1] and "next_check=" in summaries[-1]
+    calls = stack.aws.requests.count("ListViolationEvents")
+    assert calls == 1
+
+    # Every later interval before the daily re-check: no AWS call, no new warning, still a health record.
+    lines = run()
+    assert stack.aws.requests.count("ListViolationEvents") == calls
+    assert len([line for line in lines if "Detect is not available" in line]) == 1
+    assert not [line for line in lines if "log_level=ERROR" in line]
+    summaries = [line for line in lines if "iot_defender_run_summary" in line]
+    assert len(summaries) == 2 and "status=unavailable" in summaries[-1]
+
+    # A day later (the re-check time moved into the past), with Detect enabled again: collection resumes.
+    document = _checkpoint(stack, "v")
+    state = json.loads(document["state"])
+    assert state["unavailable_until"] > time.time() + 23 * 3600
+    state["unavailable_until"] = time.time() - 1
+    stack.splunkd.kv.update("-", "ta_aws_iot_defender_checkpoints", document["_key"], {"state": json.dumps(state)})
+    stack.aws.set_account_features("123456789012", detect=True)
     result = runner.run_input(
         stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
     )
-    assert result.exit_code == 0 and result.events == []
-    lines = runner.collect_logs(stack.home)
-    errors = [line for line in lines if "ERROR" in line and "Detect is not available" in line]
-    assert len(errors) == 1, lines
-    assert any(
-        "iot_defender_run_summary" in line and "status=error" in line and "error_code=AccessDeniedException" in line
-        for line in lines
+    assert result.exit_code == 0
+    assert set(keys_of(result.by_sourcetype("aws:iot:defender:violation"))) == truth_keys(stack.fleet)
+    summaries = [line for line in runner.collect_logs(stack.home) if "iot_defender_run_summary" in line]
+    assert "status=ok" in summaries[-1]
+    assert json.loads(_checkpoint(stack, "v")["state"]).get("unavailable_until") is None
+
+
+def test_missing_iam_grant_is_still_an_error_every_run(stack):
+    stack.aws.faults.fail_next(
+        "ListViolationEvents",
+        "AccessDeniedException",
+        403,
+        "User: arn:aws:iam::123456789012:user/splunk is not authorized to perform: iot:ListViolationEvents",
     )
+    result = runner.run_input(
+        stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
+    )
+    assert result.exit_code == 0
+    lines = [line for file_lines in ucc_monitoring_files(stack).values() for line in file_lines]
+    errors = [line for line in lines if "log_level=ERROR" in line and "iot:ListViolationEvents" in line]
+    assert errors and all('exc_l="Permission Error"' in line for line in errors)  # UCC's errors panel groups by it
+    assert any("status=error" in line and "error_code=AccessDeniedException" in line for line in lines)
+    assert _checkpoint(stack, "v") is None or "unavailable_until" not in _checkpoint(stack, "v")["state"]
+
+
+def ucc_monitoring_files(stack):
+    """The log files UCC's generated monitoring dashboard searches (its own query's ``source=`` pattern)."""
+    pattern = re.search(r"source=(\S+)", ucc_dashboard.events_count.format(addon_name=APP_ID.lower())).group(1)
+    files = runner.collect_log_files(stack.home)
+    return {
+        name: lines
+        for name, lines in files.items()
+        if fnmatch.fnmatch(str(stack.home.log_dir / name).lower(), pattern.lower())
+    }
+
+
+def test_inputs_report_events_ingested_for_ucc_monitoring(stack):
+    result = runner.run_input(
+        stack.home, VIOLATIONS, {"v": violation_params()}, standin=stack.splunkd, env=stack.script_env()
+    )
+    assert result.exit_code == 0, result.stderr
+    written = collections.Counter(e["sourcetype"] for e in result.events)
+    reported = collections.Counter()
+    for lines in ucc_monitoring_files(stack).values():
+        for line in lines:
+            if "action=events_ingested" in line:
+                fields = dict(re.findall(r"(\w+)=(\S+)", line.split(" | ", 1)[1]))
+                assert fields["modular_input_name"] == f"{VIOLATIONS}://v" and fields["event_input"] == "v"
+                assert fields["event_index"] == "iot" and fields["event_account"] == "prod"
+                reported[fields["sourcetype_ingested"]] += int(fields["n_events"])
+    assert written and reported == written
+    # The run summaries are in the same files, where the add-on's health dashboard macro finds them too.
+    assert any("iot_defender_run_summary" in line for lines in ucc_monitoring_files(stack).values() for line in lines)
 
 
 def test_no_secret_appears_in_any_log_or_event(stack):

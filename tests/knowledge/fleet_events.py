@@ -385,8 +385,8 @@ def _compact(data: Any) -> str:
 def _internal_event(input_name: str, line: str, transport: str) -> Tuple[str, str, float, Dict[str, Any], str]:
     meta = {
         "index": "_internal",
-        "source": f"/opt/splunk/var/log/splunk/ta_aws_iot_defender_{input_name}.log",
-        "sourcetype": f"ta_aws_iot_defender_{input_name}",
+        "source": f"/opt/splunk/var/log/splunk/ta-aws-iot-defender_{input_name}.log",
+        "sourcetype": f"ta-aws-iot-defender_{input_name}",
         "host": "splunk-sh",
     }
     return meta["sourcetype"], line, NOW.timestamp(), meta, transport
@@ -437,8 +437,8 @@ def indexed() -> List[Indexed]:
         meta = {k: record.get(k) for k in ("index", "source", "sourcetype", "host")}
         raw_events.append((record["sourcetype"], _compact(record["event"]), float(record["time"]), meta, "demo"))
     if DEMO_LOGS.exists():
-        for path in sorted(DEMO_LOGS.glob("ta_aws_iot_defender_*.log")):
-            input_name = path.stem[len("ta_aws_iot_defender_") :]
+        for path in sorted(DEMO_LOGS.glob("ta-aws-iot-defender_*.log")):
+            input_name = path.stem[len("ta-aws-iot-defender_") :]
             for line in path.read_text().splitlines():
                 if "iot_defender_run_summary" in line:
                     raw_events.append(_internal_event(input_name, line, "demo"))

@@ -4,7 +4,7 @@ import pytest
 
 from iot_defender import events
 from iot_defender.checkpoint import InputState, Journal, MemoryJournal, MemoryStore, merge_seen, next_window
-from iot_defender.pipeline import Page, RunStats, deliver
+from iot_defender.pipeline import Page, RunScope, RunStats, deliver
 
 
 def ev(n: int) -> events.Event:
@@ -139,7 +139,7 @@ def test_long_backfill_is_read_in_slices_each_a_checkpoint():
     options = detect.ViolationOptions(backfill_seconds=15 * 3600, collect_active=False)
     saves = []
     with Stubber(client) as stub:
-        for _ in range(3):
+        for _ in range(2):
             stub.add_response(
                 "list_violation_events",
                 {"violationEvents": []},
@@ -147,7 +147,13 @@ def test_long_backfill_is_read_in_slices_each_a_checkpoint():
             )
         state = InputState()
         deliver(
-            detect.violation_pages(session, "us-east-1", state, options, account_id="1", now=now),
+            detect.violation_pages(
+                session,
+                RunScope(
+                    input="i", stanza="s", account="a", account_id="1", region="us-east-1", options=options, now=now
+                ),
+                state,
+            ),
             state=state,
             sink=ListSink(),
             journal=MemoryJournal(),
@@ -156,5 +162,17 @@ def test_long_backfill_is_read_in_slices_each_a_checkpoint():
             keep_after=detect.violation_keep_after(options),
         )
         stub.assert_no_pending_responses()
-    assert saves == [now - 9 * 3600, now - 3 * 3600, now]
+    # The first slice is 6 h; it was empty, so the next one may be 4x longer and reaches the window's end.
+    assert saves == [now - 9 * 3600, now]
     assert dt.datetime.fromtimestamp(saves[-1], dt.timezone.utc)
+
+
+def test_slices_follow_the_density_just_read():
+    from iot_defender import detect
+
+    hour = 3600.0
+    assert detect.next_slice_seconds(6 * hour, 0) == 24 * hour  # sparse: longer slices, fewer short pages
+    assert detect.next_slice_seconds(6 * hour, 10_000) == 3 * hour  # about SLICE_TARGET_EVENTS per slice
+    assert detect.next_slice_seconds(6 * hour, 10**9) == 1.5 * hour  # at most 4x shorter per step
+    assert detect.next_slice_seconds(detect.MAX_SLICE_SECONDS, 0) == detect.MAX_SLICE_SECONDS
+    assert detect.next_slice_seconds(detect.MIN_SLICE_SECONDS, 10**9) == detect.MIN_SLICE_SECONDS

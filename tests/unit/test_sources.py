@@ -10,7 +10,7 @@ from botocore.stub import ANY, Stubber
 from iot_defender import audit, detect
 from iot_defender.aws import Account, AwsSession, ClientSettings
 from iot_defender.checkpoint import InputState, MemoryJournal, MemoryStore
-from iot_defender.pipeline import RunStats, deliver
+from iot_defender.pipeline import RunScope, RunStats, deliver
 
 NOW = 1_763_900_000.0
 ACCOUNT = Account(name="t", access_key_id="AKIAEXAMPLEEXAMPLE01", secret_access_key="s" * 40)
@@ -40,6 +40,12 @@ class Sink:
 
     def write(self, event):
         self.events.append(event)
+
+
+def scope(options, *, account_id="1", now=NOW, name="i"):
+    return RunScope(
+        input=name, stanza="s", account="a", account_id=account_id, region="us-east-1", options=options, now=now
+    )
 
 
 def collect(pages, state, keep_after):
@@ -85,7 +91,7 @@ def test_violation_window_pages_filters_and_malformed_items(session):
         )
         state = InputState()
         out, stats = collect(
-            detect.violation_pages(session, "us-east-1", state, options, account_id="123456789012", now=NOW),
+            detect.violation_pages(session, scope(options, account_id="123456789012"), state),
             state,
             detect.violation_keep_after(options),
         )
@@ -114,7 +120,7 @@ def test_second_run_overlaps_and_skips_repeats(session):
             },
         )
         out, stats = collect(
-            detect.violation_pages(session, "us-east-1", state, options, account_id="1", now=NOW),
+            detect.violation_pages(session, scope(options), state),
             state,
             detect.violation_keep_after(options),
         )
@@ -132,7 +138,7 @@ def test_active_violations_snapshot_carries_snapshot_time(session):
     with Stubber(client) as stub:
         stub.add_response("list_active_violations", {"activeViolations": [row]}, {"maxResults": 250})
         out, _ = collect(
-            detect.active_violation_pages(session, "us-east-1", detect.ViolationOptions(), account_id="1", now=NOW),
+            detect.active_violation_pages(session, scope(detect.ViolationOptions())),
             InputState(),
             lambda s: 0,
         )
@@ -200,7 +206,7 @@ def test_audit_reads_finished_tasks_once_and_revisits_running_ones(session):
         )
         state = InputState()
         out, _ = collect(
-            audit.audit_pages(session, "us-east-1", state, audit.AuditOptions(), account_id="1", now=NOW),
+            audit.audit_pages(session, scope(audit.AuditOptions()), state),
             state,
             audit.audit_keep_after,
         )
@@ -226,7 +232,7 @@ def test_audit_reads_finished_tasks_once_and_revisits_running_ones(session):
         )
         stub.add_response("describe_audit_task", dict(finished, auditDetails={}), {"taskId": "taskB"})
         out2, _ = collect(
-            audit.audit_pages(session, "us-east-1", state, audit.AuditOptions(), account_id="1", now=NOW + 3600),
+            audit.audit_pages(session, scope(audit.AuditOptions(), now=NOW + 3600), state),
             state,
             audit.audit_keep_after,
         )

@@ -15,7 +15,7 @@ from .aws import AwsSession
 from .checkpoint import DAY, InputState, advance_to, next_window, utc_datetime
 from .events import FINISHED_TASK_STATUSES, MalformedRecord
 from .params import boolean, integer
-from .pipeline import Page
+from .pipeline import Page, RunScope
 
 AUDIT_RETENTION_SECONDS = 90 * DAY
 # Scheduled audits can take hours to finish; re-list a day behind the high-water mark so a task that
@@ -56,21 +56,14 @@ def _finding_items(
     return items, malformed
 
 
-def audit_pages(
-    session: AwsSession,
-    region: str,
-    state: InputState,
-    options: AuditOptions,
-    *,
-    account_id: str,
-    now: float,
-) -> Iterator[Page]:
-    client = session.client("iot", region)
+def audit_pages(session: AwsSession, scope: RunScope, state: InputState) -> Iterator[Page]:
+    """The audit input: tasks listed in this run's window (and tasks still open from earlier runs), oldest first."""
+    client = session.client("iot", scope.region)
     start, end = next_window(
         state,
-        now,
+        scope.now,
         overlap_seconds=TASK_OVERLAP_SECONDS,
-        backfill_seconds=options.backfill_seconds,
+        backfill_seconds=scope.options.backfill_seconds,
         retention_seconds=AUDIT_RETENTION_SECONDS,
     )
     candidates: Dict[str, float] = dict(state.open_tasks)
@@ -88,20 +81,13 @@ def audit_pages(
                 candidates.setdefault(task_id, start)
 
     for task_id in sorted(candidates, key=lambda tid: (candidates[tid], tid)):
-        yield from _task_pages(session, client, task_id, options, account_id=account_id, region=region)
+        yield from _task_pages(session, client, task_id, scope)
 
     yield Page(progress=advance_to(end))
 
 
-def _task_pages(
-    session: AwsSession,
-    client: Any,
-    task_id: str,
-    options: AuditOptions,
-    *,
-    account_id: str,
-    region: str,
-) -> Iterator[Page]:
+def _task_pages(session: AwsSession, client: Any, task_id: str, scope: RunScope) -> Iterator[Page]:
+    """One task: remembered as open while it runs; once finished, its task/check events, its findings, done."""
     described = session.call(client, "describe_audit_task", taskId=task_id)
     try:
         status = described.get("taskStatus")
@@ -116,39 +102,11 @@ def _task_pages(
 
         yield Page(progress=remember_open)
         return
-    try:
-        task_events = events.audit_task_events(described, account_id=account_id, region=region, task_id=task_id)
-    except MalformedRecord as exc:
-        yield Page(malformed=[f"{exc} (task {task_id})"])
-        task_events = []
-    items: List[Tuple[Optional[str], events.Event]] = []
-    for event in task_events:
-        suffix = "task" if event.data["record_type"] == "task" else f"check/{event.data.get('checkName')}"
-        items.append((f"{_task_prefix(task_id)}{suffix}", event))
-    yield Page(items=items)
-
+    yield _task_event_page(described, task_id, scope)
     details = described.get("auditDetails") or {}
     for check_name in sorted(details):
-        detail = details[check_name] or {}
-        has_findings = detail.get("checkRunStatus") == NON_COMPLIANT or (
-            (detail.get("nonCompliantResourcesCount") or 0) + (detail.get("suppressedNonCompliantResourcesCount") or 0)
-            > 0
-        )
-        if not has_findings:
-            continue
-        # listSuppressedFindings=True would list ONLY suppressed findings; leaving it out lists both.
-        suppressed = {} if options.include_suppressed else {"listSuppressedFindings": False}
-        for records, _token in session.paginate(
-            client,
-            "list_audit_findings",
-            result_key="findings",
-            page_size=PAGE_SIZE,
-            taskId=task_id,
-            checkName=check_name,
-            **suppressed,
-        ):
-            found, malformed = _finding_items(records, task_id=task_id, account_id=account_id, region=region)
-            yield Page(items=found, malformed=malformed)
+        if _has_findings(details[check_name] or {}):
+            yield from _finding_pages(session, client, task_id, check_name, scope)
 
     def finish(target: InputState) -> None:
         target.done_tasks[task_id] = started
@@ -158,6 +116,43 @@ def _task_pages(
         target.seen = {key: when for key, when in target.seen.items() if not key.startswith(prefix)}
 
     yield Page(progress=finish)
+
+
+def _task_event_page(described: Dict[str, Any], task_id: str, scope: RunScope) -> Page:
+    try:
+        task_events = events.audit_task_events(
+            described, account_id=scope.account_id, region=scope.region, task_id=task_id
+        )
+    except MalformedRecord as exc:
+        return Page(malformed=[f"{exc} (task {task_id})"])
+    items: List[Tuple[Optional[str], events.Event]] = []
+    for event in task_events:
+        suffix = "task" if event.data["record_type"] == "task" else f"check/{event.data.get('checkName')}"
+        items.append((f"{_task_prefix(task_id)}{suffix}", event))
+    return Page(items=items)
+
+
+def _has_findings(detail: Dict[str, Any]) -> bool:
+    counted = (detail.get("nonCompliantResourcesCount") or 0) + (
+        detail.get("suppressedNonCompliantResourcesCount") or 0
+    )
+    return detail.get("checkRunStatus") == NON_COMPLIANT or counted > 0
+
+
+def _finding_pages(session: AwsSession, client: Any, task_id: str, check_name: str, scope: RunScope) -> Iterator[Page]:
+    # listSuppressedFindings=True would list ONLY suppressed findings; leaving it out lists both.
+    suppressed: Dict[str, Any] = {} if scope.options.include_suppressed else {"listSuppressedFindings": False}
+    for records, _token in session.paginate(
+        client,
+        "list_audit_findings",
+        result_key="findings",
+        page_size=PAGE_SIZE,
+        taskId=task_id,
+        checkName=check_name,
+        **suppressed,
+    ):
+        found, malformed = _finding_items(records, task_id=task_id, account_id=scope.account_id, region=scope.region)
+        yield Page(items=found, malformed=malformed)
 
 
 def audit_keep_after(state: InputState) -> float:

@@ -69,7 +69,8 @@ class InputState:
     seen: Dict[str, float] = field(default_factory=dict)  # event key -> its event time (epoch s)
     done_tasks: Dict[str, float] = field(default_factory=dict)  # audit task id -> task start time
     open_tasks: Dict[str, float] = field(default_factory=dict)  # audit tasks to revisit -> start time
-    extra: Dict[str, Any] = field(default_factory=dict)
+    # The service refused this account as "not available" (e.g. Detect closed to it): ask AWS again only then.
+    unavailable_until: Optional[float] = None
 
     @classmethod
     def from_dict(cls, data: Optional[Dict[str, Any]]) -> InputState:
@@ -80,7 +81,7 @@ class InputState:
             seen={str(k): float(v) for k, v in (data.get("seen") or {}).items()},
             done_tasks={str(k): float(v) for k, v in (data.get("done_tasks") or {}).items()},
             open_tasks={str(k): float(v) for k, v in (data.get("open_tasks") or {}).items()},
-            extra=dict(data.get("extra") or {}),
+            unavailable_until=_optional_float(data.get("unavailable_until")),
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -90,13 +91,17 @@ class InputState:
             "seen": self.seen,
             "done_tasks": self.done_tasks,
             "open_tasks": self.open_tasks,
-            "extra": self.extra,
+            "unavailable_until": self.unavailable_until,
         }
 
     def prune(self, keep_after: float) -> None:
         """Forget keys and tasks older than ``keep_after``: no window will return them again."""
         self.seen = {k: t for k, t in self.seen.items() if t >= keep_after}
         self.done_tasks = {k: t for k, t in self.done_tasks.items() if t >= keep_after}
+
+
+def _optional_float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
 
 
 def next_window(

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import events
 from .aws import AwsSession
 from .checkpoint import DAY, InputState, advance_to, next_window, utc_datetime
 from .events import MalformedRecord
 from .params import boolean, choice, integer, text
-from .pipeline import Page
+from .pipeline import Page, RunScope
 
 VIOLATION_RETENTION_SECONDS = 30 * DAY
 PAGE_SIZE = 250
 # Windows are read in slices: each completed slice is a checkpoint, so the keys a restart needs stay bounded
-# by one slice (plus the overlap), whatever the backfill.
+# by one slice (plus the overlap), whatever the backfill. The first slice is SLICE_SECONDS long; later ones are
+# sized from the density just read (next_slice_seconds).
 SLICE_SECONDS = 6 * 3600.0
+SLICE_TARGET_EVENTS = 5_000
+SLICE_GROWTH = 4.0
+MIN_SLICE_SECONDS = 300.0
+MAX_SLICE_SECONDS = 3 * DAY
 BEHAVIOR_CRITERIA_TYPES = ("STATIC", "STATISTICAL", "MACHINE_LEARNING")
 CRITERIA_CHOICES = ("ANY", *BEHAVIOR_CRITERIA_TYPES)
 
@@ -70,27 +75,35 @@ def shape_violation_page(
     return items, malformed
 
 
-def violation_pages(
-    session: AwsSession,
-    region: str,
-    state: InputState,
-    options: ViolationOptions,
-    *,
-    account_id: str,
-    now: float,
-) -> Iterator[Page]:
-    """Pages of violation events in this run's window; the last page moves the high-water mark."""
-    client = session.client("iot", region)
+def next_slice_seconds(current: float, events: int) -> float:
+    """The length of the next slice: about :data:`SLICE_TARGET_EVENTS` events at the density just read.
+
+    A dense backlog is read in short slices (the keys a restart needs stay bounded by events, not hours); a
+    sparse one in long slices, so the one short page that ends each slice costs little of the 10 TPS quota.
+    """
+    if events <= 0:
+        wanted = current * SLICE_GROWTH
+    else:
+        wanted = current * SLICE_TARGET_EVENTS / events
+    wanted = min(max(wanted, current / SLICE_GROWTH), current * SLICE_GROWTH)
+    return min(max(wanted, MIN_SLICE_SECONDS), MAX_SLICE_SECONDS)
+
+
+def violation_pages(session: AwsSession, scope: RunScope, state: InputState) -> Iterator[Page]:
+    """Pages of violation events in this run's window; each finished slice moves the high-water mark."""
+    options: ViolationOptions = scope.options
+    client = session.client("iot", scope.region)
     start, end = next_window(
         state,
-        now,
+        scope.now,
         overlap_seconds=options.overlap_seconds,
         backfill_seconds=options.backfill_seconds,
         retention_seconds=VIOLATION_RETENTION_SECONDS,
     )
-    slice_start = start
+    slice_start, slice_seconds = start, SLICE_SECONDS
     while slice_start < end:
-        slice_end = min(end, slice_start + SLICE_SECONDS)
+        slice_end = min(end, slice_start + slice_seconds)
+        read = 0
         for records, _token in session.paginate(
             client,
             "list_violation_events",
@@ -100,13 +113,15 @@ def violation_pages(
             endTime=utc_datetime(slice_end),
             **options.filters(),
         ):
-            items, malformed = shape_violation_page(records, account_id=account_id, region=region)
+            read += len(records)
+            items, malformed = shape_violation_page(records, account_id=scope.account_id, region=scope.region)
             yield Page(items=items, malformed=malformed)
         yield Page(progress=advance_to(slice_end))
+        slice_seconds = next_slice_seconds(slice_end - slice_start, read)
         slice_start = slice_end
 
 
-def violation_keep_after(options: ViolationOptions) -> Any:
+def violation_keep_after(options: ViolationOptions) -> Callable[[InputState], float]:
     """Keys older than the next window's start can never come back: forget them."""
 
     def keep_after(state: InputState) -> float:
@@ -117,33 +132,32 @@ def violation_keep_after(options: ViolationOptions) -> Any:
     return keep_after
 
 
-def active_violation_pages(
-    session: AwsSession,
-    region: str,
-    options: ViolationOptions,
-    *,
-    account_id: str,
-    now: float,
-) -> Iterator[Page]:
+def active_violation_pages(session: AwsSession, scope: RunScope) -> Iterator[Page]:
     """One snapshot of the violations currently in alarm (rows carry the snapshot time)."""
-    client = session.client("iot", region)
+    client = session.client("iot", scope.region)
     for records, _token in session.paginate(
         client,
         "list_active_violations",
         result_key="activeViolations",
         page_size=PAGE_SIZE,
-        **options.filters(),
+        **scope.options.filters(),
     ):
         items: List[Tuple[Optional[str], events.Event]] = []
         malformed: List[str] = []
         for record in records:
             try:
-                items.append(
-                    (
-                        None,
-                        events.active_violation_event(record, account_id=account_id, region=region, snapshot_time=now),
-                    )
+                event = events.active_violation_event(
+                    record, account_id=scope.account_id, region=scope.region, snapshot_time=scope.now
                 )
             except MalformedRecord as exc:
                 malformed.append(str(exc))
+                continue
+            items.append((None, event))
         yield Page(items=items, malformed=malformed)
+
+
+def pages(session: AwsSession, scope: RunScope, state: InputState) -> Iterator[Page]:
+    """The violations input: the events of this run's window, then (if chosen) the active-violation snapshot."""
+    yield from violation_pages(session, scope, state)
+    if scope.options.collect_active:
+        yield from active_violation_pages(session, scope)

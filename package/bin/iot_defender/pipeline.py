@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple
 
-from .checkpoint import InputState, Journal
-from .events import Event
+from .checkpoint import InputState, Journal, checkpoint_key
+from .events import Event, to_iso
 
 # Malformed-record messages kept per run for the log (the count is always exact).
 MAX_REPORTED_MALFORMED = 20
@@ -26,6 +26,24 @@ MAX_REPORTED_MALFORMED = 20
 
 class Sink(Protocol):
     def write(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What one run of one input reads: which input, account and region, its parsed options and its clock."""
+
+    input: str  # the input kind, e.g. iot_defender_violations
+    stanza: str  # the input's name (without the ``kind://`` prefix)
+    account: str  # the add-on's account configuration name
+    account_id: str  # the AWS account id (events carry it)
+    region: str
+    options: Any  # the kind's parsed options (e.g. ViolationOptions)
+    now: float  # epoch seconds when the run started: window ends and snapshot times
+    clock: Callable[[], float] = time.time
+
+    @property
+    def checkpoint_key(self) -> str:
+        return checkpoint_key(self.input, self.stanza, self.account, self.region)
 
 
 @dataclass
@@ -57,7 +75,9 @@ class RunStats:
     lag_seconds: Optional[float] = None
     status: str = "ok"
     error_code: Optional[str] = None
+    next_check: Optional[float] = None  # status=unavailable: when AWS is asked again (epoch seconds)
     malformed_samples: List[str] = field(default_factory=list)
+    by_sourcetype: Dict[str, int] = field(default_factory=dict)  # events written per sourcetype
 
     def note_malformed(self, messages: Iterable[str]) -> None:
         for message in messages:
@@ -85,6 +105,8 @@ class RunStats:
         }
         if self.error_code:
             data["error_code"] = self.error_code
+        if self.next_check is not None:
+            data["next_check"] = to_iso(self.next_check)
         return data
 
     def summary_line(self) -> str:
@@ -108,6 +130,7 @@ def deliver(
     keep_after: Callable[[InputState], float],
 ) -> None:
     """Write every page's new events, then checkpoint; see the module docstring for the guarantees."""
+    counts = stats.by_sourcetype
     for page in pages:
         for key, event in page.items:
             if key is not None:
@@ -124,6 +147,7 @@ def deliver(
             else:
                 sink.write(event)
             stats.events += 1
+            counts[event.sourcetype] = counts.get(event.sourcetype, 0) + 1
         stats.note_malformed(page.malformed)
         stats.pages += 1
         if page.progress is not None:
