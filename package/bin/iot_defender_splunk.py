@@ -142,7 +142,7 @@ def error_category(exc: BaseException) -> str:
 
 def log_error(logger: logging.Logger, exc: BaseException, category: str, message: str) -> None:
     """One ERROR line: ``exc_l="<category>" <message>``, then the exception's own one-line text (no traceback)."""
-    log.log_exception(logger, exc, category, full_msg=False, msg_before=message)  # type: ignore[arg-type]
+    log.log_exception(logger, exc, category, full_msg=False, msg_before=message)
 
 
 def report_ingested(
