@@ -35,11 +35,8 @@ CATEGORY = "Security"
 TITLE_MAX = 1024
 DESCRIPTION_MAX = 2048
 VALUE_MAX_BYTES = 20 * 1024
-RESERVED_KEY_PREFIXES = ("amazon", "aws", "amzn", "ssm", "/amazon", "/aws", "/amzn", "/ssm")
 DEDUP_KEY = "/aws/dedup"
 RESOURCES_KEY = "/aws/resources"
-# Severity as the OpsCenter console names it; impact 5 ("no impact") is still Low.
-SEVERITY_NAMES = {"1": "Critical", "2": "High", "3": "Medium", "4": "Low"}
 
 
 def check_source(source: str) -> Optional[str]:

@@ -26,7 +26,6 @@ RESPONSE_PLAN_ARN_RE = re.compile(
 SNS_TOPIC_ARN_RE = re.compile(
     r"^arn:(aws|aws-us-gov|aws-cn):sns:([a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d):(\d{12}):([A-Za-z0-9_-]{1,251})(\.fifo)?$"
 )
-CERT_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def valid_thing_name(name: Any) -> bool:
