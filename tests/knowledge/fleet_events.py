@@ -29,7 +29,7 @@ import io
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from tests.knowledge import model
 
@@ -382,6 +382,20 @@ def _compact(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+DEMO_LOG_PREFIX = "ta-aws-iot-defender_"  # UCC's log file naming, which its monitoring dashboard searches
+
+
+def demo_run_summaries() -> Iterator[Tuple[str, str]]:
+    """(input name, log line) of every run-summary line the demo's inputs logged (none before a demo ran)."""
+    if not DEMO_LOGS.exists():
+        return
+    for path in sorted(DEMO_LOGS.glob(DEMO_LOG_PREFIX + "*.log")):
+        input_name = path.stem[len(DEMO_LOG_PREFIX) :]
+        for line in path.read_text().splitlines():
+            if "iot_defender_run_summary" in line:
+                yield input_name, line
+
+
 def _internal_event(input_name: str, line: str, transport: str) -> Tuple[str, str, float, Dict[str, Any], str]:
     meta = {
         "index": "_internal",
@@ -436,12 +450,8 @@ def indexed() -> List[Indexed]:
     for record in demo:
         meta = {k: record.get(k) for k in ("index", "source", "sourcetype", "host")}
         raw_events.append((record["sourcetype"], _compact(record["event"]), float(record["time"]), meta, "demo"))
-    if DEMO_LOGS.exists():
-        for path in sorted(DEMO_LOGS.glob("ta-aws-iot-defender_*.log")):
-            input_name = path.stem[len("ta-aws-iot-defender_") :]
-            for line in path.read_text().splitlines():
-                if "iot_defender_run_summary" in line:
-                    raw_events.append(_internal_event(input_name, line, "demo"))
+    for input_name, line in demo_run_summaries():
+        raw_events.append(_internal_event(input_name, line, "demo"))
 
     out: List[Indexed] = []
     for sourcetype, raw, when, meta, transport in raw_events:

@@ -78,13 +78,9 @@ def demo_events() -> Tuple[List[Dict[str, Any]], Dict[str, splrun.Table]]:
         meta = {k: record.get(k) for k in ("index", "source", "sourcetype", "host")}
         raw.append((record["sourcetype"], fleet_events._compact(record["event"]), float(record["time"]), meta))
     latest = max(t for _s, _r, t, _m in raw)
-    if fleet_events.DEMO_LOGS.exists():
-        for path in sorted(fleet_events.DEMO_LOGS.glob("ta_aws_iot_defender_*.log")):
-            input_name = path.stem[len("ta_aws_iot_defender_") :]
-            for line in path.read_text().splitlines():
-                if "iot_defender_run_summary" in line:
-                    sourcetype, text, _when, meta, _t = fleet_events._internal_event(input_name, line, "demo")
-                    raw.append((sourcetype, text, _log_time(line, latest), meta))
+    for input_name, line in fleet_events.demo_run_summaries():
+        sourcetype, text, _when, meta, _t = fleet_events._internal_event(input_name, line, "demo")
+        raw.append((sourcetype, text, _log_time(line, latest), meta))
     out = []
     for sourcetype, text, when, meta in raw:
         fields = model.kv_auto(text) if meta["index"] == "_internal" else model.flatten_json(text)
