@@ -33,7 +33,8 @@ def request(**overrides):
         "row": {"thing_name": "pump-station-001", "port": "21"},
     }
     kwargs.update(overrides)
-    return opscenter.create_request(**kwargs)
+    options = {k: kwargs.pop(k) for k in ("title", "impact", "source", "notification_topic") if k in kwargs}
+    return opscenter.create_request(opscenter.Subject(**kwargs), **options)
 
 
 def assert_valid(req):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import quote, urlparse
 
@@ -87,55 +88,58 @@ def _fit(value: str) -> str:
     return raw[: VALUE_MAX_BYTES - 16].decode("utf-8", "ignore") + "...[truncated]"
 
 
-def operational_data(
-    *,
-    partition: str,
-    account_id: str,
-    region: str,
-    thing_name: str,
-    thing_arn: str,
-    violation_id: str,
-    search_name: str,
-    sid: str,
-    results_link: Optional[str],
-    row: Mapping[str, Any],
-    dedup: str,
-) -> Dict[str, Dict[str, str]]:
+@dataclass(frozen=True)
+class Subject:
+    """What an OpsItem is about: the thing, where it lives, and the Splunk alert that raised it."""
+
+    partition: str
+    account_id: str
+    region: str
+    thing_name: str
+    thing_arn: str
+    violation_id: str
+    search_name: str
+    sid: str
+    results_link: Optional[str]
+    row: Mapping[str, Any]
+
+
+def operational_data(subject: Subject, dedup: str) -> Dict[str, Dict[str, str]]:
+    s = subject
     data: Dict[str, Dict[str, str]] = {
         DEDUP_KEY: _searchable(json.dumps({"dedupString": dedup}, separators=(",", ":"))),
-        RESOURCES_KEY: _searchable(json.dumps([{"arn": thing_arn}], separators=(",", ":"))),
-        "iot_thing_name": _searchable(thing_name),
-        "iot_account_id": _searchable(account_id),
-        "iot_region": _searchable(region),
-        "iot_console_url": _searchable(inc.console_url(partition, region, thing_name)),
+        RESOURCES_KEY: _searchable(json.dumps([{"arn": s.thing_arn}], separators=(",", ":"))),
+        "iot_thing_name": _searchable(s.thing_name),
+        "iot_account_id": _searchable(s.account_id),
+        "iot_region": _searchable(s.region),
+        "iot_console_url": _searchable(inc.console_url(s.partition, s.region, s.thing_name)),
     }
     optional = {
-        "iot_violation_id": violation_id,
-        "splunk_search_name": inc.clean_text(search_name, 1000),
-        "splunk_sid": inc.clean_text(sid, 1000),
-        "splunk_thing_dashboard": thing_dashboard_url(results_link, thing_name) or "",
-        "splunk_results_link": inc.safe_link(results_link) or "",
+        "iot_violation_id": s.violation_id,
+        "splunk_search_name": inc.clean_text(s.search_name, 1000),
+        "splunk_sid": inc.clean_text(s.sid, 1000),
+        "splunk_thing_dashboard": thing_dashboard_url(s.results_link, s.thing_name) or "",
+        "splunk_results_link": inc.safe_link(s.results_link) or "",
     }
     data.update({k: _searchable(v) for k, v in optional.items() if v})
-    data["splunk_result"] = {"Value": _fit(inc.raw_data(row)), "Type": "String"}
+    data["splunk_result"] = {"Value": _fit(inc.raw_data(s.row)), "Type": "String"}
     return data
 
 
-def description(
-    *, title: str, thing_name: str, account_id: str, region: str, violation_id: str, search_name: str, sid: str
-) -> str:
+def description(subject: Subject, title: str) -> str:
     """Markdown for the OpsItem's description (<= 2048 characters): what fired, on which thing, where to look."""
+    s = subject
     lines = [
         inc.clean_text(title, 500),
         "",
-        f"- IoT thing: `{thing_name}` (account {account_id}, region {region})",
+        f"- IoT thing: `{s.thing_name}` (account {s.account_id}, region {s.region})",
     ]
-    if violation_id:
-        lines.append(f"- Device Defender violation: `{violation_id}`")
-    if search_name:
-        lines.append(f"- Splunk search: {inc.clean_text(search_name, 300)}")
-    if sid:
-        lines.append(f"- Splunk search id: `{inc.clean_text(sid, 200)}`")
+    if s.violation_id:
+        lines.append(f"- Device Defender violation: `{s.violation_id}`")
+    if s.search_name:
+        lines.append(f"- Splunk search: {inc.clean_text(s.search_name, 300)}")
+    if s.sid:
+        lines.append(f"- Splunk search id: `{inc.clean_text(s.sid, 200)}`")
     lines.append("")
     lines.append(
         "Operational data holds the thing's console and Splunk dashboard links and the triggering result. Run the "
@@ -146,53 +150,25 @@ def description(
 
 
 def create_request(
+    subject: Subject,
     *,
     title: str,
     impact: Optional[int],
     source: str,
-    partition: str,
-    account_id: str,
-    region: str,
-    thing_name: str,
-    thing_arn: str,
-    violation_id: str,
-    search_name: str,
-    sid: str,
-    results_link: Optional[str],
-    row: Mapping[str, Any],
     notification_topic: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The CreateOpsItem parameters for one thing (the dedup string is under ``OperationalData['/aws/dedup']``)."""
+    s = subject
     severity, priority = severity_priority(impact)
-    dedup = dedup_string(account_id, region, thing_name, violation_id, search_name)
+    dedup = dedup_string(s.account_id, s.region, s.thing_name, s.violation_id, s.search_name)
     request: Dict[str, Any] = {
-        "Title": inc.clean_text(title, TITLE_MAX) or f"IoT incident: thing {thing_name}",
-        "Description": description(
-            title=title,
-            thing_name=thing_name,
-            account_id=account_id,
-            region=region,
-            violation_id=violation_id,
-            search_name=search_name,
-            sid=sid,
-        ),
+        "Title": inc.clean_text(title, TITLE_MAX) or f"IoT incident: thing {s.thing_name}",
+        "Description": description(s, title),
         "Source": source,
         "Category": CATEGORY,
         "Severity": severity,
         "Priority": priority,
-        "OperationalData": operational_data(
-            partition=partition,
-            account_id=account_id,
-            region=region,
-            thing_name=thing_name,
-            thing_arn=thing_arn,
-            violation_id=violation_id,
-            search_name=search_name,
-            sid=sid,
-            results_link=results_link,
-            row=row,
-            dedup=dedup,
-        ),
+        "OperationalData": operational_data(s, dedup),
     }
     if notification_topic:
         request["Notifications"] = [{"Arn": notification_topic}]

@@ -270,10 +270,7 @@ class IncidentActions(ResponderCore):
         notify = topic if topic and parse_arn(topic).get("region") == region else None
         if topic and not notify:
             details["notification"] = f"not sent: OpsCenter notifies only topics in the OpsItem's region ({region})"
-        request = opscenter.create_request(
-            title=incident.title,
-            impact=incident.impact,
-            source=options.opsitem_source,
+        subject = opscenter.Subject(
             partition=self.partition,
             account_id=self.account_id,
             region=region,
@@ -284,6 +281,12 @@ class IncidentActions(ResponderCore):
             sid=context.sid,
             results_link=context.results_link,
             row=incident.row,
+        )
+        request = opscenter.create_request(
+            subject,
+            title=incident.title,
+            impact=incident.impact,
+            source=options.opsitem_source,
             notification_topic=notify,
         )
         details.update(dedup=opscenter.dedup_of(request), severity=request["Severity"], priority=request["Priority"])
