@@ -90,6 +90,10 @@ def test_kill_9_at_20_random_points_then_restart_loses_and_repeats_nothing(big_s
     # ~0.1 s per AWS call: a full run takes ~25 s, so SIGKILLs at random times land in HTTP waits, event
     # writes and checkpoint writes alike, and every run is killed before it can finish.
     big_stack.aws.faults.latency = 0.1
+    # A checkpoint write as slow as an AWS call: the window between a page's events and its checkpoint (the one the
+    # journal covers) is then as likely a kill target as an HTTP wait, instead of a few milliseconds that random
+    # kills could all miss (seen: 15 kills mid-stream, none between events and checkpoint).
+    big_stack.splunkd.faults.set_latency(0.1, r"storage/collections/data/ta_aws_iot_defender_checkpoints")
     probe = run(big_stack, kill_after_events=1)
     results = [probe] + [run(big_stack, kill_after=kill) for kill in kill_times(probe.duration, 20261122, 2.0)]
     final = run(big_stack)
