@@ -50,7 +50,7 @@ def test_the_walk_sees_the_repository():
         "SAMPLES = Path('" + DOTDOT + "/shared/samples')",
         'SAMPLES = Path("' + "/work" + '/shared/samples")',
         "SAMPLES = Path(__file__).resolve().parents[3] / " + '"shared"',
-        "ROOT.parent / " + '"shared" / "samples"',
+        "ROOT.parent / " + '"' + 'shared" / "samples"',
         "see " + "/home" + "/dev/notes.md",
     ],
 )
