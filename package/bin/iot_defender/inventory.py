@@ -337,32 +337,29 @@ def _certificate_id(principal: str) -> Optional[str]:
     return None
 
 
-def _thing_principals(run: _Run, name: str) -> List[str]:
-    ids: List[str] = []
+def _thing_answers(run: _Run, api: str, method: str, name: str) -> Iterator[Dict[str, Any]]:
+    """Every page of a per-thing list call (ListThingPrincipals, ListThingGroupsForThing), paced by ``run``."""
     token: Optional[str] = None
     while True:
         params: Dict[str, Any] = {"thingName": name, "maxResults": LIST_PAGE}
         if token:
             params["nextToken"] = token
-        answer = run.call("ListThingPrincipals", "list_thing_principals", **params)
-        ids.extend(cid for cid in (_certificate_id(str(p)) for p in answer.get("principals") or []) if cid)
+        answer = run.call(api, method, **params)
+        yield answer
         token = answer.get("nextToken")
         if not token:
-            return ids
+            return
+
+
+def _thing_principals(run: _Run, name: str) -> List[str]:
+    answers = _thing_answers(run, "ListThingPrincipals", "list_thing_principals", name)
+    principals = (str(p) for answer in answers for p in answer.get("principals") or [])
+    return [cid for cid in (_certificate_id(p) for p in principals) if cid]
 
 
 def _thing_groups(run: _Run, name: str) -> List[str]:
-    groups: List[str] = []
-    token: Optional[str] = None
-    while True:
-        params: Dict[str, Any] = {"thingName": name, "maxResults": LIST_PAGE}
-        if token:
-            params["nextToken"] = token
-        answer = run.call("ListThingGroupsForThing", "list_thing_groups_for_thing", **params)
-        groups.extend(str(g["groupName"]) for g in answer.get("thingGroups") or [] if g.get("groupName"))
-        token = answer.get("nextToken")
-        if not token:
-            return groups
+    answers = _thing_answers(run, "ListThingGroupsForThing", "list_thing_groups_for_thing", name)
+    return [str(g["groupName"]) for answer in answers for g in answer.get("thingGroups") or [] if g.get("groupName")]
 
 
 def _due(run: _Run, thing: Dict[str, Any], prior: Optional[Dict[str, Any]]) -> Optional[str]:
