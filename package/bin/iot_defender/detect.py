@@ -63,16 +63,16 @@ class ViolationOptions:
 
 def shape_violation_page(
     records: List[Any], *, account_id: str, region: str
-) -> Tuple[List[Tuple[Optional[str], events.Event]], List[str]]:
-    """Keyed events for one API page; malformed records become messages, the rest still go through."""
+) -> Tuple[List[Tuple[Optional[str], events.Event]], List[Any]]:
+    """Keyed events for one API page; malformed records are reported (with their reason), the rest go through."""
     items: List[Tuple[Optional[str], events.Event]] = []
-    malformed: List[str] = []
+    malformed: List[Any] = []
     for record in records:
         try:
             event = events.violation_event(record, account_id=account_id, region=region)
             items.append((events.violation_event_key(event), event))
         except MalformedRecord as exc:
-            malformed.append(str(exc))
+            malformed.append(exc)
     return items, malformed
 
 
@@ -144,14 +144,14 @@ def active_violation_pages(session: AwsSession, scope: RunScope) -> Iterator[Pag
         **scope.options.filters(),
     ):
         items: List[Tuple[Optional[str], events.Event]] = []
-        malformed: List[str] = []
+        malformed: List[Any] = []
         for record in records:
             try:
                 event = events.active_violation_event(
                     record, account_id=scope.account_id, region=scope.region, snapshot_time=scope.now
                 )
             except MalformedRecord as exc:
-                malformed.append(str(exc))
+                malformed.append(exc)
                 continue
             items.append((None, event))
         yield Page(items=items, malformed=malformed)

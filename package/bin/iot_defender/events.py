@@ -80,7 +80,13 @@ _REJECTED_NAME_MAX = 256
 
 
 class MalformedRecord(ValueError):
-    """A record that cannot become an event. The message names the record kind and the missing/bad field."""
+    """A record that cannot become an event. The message names the record kind and the missing/bad field;
+    ``reason`` is one word for the run summary's ``skipped_reasons`` (missing_field, wrong_type, invalid_name,
+    too_deep, bad_time, malformed)."""
+
+    def __init__(self, message: str, *, reason: str = "malformed"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -215,13 +221,24 @@ def to_iso(value: Any) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def normalize(value: Any, key: Optional[str] = None) -> Any:
-    """Deep copy of an API record with datetimes (and epoch numbers in known time fields) as ISO strings."""
+# Deepest nesting a record may have: Device Defender records nest a handful of levels; a record nested deeper is
+# refused (MalformedRecord, reason too_deep) before recursion could hit Python's limit and fail the whole page.
+MAX_DEPTH = 32
+
+
+def normalize(value: Any, key: Optional[str] = None, _depth: int = 0) -> Any:
+    """Deep copy of an API record with datetimes (and epoch numbers in known time fields) as ISO strings.
+
+    Raises :class:`MalformedRecord` (reason ``too_deep``) for a record nested deeper than :data:`MAX_DEPTH`."""
     kind = type(value)
     if kind is dict:
-        return {k: normalize(v, k) for k, v in value.items() if k != "ResponseMetadata"}
+        if _depth >= MAX_DEPTH:
+            raise _too_deep()
+        return {k: normalize(v, k, _depth + 1) for k, v in value.items() if k != "ResponseMetadata"}
     if kind is list:
-        return [normalize(v) for v in value]
+        if _depth >= MAX_DEPTH:
+            raise _too_deep()
+        return [normalize(v, None, _depth + 1) for v in value]
     if kind is str or value is None or kind is bool:
         return value
     if kind is float or kind is int:
@@ -229,10 +246,14 @@ def normalize(value: Any, key: Optional[str] = None) -> Any:
     if isinstance(value, _dt.datetime):
         return to_iso(value)
     if isinstance(value, Mapping):
-        return {str(k): normalize(v, str(k)) for k, v in value.items() if k != "ResponseMetadata"}
+        return normalize({str(k): v for k, v in value.items()}, key, _depth)
     if isinstance(value, tuple):
-        return [normalize(v) for v in value]
+        return normalize(list(value), key, _depth)
     return value
+
+
+def _too_deep() -> MalformedRecord:
+    return MalformedRecord(f"record: nested deeper than {MAX_DEPTH} levels", reason="too_deep")
 
 
 def _is_mapping(value: Any) -> bool:
@@ -242,18 +263,18 @@ def _is_mapping(value: Any) -> bool:
 
 def _require(record: Mapping[str, Any], kind: str, fields: Iterable[str]) -> None:
     if not _is_mapping(record):
-        raise MalformedRecord(f"{kind}: expected an object, got {type(record).__name__}")
+        raise MalformedRecord(f"{kind}: expected an object, got {type(record).__name__}", reason="wrong_type")
     for name in fields:
         value = record.get(name)
         if value is None or value == "":
-            raise MalformedRecord(f"{kind}: required field '{name}' is missing")
+            raise MalformedRecord(f"{kind}: required field '{name}' is missing", reason="missing_field")
 
 
 def _time_of(record: Mapping[str, Any], kind: str, name: str) -> float:
     try:
         return to_epoch(record[name])
     except (KeyError, ValueError, OverflowError, TypeError) as exc:
-        raise MalformedRecord(f"{kind}: field '{name}' is not a time ({exc})") from None
+        raise MalformedRecord(f"{kind}: field '{name}' is not a time ({exc})", reason="bad_time") from None
 
 
 def source_for(account_id: str, region: str, api: str) -> str:

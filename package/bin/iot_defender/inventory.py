@@ -17,7 +17,12 @@ Produces ``aws:iot:thing`` snapshot events and the rows of the ``iot_thing_inven
   always ends before the next starts.
 - **Deleted mid-run**: a thing or certificate that answers 404 is skipped and counted, never a failed region.
 - **Memory flat**: pages are streamed; the run keeps 8 bytes per certificate and per thing seen (for stale-row
-  deletion), never the fleet. Prior rows are read per page through a :class:`RowStore` the adapter provides.
+  deletion and for dropping a document the index returns twice, :class:`SeenKeys`), never the fleet. Prior rows are
+  read per page through a :class:`RowStore` the adapter provides.
+- **Bad records skipped and counted**: a listed thing with an invalid name or a field of the wrong type is reported
+  (reason ``invalid_name`` / ``wrong_type``) and skipped; the rest of the page and the run go on.
+- **One change digest for both paths** (:func:`registry_digest`: type and attributes, what fleet indexing and
+  ListThings both carry), so falling back from one path to the other does not make every thing "changed".
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import itertools
 import json
 import time
 from array import array
@@ -150,10 +156,11 @@ class InventoryResult:
     rows_unchanged: int = 0
     complete: bool = False
     bulk_certificates: bool = True
-    seen: array = field(default_factory=lambda: array("Q"))
+    duplicates: int = 0  # documents listed twice in one run (the index moving under the pages), dropped
+    seen: SeenKeys = field(default_factory=lambda: SeenKeys())
 
     def seen_sorted(self) -> array:
-        return array("Q", sorted(self.seen))
+        return self.seen.sorted()
 
     def counts(self) -> Dict[str, Any]:
         return {
@@ -164,6 +171,7 @@ class InventoryResult:
             "links_refreshed": self.links_refreshed,
             "links_deferred": self.links_deferred,
             "rows_unchanged": self.rows_unchanged,
+            "duplicates": self.duplicates,
             "bulk_certificates": self.bulk_certificates,
         }
 
@@ -176,6 +184,47 @@ def fingerprint(text: str) -> int:
 def contains(sorted_keys: array, value: int) -> bool:
     i = bisect.bisect_left(sorted_keys, value)
     return i < len(sorted_keys) and sorted_keys[i] == value
+
+
+class SeenKeys:
+    """The fingerprints of the keys a run has seen, 8 bytes each once merged: a sorted array plus a small set of the
+    latest ones, merged when the set reaches a quarter of the array (so a run of n things sorts O(log n) times)."""
+
+    MERGE_MIN = 4096
+
+    def __init__(self) -> None:
+        self._sorted = array("Q")
+        self._recent: set = set()
+
+    def add(self, value: int) -> bool:
+        """Remember ``value``; False when it was already there."""
+        if value in self._recent or contains(self._sorted, value):
+            return False
+        self._recent.add(value)
+        if len(self._recent) >= max(self.MERGE_MIN, len(self._sorted) // 4):
+            self._merge()
+        return True
+
+    append = add  # the array-like spelling tests and tools use
+
+    def discard(self, value: int) -> None:
+        """Forget ``value`` (a thing deleted mid-run: its row is stale after all). Rare, so O(n) is fine."""
+        self._recent.discard(value)
+        i = bisect.bisect_left(self._sorted, value)
+        if i < len(self._sorted) and self._sorted[i] == value:
+            self._sorted.pop(i)
+
+    def _merge(self) -> None:
+        if self._recent:
+            self._sorted = array("Q", sorted(itertools.chain(self._sorted, self._recent)))
+            self._recent = set()
+
+    def sorted(self) -> array:
+        self._merge()
+        return self._sorted
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
 
 
 class CertificateIndex:
@@ -253,15 +302,50 @@ def lookup_row(
 
 
 def registry_digest(thing: Dict[str, Any]) -> str:
-    """What makes a listed thing "changed" for the link refresh: type, attributes, version (ListThings) or
-    groups (SearchIndex); never connectivity or violation state."""
-    content = {
-        "type": thing.get("thingTypeName") or "",
-        "attributes": thing.get("attributes") or {},
-        "version": thing.get("version"),
-        "groups": sorted(str(g) for g in thing.get("thingGroupNames") or []),
-    }
+    """What makes a listed thing "changed" for the link refresh: its type and attributes, which both paths list
+    alike (a SearchIndex document has no ``version``, a ListThings entry no groups): a run that falls back from
+    fleet indexing to ListThings, or back, finds the same digest. Never connectivity or violation state."""
+    content = {"type": thing.get("thingTypeName") or "", "attributes": thing.get("attributes") or {}}
     return _digest(content)[:16]
+
+
+# The fields of a listed thing the input reads, with the JSON types AWS gives them; anything else is malformed.
+_THING_FIELD_TYPES: Dict[str, Tuple[type, ...]] = {
+    "thingName": (str,),
+    "thingId": (str,),
+    "thingArn": (str,),
+    "thingTypeName": (str,),
+    "version": (int,),
+    "attributes": (dict,),
+    "thingGroupNames": (list,),
+    "connectivity": (dict,),
+    "deviceDefender": (str, dict),
+}
+
+
+def check_thing(thing: Any) -> None:
+    """Raise :class:`MalformedRecord` (reason ``invalid_name`` or ``wrong_type``) for a listed thing the input
+    cannot use: not an object, a name AWS would not give a thing, a field of the wrong type, attributes that are
+    not a map of strings, groups that are not a list of group names."""
+    if not isinstance(thing, dict):
+        raise MalformedRecord(f"thing: expected an object, got {type(thing).__name__}", reason="wrong_type")
+    if "thingName" not in thing or thing["thingName"] in (None, ""):
+        raise MalformedRecord("thing: required field 'thingName' is missing", reason="missing_field")
+    for name, kinds in _THING_FIELD_TYPES.items():
+        value = thing.get(name)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise MalformedRecord(f"thing: field '{name}' is a {type(value).__name__}", reason="wrong_type")
+    if not events.valid_thing_name(thing["thingName"]):
+        raise MalformedRecord(
+            f"thing: thingName {events.neutral_thing_name(thing['thingName'])} is not a thing name",
+            reason="invalid_name",
+        )
+    attributes = thing.get("attributes") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
+        raise MalformedRecord("thing: attributes must map names to strings", reason="wrong_type")
+    for group in thing.get("thingGroupNames") or []:
+        if not events.valid_thing_name(group):
+            raise MalformedRecord("thing: thingGroupNames holds a value that is not a group name", reason="wrong_type")
 
 
 def first_due(thing_name: str, now: float, period: float) -> float:
@@ -471,34 +555,47 @@ def _prior_groups(prior: Optional[Dict[str, Any]]) -> List[str]:
     return [g for g in str((prior or {}).get("thing_groups") or "").split(",") if g]
 
 
-def _page(run: _Run, things: List[Any], api: str) -> Page:
-    malformed: List[str] = []
-    valid = []
+def _valid_things(run: _Run, things: List[Any], malformed: List[Any]) -> List[Tuple[Dict[str, Any], str]]:
+    """The page's usable things with their keys, each listed once per run; the others reported in ``malformed``."""
+    valid: List[Tuple[Dict[str, Any], str]] = []
     for thing in things:
-        if isinstance(thing, dict) and thing.get("thingName"):
-            valid.append(thing)
-        else:
-            malformed.append("thing: required field 'thingName' is missing")
-    keys = [lookup_key(run.account_id, run.region, str(t["thingName"])) for t in valid]
-    prior = run.state.known(keys) if keys else {}
+        try:
+            check_thing(thing)
+        except MalformedRecord as exc:
+            malformed.append(exc)
+            continue
+        key = lookup_key(run.account_id, run.region, thing["thingName"])
+        if not run.result.seen.add(fingerprint(key)):
+            run.result.duplicates += 1
+            continue
+        valid.append((thing, key))
+    return valid
+
+
+def _page(run: _Run, things: List[Any], api: str) -> Page:
+    malformed: List[Any] = []
+    duplicates = run.result.duplicates
+    valid = _valid_things(run, things, malformed)
+    duplicates = run.result.duplicates - duplicates
+    prior = run.state.known([key for _thing, key in valid]) if valid else {}
     items: List[Tuple[Optional[str], events.Event]] = []
-    for thing, key in zip(valid, keys):
+    for thing, key in valid:
         try:
             made = _thing_item(run, thing, prior.get(key), api)
         except MalformedRecord as exc:
-            malformed.append(str(exc))
+            malformed.append(exc)
             continue
-        if made is None:
+        if made is None:  # deleted mid-run: not seen, so a row it had is deleted as stale
+            run.result.seen.discard(fingerprint(key))
             continue
         event, row = made
         run.result.things += 1
-        run.result.seen.append(fingerprint(key))
         items.append((None, event))
         if (prior.get(key) or {}).get("digest") == row["digest"]:
             run.result.rows_unchanged += 1
         else:
             run.result.rows.append(row)
-    return Page(items=items, malformed=malformed)
+    return Page(items=items, malformed=malformed, duplicates=duplicates)
 
 
 def _fleet_indexing(run: _Run) -> bool:
