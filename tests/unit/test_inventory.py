@@ -420,3 +420,27 @@ def test_seen_keys_answer_like_a_set(size):
     seen.discard(gone)
     truth.discard(gone)
     assert list(seen.sorted()) == sorted(truth) and len(seen) == len(truth)
+
+
+def test_changed_rows_carry_their_certificate_index_rows_and_removed_links(aws):
+    """The inventory input keeps iot_defender_certificate_things in step: the library hands the adapter the link rows
+    of every row it writes and the keys of links that went away (certificate_index's contract)."""
+    from iot_defender import certificate_index
+
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 5)
+    rows = Rows()
+    first, _events, _ = run(aws, rows)
+    assert len(first.link_rows) == 5 and not first.link_removed
+    assert first.link_rows == [link for row in rows.docs.values() for link in certificate_index.rows(row)]
+    rd = registry.region(aws.account_id, REGION)
+    arn = rd.thing_principals["thing-0000003"][0]
+    with registry.lock:
+        rd.thing_principals["thing-0000003"].remove(arn)
+        rd.things["thing-0000003"]["attributes"] = {"site": "moved"}
+        rd.changed()
+    result, _events, _ = run(aws, rows, now=NOW + 60)
+    cid = arn.rsplit("/", 1)[-1]
+    assert result.link_removed == [certificate_index.link_key(aws.account_id, REGION, cid, "thing-0000003")]
+    assert not any(link["thing_name"] == "thing-0000003" for link in result.link_rows)
+    assert len(result.rows) == 0  # drained by run(): every changed row was handed over

@@ -17,10 +17,18 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+# The event model's time and text helpers live in their own modules and are part of its interface.
+from .text import markdown_text as markdown_text
+from .text import plain_text as plain_text
+from .text import title_text as title_text
+from .times import to_datetime as to_datetime
+from .times import to_epoch as to_epoch
+from .times import to_epoch_ms as to_epoch_ms
+from .times import to_iso as to_iso
 
 SOURCETYPE_AUDIT_FINDING = "aws:iot:defender:audit:finding"
 SOURCETYPE_AUDIT_TASK = "aws:iot:defender:audit:task"
@@ -62,11 +70,6 @@ TIME_FIELDS = frozenset(
     }
 )
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-# Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
-_MILLIS_THRESHOLD = 1e11
-
-
 # One encoder for every event body: building a JSONEncoder per call costs more than the encoding of a small body.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
@@ -75,8 +78,16 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=
 THING_NAME_PATTERN = r"[a-zA-Z0-9:_-]{1,128}"
 _THING_NAME = re.compile(THING_NAME_PATTERN)
 NEUTRAL_THING_NAME_PREFIX = "invalid-thing-name-"
+NEUTRAL_CLIENT_ID_PREFIX = "invalid-client-id-"
+NEUTRAL_ATTRIBUTE_PREFIX = "invalid-attribute-"
+NEUTRAL_GROUP_PREFIX = "invalid-group-name-"
 REJECTED_THING_NAME_FIELD = "rejected_thing_name"
+REJECTED_CLIENT_IDS_FIELD = "rejected_client_ids"
+REJECTED_ATTRIBUTES_FIELD = "rejected_attributes"
 _REJECTED_NAME_MAX = 256
+# Thing attribute names and values as the IoT API allows them (CreateThing's AttributePayload).
+_ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
+_ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
 
 
 class MalformedRecord(ValueError):
@@ -134,12 +145,14 @@ class Event:
         }
 
 
-def to_epoch_ms(seconds: float) -> float:
-    """Epoch seconds cut to the millisecond as ``Event.time`` is sent (the ISO strings cut the same way)."""
-    return math.floor(round(seconds * 1000.0, 3)) / 1000.0
-
-
-# ------------------------------------------------------------------------------------ thing names
+# ------------------------------------------------------------------------------- device-influenced text
+#
+# One neutraliser for every field a device can influence that becomes ``thing_name``, ``dest``, ``host`` or a
+# drilldown token: thing names (violations, metrics, inventory), the MQTT client id of audit findings, thing group
+# names and attribute names/values. A value that does not match the pattern AWS enforces for its kind is replaced
+# by a stand-in of that pattern (``invalid-<kind>-<16 hex>``, a digest of the raw value, so one device keeps one
+# stand-in) and the raw text, clipped, kept in a ``rejected_*`` field that no search reads as a name. Text that is
+# shown elsewhere goes through :func:`plain_text` (OpsItems, titles), :func:`markdown_text` (markdown).
 
 
 def valid_thing_name(value: Any) -> bool:
@@ -150,9 +163,19 @@ def valid_thing_name(value: Any) -> bool:
 def neutral_thing_name(value: Any) -> str:
     """The stand-in indexed for an invalid thing name: ``invalid-thing-name-<16 hex>`` (a digest of the raw
     value, so one device keeps one stand-in), itself a valid thing name that carries nothing of the raw text."""
+    return neutral_value(value, NEUTRAL_THING_NAME_PREFIX)
+
+
+def neutral_value(value: Any, prefix: str) -> str:
+    """``prefix`` + 16 hex digits of the raw value's digest: the stand-in of one invalid value."""
     text = value if isinstance(value, str) else repr(value)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return NEUTRAL_THING_NAME_PREFIX + digest
+    return prefix + digest
+
+
+def _rejected_text(value: Any) -> str:
+    raw = value if isinstance(value, str) else repr(value)
+    return raw[:_REJECTED_NAME_MAX]
 
 
 def _checked_thing_name(data: Dict[str, Any], field_name: str) -> str:
@@ -163,9 +186,55 @@ def _checked_thing_name(data: Dict[str, Any], field_name: str) -> str:
         return value
     neutral = neutral_thing_name(value)
     data[field_name] = neutral
-    raw = value if isinstance(value, str) else repr(value)
-    data[REJECTED_THING_NAME_FIELD] = raw[:_REJECTED_NAME_MAX]
+    data[REJECTED_THING_NAME_FIELD] = _rejected_text(value)
     return neutral
+
+
+def _checked_client_ids(data: Dict[str, Any]) -> None:
+    """Neutralise the MQTT client ids of an audit finding (``nonCompliantResource`` and ``relatedResources``):
+    a client id is any text a device chose, and it becomes the finding's ``thing_name``/``dest``. One that is not a
+    valid thing name becomes ``invalid-client-id-<digest>``; the raw ids go to ``rejected_client_ids``."""
+    holders: List[Any] = [data.get("nonCompliantResource")]
+    related = data.get("relatedResources")
+    if isinstance(related, list):
+        holders.extend(related)
+    rejected: List[str] = []
+    for holder in holders:
+        identifier = holder.get("resourceIdentifier") if isinstance(holder, dict) else None
+        if not isinstance(identifier, dict) or "clientId" not in identifier:
+            continue
+        value = identifier["clientId"]
+        if not valid_thing_name(value):
+            identifier["clientId"] = neutral_value(value, NEUTRAL_CLIENT_ID_PREFIX)
+            rejected.append(_rejected_text(value))
+    if rejected:
+        data[REJECTED_CLIENT_IDS_FIELD] = rejected
+
+
+def _checked_attributes(data: Dict[str, Any]) -> None:
+    """Thing attributes and group names as AWS allows them; others replaced by stand-ins, the raw text counted
+    (``rejected_attributes``: how many names/values were replaced), never indexed where a lookup reads it."""
+    attributes = data.get("attributes")
+    replaced = 0
+    if isinstance(attributes, dict):
+        clean: Dict[str, Any] = {}
+        for name, value in attributes.items():
+            if type(name) is not str or _ATTRIBUTE_NAME.fullmatch(name) is None:
+                name = neutral_value(name, NEUTRAL_ATTRIBUTE_PREFIX)
+                replaced += 1
+            if type(value) is not str or _ATTRIBUTE_VALUE.fullmatch(value) is None:
+                value = neutral_value(value, NEUTRAL_ATTRIBUTE_PREFIX)
+                replaced += 1
+            clean[name] = value
+        data["attributes"] = clean
+    groups = data.get("thingGroups")
+    if isinstance(groups, list):
+        for position, group in enumerate(groups):
+            if not valid_thing_name(group):
+                groups[position] = neutral_value(group, NEUTRAL_GROUP_PREFIX)
+                replaced += 1
+    if replaced:
+        data[REJECTED_ATTRIBUTES_FIELD] = replaced
 
 
 def thing_name_rejected(event: Event) -> bool:
@@ -173,52 +242,10 @@ def thing_name_rejected(event: Event) -> bool:
     return REJECTED_THING_NAME_FIELD in event.data
 
 
-# --------------------------------------------------------------------------------------------- time
-
-
-def to_datetime(value: Any) -> _dt.datetime:
-    """A UTC datetime from a datetime, an epoch number (s or ms) or an ISO-8601 string."""
-    if isinstance(value, _dt.datetime):
-        return value.replace(tzinfo=_dt.timezone.utc) if value.tzinfo is None else value
-    if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = value / 1000.0 if abs(value) >= _MILLIS_THRESHOLD else float(value)
-        return _EPOCH + _dt.timedelta(seconds=seconds)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = _dt.datetime.fromisoformat(text)
-        except ValueError:
-            try:
-                return to_datetime(float(text))
-            except ValueError:
-                raise ValueError(f"not a time: {value!r}") from None
-        return parsed.replace(tzinfo=_dt.timezone.utc) if parsed.tzinfo is None else parsed
-    raise ValueError(f"not a time: {value!r}")
-
-
-def to_epoch(value: Any) -> float:
-    """Epoch seconds (float) from any time representation :func:`to_datetime` accepts."""
-    return (to_datetime(value) - _EPOCH).total_seconds()
-
-
-def to_iso(value: Any) -> str:
-    """ISO-8601 UTC with milliseconds and a ``Z``: the one time format in every event body."""
-    if type(value) is float or type(value) is int:  # the hot path: epoch numbers from raw API answers
-        seconds = value / 1000.0 if abs(value) >= _MILLIS_THRESHOLD else float(value)
-        # Whole microseconds first, exactly as datetime.fromtimestamp makes them (fraction by modf, rounded half
-        # to even), then down to the millisecond, so an epoch number and the datetime botocore makes of it give the
-        # same string.
-        fraction, whole = math.modf(seconds)
-        micros = int(whole) * 1_000_000 + round(fraction * 1e6)
-        moment = _EPOCH + _dt.timedelta(milliseconds=micros // 1000)
-    else:
-        moment = to_datetime(value).astimezone(_dt.timezone.utc)
-        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def neutralised(event: Event) -> bool:
+    """True when any device-influenced name of the event was replaced by a stand-in (for the run summary)."""
+    data = event.data
+    return REJECTED_THING_NAME_FIELD in data or REJECTED_CLIENT_IDS_FIELD in data or REJECTED_ATTRIBUTES_FIELD in data
 
 
 # Deepest nesting a record may have: Device Defender records nest a handful of levels; a record nested deeper is
@@ -448,6 +475,7 @@ def audit_finding_event(
     when = _time_of(finding, kind, time_field)
     data = _with_scope(normalize(finding), account_id, region)
     data.setdefault("isSuppressed", False)
+    _checked_client_ids(data)
     return Event(
         time=when,
         sourcetype=SOURCETYPE_AUDIT_FINDING,
@@ -477,6 +505,7 @@ def thing_event(
     data["certificates"] = [normalize(cert) for cert in (certificates or [])]
     data["snapshot_time"] = to_iso(snapshot_time)
     host = _checked_thing_name(data, "thingName")
+    _checked_attributes(data)
     return Event(
         time=to_epoch(snapshot_time),
         sourcetype=SOURCETYPE_THING,
@@ -617,10 +646,14 @@ def action_event(result: ActionResult, *, when: Any) -> Event:
         "action_time": to_iso(when),
     }
     data = {k: v for k, v in data.items() if v is not None}
+    host = None
+    if result.thing_name is not None:
+        host = _checked_thing_name(data, "thing_name")  # a row's text: neutralised like any device name
+        data["dest"] = host
     return Event(
         time=to_epoch(when),
         sourcetype=SOURCETYPE_ACTION,
         source=source_for(result.account_id or "", result.region or "", result.action),
-        host=result.thing_name,
+        host=host,
         data=data,
     )

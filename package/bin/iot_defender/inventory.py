@@ -27,10 +27,8 @@ Produces ``aws:iot:thing`` snapshot events and the rows of the ``iot_thing_inven
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import hashlib
-import itertools
 import json
 import time
 from array import array
@@ -39,9 +37,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 from botocore.exceptions import ClientError
 
-from . import events
+from . import certificate_index, events, keysets
 from .aws import AwsSession, error_code
 from .events import MalformedRecord
+from .keysets import CertificateIndex as CertificateIndex
+from .keysets import SeenKeys as SeenKeys
+from .keysets import contains as contains
+from .keysets import fingerprint as fingerprint
 from .params import boolean, choice, integer
 from .pipeline import Page
 
@@ -62,7 +64,7 @@ QUOTA_SHARE = 0.9  # of each quota: leaves room for the alert actions and other 
 NOT_FOUND = "ResourceNotFoundException"
 ACCESS_DENIED = frozenset({"AccessDeniedException", "UnauthorizedException"})
 INDEX_UNAVAILABLE = frozenset({NOT_FOUND, "IndexNotReadyException", "InvalidRequestException"})
-STATUS_CODES = ("ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION")
+STATUS_CODES = keysets.STATUS_CODES
 LOOKUP_FIELDS = (
     "thing_name",
     "thing_arn",
@@ -148,6 +150,10 @@ class InventoryResult:
 
     path: str = ""
     rows: List[Dict[str, Any]] = field(default_factory=list)  # changed rows of the current page, drained by the adapter
+    # certificate -> thing link rows (certificate_index) of the page's changed rows, and the keys of links gone:
+    # drained by the adapter with ``rows``, written before them
+    link_rows: List[Dict[str, Any]] = field(default_factory=list)
+    link_removed: List[str] = field(default_factory=list)
     things: int = 0
     things_gone: int = 0
     certificates_gone: int = 0
@@ -174,81 +180,6 @@ class InventoryResult:
             "duplicates": self.duplicates,
             "bulk_certificates": self.bulk_certificates,
         }
-
-
-def fingerprint(text: str) -> int:
-    """64-bit fingerprint (collisions among a million names: ~3e-8)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
-
-
-def contains(sorted_keys: array, value: int) -> bool:
-    i = bisect.bisect_left(sorted_keys, value)
-    return i < len(sorted_keys) and sorted_keys[i] == value
-
-
-class SeenKeys:
-    """The fingerprints of the keys a run has seen, 8 bytes each once merged: a sorted array plus a small set of the
-    latest ones, merged when the set reaches a quarter of the array (so a run of n things sorts O(log n) times)."""
-
-    MERGE_MIN = 4096
-
-    def __init__(self) -> None:
-        self._sorted = array("Q")
-        self._recent: set = set()
-
-    def add(self, value: int) -> bool:
-        """Remember ``value``; False when it was already there."""
-        if value in self._recent or contains(self._sorted, value):
-            return False
-        self._recent.add(value)
-        if len(self._recent) >= max(self.MERGE_MIN, len(self._sorted) // 4):
-            self._merge()
-        return True
-
-    append = add  # the array-like spelling tests and tools use
-
-    def discard(self, value: int) -> None:
-        """Forget ``value`` (a thing deleted mid-run: its row is stale after all). Rare, so O(n) is fine."""
-        self._recent.discard(value)
-        i = bisect.bisect_left(self._sorted, value)
-        if i < len(self._sorted) and self._sorted[i] == value:
-            self._sorted.pop(i)
-
-    def _merge(self) -> None:
-        if self._recent:
-            self._sorted = array("Q", sorted(itertools.chain(self._sorted, self._recent)))
-            self._recent = set()
-
-    def sorted(self) -> array:
-        self._merge()
-        return self._sorted
-
-    def __len__(self) -> int:
-        return len(self._sorted) + len(self._recent)
-
-
-class CertificateIndex:
-    """Certificate id -> status for every certificate of a region, 8 bytes each (61-bit fingerprint + status)."""
-
-    def __init__(self) -> None:
-        self._packed = array("Q")
-        self.count = 0
-
-    def add(self, certificate_id: str, status: str) -> None:
-        code = STATUS_CODES.index(status) if status in STATUS_CODES else 7
-        self._packed.append((fingerprint(certificate_id) >> 3) << 3 | code)
-        self.count += 1
-
-    def freeze(self) -> None:
-        self._packed = array("Q", sorted(self._packed))
-
-    def status(self, certificate_id: str) -> Optional[str]:
-        base = (fingerprint(certificate_id) >> 3) << 3
-        i = bisect.bisect_left(self._packed, base)
-        if i < len(self._packed) and self._packed[i] >> 3 == base >> 3:
-            code = self._packed[i] & 7
-            return STATUS_CODES[code] if code < len(STATUS_CODES) else "UNKNOWN"
-        return None
 
 
 def lookup_key(account_id: str, region: str, thing_name: str) -> str:
@@ -296,7 +227,9 @@ def lookup_row(
         "links_checked_at": links[0] if links else "",
         "links_due_at": links[1] if links else "",
     }
-    row["digest"] = _digest(row)
+    # The digest also covers the link index's format: a row written before the certificate index existed (or in an
+    # older format) differs once, so its thing's link rows are written with it.
+    row["digest"] = _digest({**row, "_certificate_index": certificate_index.FORMAT})
     row["updated_at"] = events.to_iso(when)
     return row
 
@@ -591,10 +524,14 @@ def _page(run: _Run, things: List[Any], api: str) -> Page:
         event, row = made
         run.result.things += 1
         items.append((None, event))
-        if (prior.get(key) or {}).get("digest") == row["digest"]:
+        before = prior.get(key)
+        if (before or {}).get("digest") == row["digest"]:
             run.result.rows_unchanged += 1
         else:
             run.result.rows.append(row)
+            run.result.link_rows.extend(certificate_index.rows(row))
+            if before:
+                run.result.link_removed.extend(certificate_index.removed_keys(before, row))
     return Page(items=items, malformed=malformed, duplicates=duplicates)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
 from .checkpoint import InputState, Journal, checkpoint_key
-from .events import Event, to_iso
+from .events import Event, neutralised, to_iso
 
 # Malformed-record messages kept per run for the log (the count is always exact).
 MAX_REPORTED_MALFORMED = 20
@@ -73,6 +73,7 @@ class RunStats:
     errors: int = 0
     malformed: int = 0
     duplicates_skipped: int = 0
+    neutralised_names: int = 0  # events written with a device name replaced by its stand-in (events.neutralised)
     recovered_from_journal: int = 0
     lag_seconds: Optional[float] = None
     status: str = "ok"
@@ -107,6 +108,7 @@ class RunStats:
             "skipped_records": self.malformed,
             "skipped_reasons": ",".join(f"{k}:{v}" for k, v in sorted(self.skipped_reasons.items())) or None,
             "duplicates_skipped": self.duplicates_skipped,
+            "neutralised_names": self.neutralised_names,
             "recovered_from_journal": self.recovered_from_journal,
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 1),
             "duration_seconds": round(time.time() - self.started, 3),
@@ -156,6 +158,8 @@ def deliver(
                 sink.write(event)
             stats.events += 1
             counts[event.sourcetype] = counts.get(event.sourcetype, 0) + 1
+            if neutralised(event):
+                stats.neutralised_names += 1
         stats.note_malformed(page.malformed)
         stats.duplicates_skipped += page.duplicates
         stats.pages += 1
