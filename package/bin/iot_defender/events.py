@@ -384,39 +384,75 @@ SNS_COUNT_TO_STATISTIC = {
 FINISHED_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
 
+# What an audit task may hold (DescribeAuditTask's model; the SNS notification uses the same values). Each check
+# becomes an event carrying the task's fields, so these bounds also bound how much a message expands in the
+# Firehose transform (infra/ingestion/template.yaml sizes the processor buffer from them).
+AUDIT_TASK_STATUSES = ("IN_PROGRESS", "COMPLETED", "FAILED", "CANCELED")
+AUDIT_TASK_TYPES = ("ON_DEMAND_AUDIT_TASK", "SCHEDULED_AUDIT_TASK")
+MAX_AUDIT_CHECKS = 100  # Device Defender has about 25 audit checks; each task lists each at most once
+_AUDIT_TASK_ID = re.compile(r"[a-zA-Z0-9_-]{1,40}")
+_AUDIT_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")  # scheduled audit names and check names
+
+
+def _check_audit_fields(merged: Mapping[str, Any], kind: str) -> None:
+    task_id, status, task_type = merged["taskId"], merged["taskStatus"], merged.get("taskType")
+    if type(task_id) is not str or _AUDIT_TASK_ID.fullmatch(task_id) is None:
+        raise MalformedRecord(f"{kind}: taskId is not an audit task id ([a-zA-Z0-9_-], 1-40)", reason="wrong_type")
+    if status not in AUDIT_TASK_STATUSES:
+        raise MalformedRecord(f"{kind}: taskStatus is not one of {', '.join(AUDIT_TASK_STATUSES)}", reason="wrong_type")
+    if task_type is not None and task_type not in AUDIT_TASK_TYPES:
+        raise MalformedRecord(f"{kind}: taskType is not one of {', '.join(AUDIT_TASK_TYPES)}", reason="wrong_type")
+    name = merged.get("scheduledAuditName")
+    if name is not None and (type(name) is not str or _AUDIT_NAME.fullmatch(name) is None):
+        raise MalformedRecord(f"{kind}: scheduledAuditName is not an audit name", reason="wrong_type")
+
+
+def _audit_checks(details: Any, kind: str) -> List[Dict[str, Any]]:
+    """The checks of a task (a map by name from DescribeAuditTask, a list from SNS): objects with distinct names of
+    the audit-name pattern, at most :data:`MAX_AUDIT_CHECKS`."""
+    if _is_mapping(details):
+        if not all(_is_mapping(detail) for detail in details.values()):
+            raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object", reason="wrong_type")
+        checks = [dict(detail, checkName=name) for name, detail in sorted(details.items())]
+    elif isinstance(details, list):
+        checks = [dict(detail) for detail in details if _is_mapping(detail)]
+        if len(checks) != len(details):
+            raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object", reason="wrong_type")
+        if any(not check.get("checkName") for check in checks):
+            raise MalformedRecord(f"{kind}: an auditDetails entry has no checkName", reason="missing_field")
+    else:
+        raise MalformedRecord(f"{kind}: auditDetails is neither an object nor a list", reason="wrong_type")
+    if len(checks) > MAX_AUDIT_CHECKS:
+        raise MalformedRecord(f"{kind}: more than {MAX_AUDIT_CHECKS} checks", reason="too_large")
+    names = [check["checkName"] for check in checks]
+    if not all(type(n) is str and _AUDIT_NAME.fullmatch(n) for n in names) or len(set(names)) != len(names):
+        raise MalformedRecord(f"{kind}: check names are not distinct audit check names", reason="wrong_type")
+    return checks
+
+
 def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None) -> Dict[str, Any]:
     """One shape for an audit task from DescribeAuditTask (statistics object, checks keyed by name) or from
     an audit SNS notification (flat ``*ChecksCount`` fields, checks as a list)."""
     kind = "audit task"
     if not _is_mapping(task):
-        raise MalformedRecord(f"{kind}: expected an object, got {type(task).__name__}")
+        raise MalformedRecord(f"{kind}: expected an object, got {type(task).__name__}", reason="wrong_type")
     merged = dict(task)
     if task_id:
         merged.setdefault("taskId", task_id)
     _require(merged, kind, ("taskId", "taskStatus", "taskStartTime"))
+    _check_audit_fields(merged, kind)
     statistics = dict(merged.get("taskStatistics") or {})
     for sns_name, statistic in SNS_COUNT_TO_STATISTIC.items():
         if sns_name in merged and statistic not in statistics:
             statistics[statistic] = merged[sns_name]
-    details = merged.get("auditDetails") or {}
-    if _is_mapping(details):
-        checks = [dict(detail, checkName=name) for name, detail in sorted(details.items())]
-    elif isinstance(details, list):
-        checks = [dict(detail) for detail in details if _is_mapping(detail)]
-        if len(checks) != len(details):
-            raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object")
-        if any(not check.get("checkName") for check in checks):
-            raise MalformedRecord(f"{kind}: an auditDetails entry has no checkName")
-    else:
-        raise MalformedRecord(f"{kind}: auditDetails is neither an object nor a list")
     return {
-        "taskId": str(merged["taskId"]),
+        "taskId": merged["taskId"],
         "taskStatus": merged["taskStatus"],
         "taskType": merged.get("taskType"),
         "taskStartTime": merged["taskStartTime"],
         "scheduledAuditName": merged.get("scheduledAuditName"),
         "taskStatistics": statistics,
-        "checks": checks,
+        "checks": _audit_checks(merged.get("auditDetails") or {}, kind),
     }
 
 

@@ -34,8 +34,10 @@ from iot_defender.events import (
     TIME_FIELDS,
     VIOLATION_EVENT_TYPES,
     Event,
+    MalformedRecord,
     audit_task_events,
     metric_events,
+    normalize_audit_task,
     source_for,
     thing_name_rejected,
     to_epoch,
@@ -395,6 +397,10 @@ def _audit_payloads(
             return None
         if not _plain(detail):
             return None
+    try:  # the model's bounds (ids, names, statuses, check count): what it refuses, it refuses itself
+        normalize_audit_task(message)
+    except MalformedRecord:
+        return None
     try:  # a time the model refuses: its error, from the general path
         when, iso = event_time(start), iso_time(start)
     except Exception:  # whatever it is, the general path raises it
