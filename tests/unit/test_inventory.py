@@ -444,3 +444,26 @@ def test_changed_rows_carry_their_certificate_index_rows_and_removed_links(aws):
     assert result.link_removed == [certificate_index.link_key(aws.account_id, REGION, cid, "thing-0000003")]
     assert not any(link["thing_name"] == "thing-0000003" for link in result.link_rows)
     assert len(result.rows) == 0  # drained by run(): every changed row was handed over
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["fleet-indexing", "per-thing"])
+def test_rows_with_the_digest_of_the_previous_version_are_not_changed_things(aws, indexed):
+    """After the upgrade to one digest, a row written by the previous version (its path's digest) is not a changed
+    thing: its links are not all re-read at once."""
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 50)
+    if indexed:
+        registry.set_indexing(aws.account_id, REGION, "REGISTRY")
+    rows = Rows()
+    run(aws, rows)
+    rd = registry.region(aws.account_id, REGION)
+    for key, row in rows.docs.items():
+        thing = dict(rd.things[row["thing_name"]])
+        listed = {"thingTypeName": thing.get("thingTypeName"), "attributes": thing["attributes"]}
+        listed.update({"thingGroupNames": thing["groups"]} if indexed else {"version": thing["version"]})
+        row["registry_digest"] = inventory.legacy_registry_digest(listed)
+    aws.requests.clear()
+    later = NOW + 60
+    result, _events, _ = run(aws, rows, now=later)
+    due = sum(1 for n in range(50) if inventory.first_due(f"thing-{n:07d}", NOW, 86400.0) <= later)
+    assert result.links_refreshed == due == calls(aws, "ListThingPrincipals")

@@ -242,6 +242,18 @@ def registry_digest(thing: Dict[str, Any]) -> str:
     return _digest(content)[:16]
 
 
+def legacy_registry_digest(thing: Dict[str, Any]) -> str:
+    """The digest rows written before one digest served both paths hold (version and groups included, as the path
+    that wrote them listed them): a thing that matches it has not changed, so an upgrade re-reads no links."""
+    content = {
+        "type": thing.get("thingTypeName") or "",
+        "attributes": thing.get("attributes") or {},
+        "version": thing.get("version"),
+        "groups": sorted(str(g) for g in thing.get("thingGroupNames") or []),
+    }
+    return _digest(content)[:16]
+
+
 # The fields of a listed thing the input reads, with the JSON types AWS gives them; anything else is malformed.
 _THING_FIELD_TYPES: Dict[str, Tuple[type, ...]] = {
     "thingName": (str,),
@@ -383,7 +395,7 @@ def _due(run: _Run, thing: Dict[str, Any], prior: Optional[Dict[str, Any]]) -> O
     """Why this thing's links (and, on the per-thing path, groups) are read this run, or None."""
     if prior is None or prior.get("links_checked_at") in (None, ""):
         return "new"
-    if prior.get("registry_digest") != registry_digest(thing):
+    if prior.get("registry_digest") not in (registry_digest(thing), legacy_registry_digest(thing)):
         return "changed"
     due: Any = prior.get("links_due_at")  # None or not a number: read the links again
     try:
