@@ -457,7 +457,7 @@ def test_rows_with_the_digest_of_the_previous_version_are_not_changed_things(aws
     rows = Rows()
     run(aws, rows)
     rd = registry.region(aws.account_id, REGION)
-    for key, row in rows.docs.items():
+    for row in rows.docs.values():
         thing = dict(rd.things[row["thing_name"]])
         listed = {"thingTypeName": thing.get("thingTypeName"), "attributes": thing["attributes"]}
         listed.update({"thingGroupNames": thing["groups"]} if indexed else {"version": thing["version"]})
