@@ -7,23 +7,12 @@ from __future__ import annotations
 
 from iot_defender import certificate_index
 from tests.harness import runner
+from tests.integration.test_inventory_scale import _run
 
 INVENTORY = "iot_defender_inventory"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 LINKS = certificate_index.COLLECTION
-
-
-def _run(stack, params=None):
-    result = runner.run_input(
-        stack.home,
-        INVENTORY,
-        {"i": {"account": "prod", **(params or {})}},
-        standin=stack.splunkd,
-        env=stack.script_env(),
-    )
-    assert result.exit_code == 0, result.stderr
-    return result
 
 
 def _links(stack):
