@@ -312,3 +312,11 @@ def test_response_plan_is_optional_checked_and_never_echoed():
     assert PASTED not in str(info.value)
     with pytest.raises(ConfigError, match="partition 'aws-cn'"):
         Account.from_conf("prod", conf(response_plan_arn=plan.replace("arn:aws:", "arn:aws-cn:")))
+
+
+@pytest.mark.parametrize("region", ["us-east-1\n", "us-east-\u0661", "us-east-1 ", "xus-east-1"])
+def test_region_re_kept_for_other_callers_matches_the_whole_ascii_name(region):
+    """Regression: REGION_RE's ``$`` let a trailing newline through and ``\\d`` matched any Unicode digit."""
+    from iot_defender.aws import REGION_RE
+
+    assert REGION_RE.match(region) is None and REGION_RE.match("us-east-1")

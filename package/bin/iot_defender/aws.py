@@ -44,7 +44,7 @@ RETRY_MODES = ("standard", "adaptive")
 DEFAULT_SESSION_NAME = "splunk-ta-aws-iot-defender"
 
 # Kept for callers that match a region; the pattern is params.AWS_NAMES' (ASCII only, whole string with fullmatch).
-REGION_RE = re.compile("^(?:" + AWS_NAMES["region"][0].pattern + ")$", re.ASCII)
+REGION_RE = re.compile("^(?:" + AWS_NAMES["region"][0].pattern + r")\Z", re.ASCII)
 
 # Error codes that mean "these temporary credentials are no longer good": refresh and retry once.
 EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
