@@ -631,6 +631,7 @@ def inventory_pages(
             raise
         # The index is configured but not answering (being rebuilt, or just turned on): the per-thing path.
         result.path = "registry"
+        result.seen = SeenKeys()  # nothing was delivered: the listing starts over
         for things in _list_pages(run):
             yield _page(run, things, "ListThings")
     result.complete = True
