@@ -17,8 +17,8 @@ from typing import Any
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # Characters that make a link or an embed in markdown/HTML renderers (OpsCenter, Incident Manager, Splunk markdown).
 _LINK_CHARACTERS = str.maketrans({c: "_" for c in "[]()<>`"})
-_SCHEME = re.compile(r"(?i)([a-z][a-z0-9+.-]*):/+")
-_WWW = re.compile(r"(?i)\bwww\.")
+_SCHEME = re.compile(r":/+")
+_WWW = re.compile(r"(?i)www\.")
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 
 
@@ -34,10 +34,11 @@ def plain_text(value: Any, limit: int = 1024) -> str:
                 kept.append(" ")
             continue
         kept.append(char)
-    text = "".join(kept).translate(_LINK_CHARACTERS)
-    text = _WWW.sub("www_", _SCHEME.sub(r"\1:", text))
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
+    text = " ".join("".join(kept).translate(_LINK_CHARACTERS).split())
+    if len(text) > limit:
+        text = text[: max(0, limit - 3)] + "..."
+    # Last, so a cut cannot make a link again; both only shorten or keep the length.
+    return _WWW.sub("www_", _SCHEME.sub(":", text))
 
 
 def title_text(value: Any, limit: int = 128) -> str:
