@@ -93,7 +93,7 @@ _ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
 class MalformedRecord(ValueError):
     """A record that cannot become an event. The message names the record kind and the missing/bad field;
     ``reason`` is one word for the run summary's ``skipped_reasons`` (missing_field, wrong_type, invalid_name,
-    too_deep, bad_time, malformed)."""
+    too_deep, too_large, bad_time, malformed)."""
 
     def __init__(self, message: str, *, reason: str = "malformed"):
         super().__init__(message)
