@@ -422,12 +422,23 @@ def _audit_checks(details: Any, kind: str) -> List[Dict[str, Any]]:
             raise MalformedRecord(f"{kind}: an auditDetails entry has no checkName", reason="missing_field")
     else:
         raise MalformedRecord(f"{kind}: auditDetails is neither an object nor a list", reason="wrong_type")
-    if len(checks) > MAX_AUDIT_CHECKS:
+    _check_check_names([check["checkName"] for check in checks], kind)
+    return checks
+
+
+def _check_check_names(names: List[Any], kind: str) -> None:
+    if len(names) > MAX_AUDIT_CHECKS:
         raise MalformedRecord(f"{kind}: more than {MAX_AUDIT_CHECKS} checks", reason="too_large")
-    names = [check["checkName"] for check in checks]
     if not all(type(n) is str and _AUDIT_NAME.fullmatch(n) for n in names) or len(set(names)) != len(names):
         raise MalformedRecord(f"{kind}: check names are not distinct audit check names", reason="wrong_type")
-    return checks
+
+
+def check_audit_bounds(message: Mapping[str, Any]) -> None:
+    """What :func:`normalize_audit_task` refuses in a notification whose ``auditDetails`` is a list of objects with
+    a ``checkName`` (the HEC fast path's case), without copying it: raises :class:`MalformedRecord` alike."""
+    kind = "audit task"
+    _check_audit_fields(message, kind)
+    _check_check_names([detail["checkName"] for detail in message.get("auditDetails") or ()], kind)
 
 
 def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None) -> Dict[str, Any]:

@@ -36,8 +36,8 @@ from iot_defender.events import (
     Event,
     MalformedRecord,
     audit_task_events,
+    check_audit_bounds,
     metric_events,
-    normalize_audit_task,
     source_for,
     thing_name_rejected,
     to_epoch,
@@ -398,7 +398,7 @@ def _audit_payloads(
         if not _plain(detail):
             return None
     try:  # the model's bounds (ids, names, statuses, check count): what it refuses, it refuses itself
-        normalize_audit_task(message)
+        check_audit_bounds(message)
     except MalformedRecord:
         return None
     try:  # a time the model refuses: its error, from the general path
