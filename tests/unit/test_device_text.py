@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iot_defender import events
+from iot_defender import events, names
 from iot_defender.pipeline import Page, RunStats, deliver
 
 HOSTILE = [
@@ -66,8 +66,8 @@ def test_a_valid_client_id_is_kept(client_id):
 
 
 @given(
-    name=hostile_text.filter(lambda t: not events._ATTRIBUTE_NAME.fullmatch(t)),
-    value=hostile_text.filter(lambda t: not events._ATTRIBUTE_VALUE.fullmatch(t)),
+    name=hostile_text.filter(lambda t: not names.ATTRIBUTE_NAME.fullmatch(t)),
+    value=hostile_text.filter(lambda t: not names.ATTRIBUTE_VALUE.fullmatch(t)),
     group=hostile_text,
 )
 def test_hostile_attributes_and_groups_are_replaced(name, value, group):
@@ -75,9 +75,7 @@ def test_hostile_attributes_and_groups_are_replaced(name, value, group):
     event = events.thing_event(thing, account_id="1", region="r", snapshot_time=1, groups=[group, "site-a"])
     attributes = event.data["attributes"]
     assert name not in attributes and attributes.get("site", value) != value
-    assert all(
-        events._ATTRIBUTE_NAME.fullmatch(k) and events._ATTRIBUTE_VALUE.fullmatch(v) for k, v in attributes.items()
-    )
+    assert all(names.ATTRIBUTE_NAME.fullmatch(k) and names.ATTRIBUTE_VALUE.fullmatch(v) for k, v in attributes.items())
     assert all(events.valid_thing_name(g) for g in event.data["thingGroups"]) and "site-a" in event.data["thingGroups"]
     assert event.data["rejected_attributes"] >= 2 and events.neutralised(event)
 

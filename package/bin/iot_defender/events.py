@@ -15,13 +15,24 @@ Rules every builder follows:
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-# The event model's time and text helpers live in their own modules and are part of its interface.
+# The event model's neutraliser, time and text helpers live in their own modules and are part of its interface.
+from .names import NEUTRAL_ATTRIBUTE_PREFIX as NEUTRAL_ATTRIBUTE_PREFIX
+from .names import NEUTRAL_CLIENT_ID_PREFIX as NEUTRAL_CLIENT_ID_PREFIX
+from .names import NEUTRAL_GROUP_PREFIX as NEUTRAL_GROUP_PREFIX
+from .names import NEUTRAL_THING_NAME_PREFIX as NEUTRAL_THING_NAME_PREFIX
+from .names import REJECTED_ATTRIBUTES_FIELD as REJECTED_ATTRIBUTES_FIELD
+from .names import REJECTED_CLIENT_IDS_FIELD as REJECTED_CLIENT_IDS_FIELD
+from .names import REJECTED_THING_NAME_FIELD as REJECTED_THING_NAME_FIELD
+from .names import THING_NAME_PATTERN as THING_NAME_PATTERN
+from .names import checked_attributes, checked_client_ids, checked_thing_name
+from .names import neutral_thing_name as neutral_thing_name
+from .names import neutral_value as neutral_value
+from .names import valid_thing_name as valid_thing_name
 from .text import markdown_text as markdown_text
 from .text import plain_text as plain_text
 from .text import title_text as title_text
@@ -72,22 +83,6 @@ TIME_FIELDS = frozenset(
 
 # One encoder for every event body: building a JSONEncoder per call costs more than the encoding of a small body.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-# Thing names as AWS IoT allows them. A name outside this set did not come from the registry (a forged metrics
-# message, a hostile MQTT client id): it never reaches ``thingName``/``thing``/``host``, see neutral_thing_name().
-THING_NAME_PATTERN = r"[a-zA-Z0-9:_-]{1,128}"
-_THING_NAME = re.compile(THING_NAME_PATTERN)
-NEUTRAL_THING_NAME_PREFIX = "invalid-thing-name-"
-NEUTRAL_CLIENT_ID_PREFIX = "invalid-client-id-"
-NEUTRAL_ATTRIBUTE_PREFIX = "invalid-attribute-"
-NEUTRAL_GROUP_PREFIX = "invalid-group-name-"
-REJECTED_THING_NAME_FIELD = "rejected_thing_name"
-REJECTED_CLIENT_IDS_FIELD = "rejected_client_ids"
-REJECTED_ATTRIBUTES_FIELD = "rejected_attributes"
-_REJECTED_NAME_MAX = 256
-# Thing attribute names and values as the IoT API allows them (CreateThing's AttributePayload).
-_ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
-_ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
 
 
 class MalformedRecord(ValueError):
@@ -143,98 +138,6 @@ class Event:
             "index": index or self.index,
             "event": self.data,
         }
-
-
-# ------------------------------------------------------------------------------- device-influenced text
-#
-# One neutraliser for every field a device can influence that becomes ``thing_name``, ``dest``, ``host`` or a
-# drilldown token: thing names (violations, metrics, inventory), the MQTT client id of audit findings, thing group
-# names and attribute names/values. A value that does not match the pattern AWS enforces for its kind is replaced
-# by a stand-in of that pattern (``invalid-<kind>-<16 hex>``, a digest of the raw value, so one device keeps one
-# stand-in) and the raw text, clipped, kept in a ``rejected_*`` field that no search reads as a name. Text that is
-# shown elsewhere goes through :func:`plain_text` (OpsItems, titles), :func:`markdown_text` (markdown).
-
-
-def valid_thing_name(value: Any) -> bool:
-    """True for a string AWS IoT accepts as a thing name (``[a-zA-Z0-9:_-]{1,128}``)."""
-    return type(value) is str and _THING_NAME.fullmatch(value) is not None
-
-
-def neutral_thing_name(value: Any) -> str:
-    """The stand-in indexed for an invalid thing name: ``invalid-thing-name-<16 hex>`` (a digest of the raw
-    value, so one device keeps one stand-in), itself a valid thing name that carries nothing of the raw text."""
-    return neutral_value(value, NEUTRAL_THING_NAME_PREFIX)
-
-
-def neutral_value(value: Any, prefix: str) -> str:
-    """``prefix`` + 16 hex digits of the raw value's digest: the stand-in of one invalid value."""
-    text = value if isinstance(value, str) else repr(value)
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return prefix + digest
-
-
-def _rejected_text(value: Any) -> str:
-    raw = value if isinstance(value, str) else repr(value)
-    return raw[:_REJECTED_NAME_MAX]
-
-
-def _checked_thing_name(data: Dict[str, Any], field_name: str) -> str:
-    """The thing name in ``data[field_name]``; an invalid one is replaced in place by :func:`neutral_thing_name`
-    and its raw text (cut to 256 characters) kept in ``rejected_thing_name``, which no search reads as a name."""
-    value = data[field_name]
-    if valid_thing_name(value):
-        return value
-    neutral = neutral_thing_name(value)
-    data[field_name] = neutral
-    data[REJECTED_THING_NAME_FIELD] = _rejected_text(value)
-    return neutral
-
-
-def _checked_client_ids(data: Dict[str, Any]) -> None:
-    """Neutralise the MQTT client ids of an audit finding (``nonCompliantResource`` and ``relatedResources``):
-    a client id is any text a device chose, and it becomes the finding's ``thing_name``/``dest``. One that is not a
-    valid thing name becomes ``invalid-client-id-<digest>``; the raw ids go to ``rejected_client_ids``."""
-    holders: List[Any] = [data.get("nonCompliantResource")]
-    related = data.get("relatedResources")
-    if isinstance(related, list):
-        holders.extend(related)
-    rejected: List[str] = []
-    for holder in holders:
-        identifier = holder.get("resourceIdentifier") if isinstance(holder, dict) else None
-        if not isinstance(identifier, dict) or "clientId" not in identifier:
-            continue
-        value = identifier["clientId"]
-        if not valid_thing_name(value):
-            identifier["clientId"] = neutral_value(value, NEUTRAL_CLIENT_ID_PREFIX)
-            rejected.append(_rejected_text(value))
-    if rejected:
-        data[REJECTED_CLIENT_IDS_FIELD] = rejected
-
-
-def _checked_attributes(data: Dict[str, Any]) -> None:
-    """Thing attributes and group names as AWS allows them; others replaced by stand-ins, the raw text counted
-    (``rejected_attributes``: how many names/values were replaced), never indexed where a lookup reads it."""
-    attributes = data.get("attributes")
-    replaced = 0
-    if isinstance(attributes, dict):
-        clean: Dict[str, Any] = {}
-        for name, value in attributes.items():
-            if type(name) is not str or _ATTRIBUTE_NAME.fullmatch(name) is None:
-                name = neutral_value(name, NEUTRAL_ATTRIBUTE_PREFIX)
-                replaced += 1
-            if type(value) is not str or _ATTRIBUTE_VALUE.fullmatch(value) is None:
-                value = neutral_value(value, NEUTRAL_ATTRIBUTE_PREFIX)
-                replaced += 1
-            clean[name] = value
-        data["attributes"] = clean
-    groups = data.get("thingGroups")
-    if isinstance(groups, list):
-        for position, group in enumerate(groups):
-            if not valid_thing_name(group):
-                groups[position] = neutral_value(group, NEUTRAL_GROUP_PREFIX)
-                replaced += 1
-    if replaced:
-        data[REJECTED_ATTRIBUTES_FIELD] = replaced
 
 
 def thing_name_rejected(event: Event) -> bool:
@@ -338,7 +241,7 @@ def violation_event(
         raise MalformedRecord(f"{kind}: unknown violationEventType {record['violationEventType']!r}")
     when = _time_of(record, kind, "violationEventTime")
     data = _with_scope(normalize(record), account_id, region)
-    host = _checked_thing_name(data, "thingName")
+    host = checked_thing_name(data, "thingName")
     return Event(
         time=when,
         sourcetype=SOURCETYPE_VIOLATION,
@@ -361,7 +264,7 @@ def active_violation_event(record: Mapping[str, Any], *, account_id: str, region
     _require(record, kind, ("violationId", "thingName"))
     data = _with_scope(normalize(record), account_id, region)
     data["snapshot_time"] = to_iso(snapshot_time)
-    host = _checked_thing_name(data, "thingName")
+    host = checked_thing_name(data, "thingName")
     return Event(
         time=to_epoch(snapshot_time),
         sourcetype=SOURCETYPE_ACTIVE_VIOLATION,
@@ -522,7 +425,7 @@ def audit_finding_event(
     when = _time_of(finding, kind, time_field)
     data = _with_scope(normalize(finding), account_id, region)
     data.setdefault("isSuppressed", False)
-    _checked_client_ids(data)
+    checked_client_ids(data)
     return Event(
         time=when,
         sourcetype=SOURCETYPE_AUDIT_FINDING,
@@ -551,8 +454,8 @@ def thing_event(
     data["thingGroups"] = sorted(groups or [])
     data["certificates"] = [normalize(cert) for cert in (certificates or [])]
     data["snapshot_time"] = to_iso(snapshot_time)
-    host = _checked_thing_name(data, "thingName")
-    _checked_attributes(data)
+    host = checked_thing_name(data, "thingName")
+    checked_attributes(data)
     return Event(
         time=to_epoch(snapshot_time),
         sourcetype=SOURCETYPE_THING,
@@ -609,7 +512,7 @@ def metric_event(datum: Mapping[str, Any], *, account_id: str, region: str, sour
     """One metric datum (export shape: name, thing, value, version, timestamp[, dimension])."""
     _check_metric_datum(datum, 0)
     data = _with_scope(normalize(datum), account_id, region)
-    host = _checked_thing_name(data, "thing")
+    host = checked_thing_name(data, "thing")
     return Event(
         time=to_epoch(datum["timestamp"]),
         sourcetype=SOURCETYPE_METRIC,
@@ -695,7 +598,7 @@ def action_event(result: ActionResult, *, when: Any) -> Event:
     data = {k: v for k, v in data.items() if v is not None}
     host = None
     if result.thing_name is not None:
-        host = _checked_thing_name(data, "thing_name")  # a row's text: neutralised like any device name
+        host = checked_thing_name(data, "thing_name")  # a row's text: neutralised like any device name
         data["dest"] = host
     return Event(
         time=to_epoch(when),
