@@ -14,13 +14,16 @@ extension here (``AssetRunner``) adds what these two searches use, each with Spl
 ``outputlookup append=true key_field=_key`` (upsert by key, Search Reference "outputlookup"), ``inputlookup max=N
 <lookup> where <query>`` (Search Reference "inputlookup"; the KV store answers at most ``max_rows_per_query`` = 50,000
 rows a query, limits.conf [kvstore], and a larger answer is a truncation), transforms.conf ``filter`` (applied when the
-KV rows are read), ``makeresults`` and ``return $field`` in a subsearch, and a count of the KV rows each run reads.
+KV rows are read), ``makeresults`` and ``return $field`` in a subsearch, the eval functions ``md5(X)``, ``substr(X, Y[, Z])`` (1-based,
+a negative Y counts from the end) and ``tonumber(X, base)`` (Search Reference "Evaluation functions"), and a count of
+the KV rows each run reads.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import re
 from typing import Any, Dict, List, Optional
@@ -45,6 +48,30 @@ MAX_ROWS_PER_QUERY = 50_000  # limits.conf [kvstore] max_rows_per_query
 H = 3600.0
 
 
+class AssetEvaluator(splrun.Evaluator):
+    """splrun's evaluator plus md5, substr and tonumber with a base (Splunk's semantics, see the module docstring)."""
+
+    def _call(self, name: str, args: List[Any], scope: Optional[Dict[str, Any]]) -> Any:
+        values = [self.eval(a, scope) for a in args] if name in ("md5", "substr", "tonumber") else []
+        texts = [splrun._txt(v) for v in values]
+        if name == "md5":
+            return None if texts[0] is None else hashlib.md5(texts[0].encode("utf-8")).hexdigest()
+        if name == "substr":
+            if texts[0] is None or splrun._num(values[1]) is None:
+                return None
+            start = int(splrun._num(values[1]) or 0)
+            begin = start - 1 if start > 0 else max(len(texts[0]) + start, 0)
+            count = int(splrun._num(values[2]) or 0) if len(values) > 2 else len(texts[0])
+            return texts[0][begin : begin + count]
+        if name == "tonumber" and len(values) == 2:
+            base = int(splrun._num(values[1]) or 10)
+            try:
+                return None if texts[0] is None else float(int(texts[0], base))
+            except ValueError:
+                return None
+        return super()._call(name, args, scope)
+
+
 class AssetRunner(splrun.Runner):
     """splrun.Runner plus the KV store behaviour the asset searches use (see the module docstring)."""
 
@@ -54,6 +81,17 @@ class AssetRunner(splrun.Runner):
         self.kv_read = 0
         self.kv_written = 0
         self.truncations: List[str] = []
+
+    def _cmd_eval(self, ctx: Any, rows: List[Dict[str, Any]], rest: str) -> List[Dict[str, Any]]:
+        parts = [(target, splkit.parse_expression(expr)) for target, expr in splkit.Analyzer._eval_parts(rest)]
+        for row in rows:
+            for target, ast in parts:
+                value = AssetEvaluator(row, ctx.now).eval(ast)
+                if value is None:
+                    row.pop(target, None)
+                else:
+                    row[target] = value
+        return rows
 
     def visible(self, name: str) -> List[Dict[str, Any]]:
         rows = self.table(name).rows
@@ -278,9 +316,12 @@ def test_spl_and_the_library_helper_agree_on_every_demo_thing():
             groups=thing["groups"],
         )
         row = inventory.lookup_row(event, when=behaviour.NOW)
-        expected = assets.asset_of(row, rules).es_row()
+        expected = assets.asset_of(row, rules)
         got = {k: by_name[thing["thingName"]][k] for k in ES_FIELDS}
-        assert got == expected, thing["thingName"]
+        assert got == expected.es_row(), thing["thingName"]
+        key = assets.asset_key(thing["account_id"], thing["region"], thing["thingName"])
+        stored = next(s for s in r.table(LOOKUP).rows if s["_key"] == key)
+        assert assets.from_kv_row(stored) == expected  # what a response action reads back by key
 
 
 def test_mapping_is_configured_by_macros_and_hostile_values_are_neutralised():
@@ -370,6 +411,33 @@ def test_gen_writes_only_what_changed_and_refreshes_old_rows():
     r.kv_written = 0
     run(r, GEN, gen_time(later), splrun.EventStore(thing_events(changed, later)))
     assert r.kv_written == len(things)
+
+
+def test_renewals_of_unchanged_rows_spread_over_the_refresh_period():
+    """Rows the first load wrote in one hour are renewed each at its own time between half the refresh period and
+    the period (md5 of the key), not all in one run: no run rewrites the fleet, no row gets older than the period."""
+    r = runner()
+    now = behaviour.NOW.timestamp()
+    things = [
+        {"thingName": f"meter-{i:04d}", "thingTypeName": "Meter", "attributes": {"owner": "o"}} for i in range(600)
+    ]
+    events = thing_events(things, now)
+    run(r, GEN, gen_time(now), splrun.EventStore(events))
+    period = float(model.macros()["iot_defender_asset_refresh_seconds"][0])
+    step = 6 * H
+    writes, oldest = [], 0.0
+    for k in range(1, int(period // step) + 3):
+        when = now + k * step
+        r.kv_written = 0
+        restamped = [{**e, "_time": when} for e in events]
+        run(r, GEN, gen_time(when), splrun.EventStore(restamped))
+        writes.append(r.kv_written)
+        ages = [gen_time(when) - float(row["last_seen"]) for row in r.table(LOOKUP).rows]
+        oldest = max(oldest, max(ages))
+    expected = len(things) * step / (period / 2)  # due times spread evenly over half the period
+    assert sum(writes[: int(period / 2 // step) - 1]) == 0  # nothing is due before half the period
+    assert 0 < max(writes) <= 2 * expected, (max(writes), expected)
+    assert sum(writes) >= len(things) and oldest <= period + step
 
 
 def test_cleanup_prunes_things_no_longer_inventoried_in_bounded_batches():

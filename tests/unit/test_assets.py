@@ -96,3 +96,13 @@ def test_response_fields_of_a_known_and_an_unknown_thing():
     asset = assets.asset_of(_row(owner="ot-team-south", site="line-b"), RULES)
     assert assets.response_fields(asset) == {"owner": "ot-team-south", "priority": "low", "bunit": "line-b"}
     assert assets.response_fields(None) == {"owner": "", "priority": "unknown", "bunit": ""}
+
+
+def test_a_kv_asset_row_reads_back_and_a_pruned_one_is_none():
+    asset = assets.asset_of(_row(groups="protected-critical", owner="ot-team-east", site="line-c"), RULES)
+    row = {**asset.es_row(), "published": 1, "last_seen": 1796083200, "_key": assets.asset_key("1", "r", "t")}
+    assert assets.from_kv_row(row) == asset
+    assert row["_key"] == "1:r:t"
+    assert assets.from_kv_row({**row, "published": 0}) is None
+    assert assets.from_kv_row({**row, "priority": "urgent"}) is None
+    assert assets.from_kv_row(None) is None and assets.from_kv_row({}) is None

@@ -219,6 +219,34 @@ def asset_of(
     )
 
 
+def asset_key(account_id: str, region: str, thing_name: str) -> str:
+    """The ``_key`` of a thing's row in the ``iot_defender_assets`` collection (the inventory's key)."""
+    return f"{account_id}:{region}:{thing_name}"
+
+
+def from_kv_row(row: Optional[Mapping[str, Any]]) -> Optional[Asset]:
+    """The asset a ``iot_defender_assets`` row holds (what the Lookup Gen search computed with the deployment's
+    macros and rules); None for a missing or pruned row (``published`` is not 1) or an unrecognised priority."""
+    if not row or str(row.get("published", "")) not in ("1", "1.0") or not row.get("nt_host"):
+        return None
+    priority = str(row.get("priority") or "")
+    if priority not in PRIORITIES:
+        return None
+    return Asset(
+        nt_host=clean(row.get("nt_host")),
+        owner=clean(row.get("owner")),
+        priority=priority,
+        bunit=clean(row.get("bunit")),
+        category=tuple(v for v in str(row.get("category") or "").split("|") if v),
+        city=clean(row.get("city")),
+        country=clean(row.get("country")),
+        lat=clean(row.get("lat")),
+        long=clean(row.get("long")),
+        is_expected=clean(row.get("is_expected")),
+        cim_entity_zone=clean(row.get("cim_entity_zone")),
+    )
+
+
 def response_fields(asset: Optional[Asset]) -> Dict[str, str]:
     """What a response (OpsItem, incident, SNS message) carries about the thing's owner; empty when unknown."""
     if asset is None:
