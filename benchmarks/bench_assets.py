@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -28,6 +29,7 @@ THINGS = 100_000
 PROJECTED = 1_000_000
 START = 1_795_000_000.0  # any time: gen_time() picks the Gen run whose window holds it
 DAY = 24 * 3600.0
+MAX_EXT_BATCH = 300  # transforms.conf max_ext_batch default: input rows a KV lookup sends in one query
 
 
 def fleet(n: int) -> List[Dict[str, Any]]:
@@ -52,6 +54,7 @@ def gen_run(runner: spec.AssetRunner, things: List[Dict[str, Any]], when: float)
         "events_read": result.events_read,
         "kv_rows_read": runner.kv_read,
         "kv_rows_written": runner.kv_written,
+        "kv_lookup_queries": math.ceil(result.events_read / MAX_EXT_BATCH),
         "model_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -84,6 +87,7 @@ def run() -> Dict[str, Any]:
     cleanup["things_gone"] = THINGS - len(kept)
     cleanup["setup_gen_run"] = setup
     factor = PROJECTED // THINGS
+    batch = int(spec.model.macros()["iot_defender_asset_prune_batch"][0])
     result = {
         "things": THINGS,
         "gen_runs": runs,
@@ -93,7 +97,8 @@ def run() -> Dict[str, Any]:
         "projected_1M": {
             name: {k: v * factor for k, v in figures.items() if k != "model_seconds"} for name, figures in runs.items()
         },
-        "projected_1M_cleanup_rows_read_per_run_max": cleanup["kv_rows_read_per_run_max"],
+        "projected_1M_cleanup_rows_read_per_run_max": min(batch, cleanup["things_gone"] * factor),
+        "projected_1M_cleanup_runs": math.ceil(cleanup["things_gone"] * factor / batch),
         "published_assets_after": sum(1 for r in runner.table(spec.LOOKUP).rows if r.get("published") == "1"),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -365,6 +365,14 @@ def test_mapping_is_configured_by_macros_and_hostile_values_are_neutralised():
     assert two["priority"] == "low"
 
 
+def test_scope_macro_publishes_only_the_chosen_things():
+    r = runner({"iot_defender_asset_scope": 'thing_group IN ("protected-critical")'})
+    build_demo(r)
+    protected = {th.name for th in behaviour.fleet().things if "protected-critical" in th.groups}
+    assert protected and {row["nt_host"] for row in es_view(r)} == protected
+    assert {row["priority"] for row in es_view(r)} == {"critical"}
+
+
 def test_a_finding_on_a_thing_joins_its_asset_by_nt_host():
     """ES's asset_lookup_by_str matches a finding's dest (also src, dvc) against the assets' nt_host, without regard
     to case: every demo finding that names a thing finds that thing's asset, with its owner and priority."""
