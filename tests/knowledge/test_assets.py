@@ -27,6 +27,7 @@ import hashlib
 import json
 import re
 from typing import Any, Dict, List, Optional
+from unittest import mock
 
 import pytest
 
@@ -82,16 +83,9 @@ class AssetRunner(splrun.Runner):
         self.kv_written = 0
         self.truncations: List[str] = []
 
-    def _cmd_eval(self, ctx: Any, rows: List[Dict[str, Any]], rest: str) -> List[Dict[str, Any]]:
-        parts = [(target, splkit.parse_expression(expr)) for target, expr in splkit.Analyzer._eval_parts(rest)]
-        for row in rows:
-            for target, ast in parts:
-                value = AssetEvaluator(row, ctx.now).eval(ast)
-                if value is None:
-                    row.pop(target, None)
-                else:
-                    row[target] = value
-        return rows
+    def run(self, search: str, **kwargs: Any) -> splrun.Run:
+        with mock.patch.object(splrun, "Evaluator", AssetEvaluator):  # eval/where: the model's functions + ours
+            return super().run(search, **kwargs)
 
     def visible(self, name: str) -> List[Dict[str, Any]]:
         rows = self.table(name).rows
