@@ -2,7 +2,9 @@
 
 The same mapping the "IoT Defender Assets - Lookup Gen" search applies in SPL (macros ``iot_defender_asset_*`` and
 the priority lookup ``iot_defender_asset_priority.csv``), for code that needs the owner of one thing without a
-search: e.g. a response action putting the owner on an OpsItem or an SNS message.
+search: e.g. a response action putting the owner on an OpsItem or an SNS message. :func:`asset_of` applies the shipped
+macro defaults (:data:`DEFAULT_MAPPING`) to an inventory row; a deployment's own macros are seen only in the rows the
+search wrote, which :func:`from_kv_row` reads back (the key is :func:`asset_key`): prefer that row when there is one.
 
 ES asset lookup format (Splunk ES "Format an asset or identity list as a lookup"): the fields of
 :data:`ES_ASSET_FIELDS`; ``ip``, ``mac``, ``nt_host``, ``dns``, ``category`` and ``pci_domain`` may hold several
