@@ -29,7 +29,8 @@ THINGS = 100_000
 PROJECTED = 1_000_000
 START = 1_795_000_000.0  # any time: gen_time() picks the Gen run whose window holds it
 DAY = 24 * 3600.0
-MAX_EXT_BATCH = 300  # transforms.conf max_ext_batch default: input rows a KV lookup sends in one query
+# transforms.conf max_ext_batch: the input rows a KV lookup sends in one query (Splunk's default 300)
+MAX_EXT_BATCH = int(spec.model.conf("transforms.conf")[spec.LOOKUP].get("max_ext_batch", "300"))
 
 
 def fleet(n: int) -> List[Dict[str, Any]]:
