@@ -530,3 +530,57 @@ def test_priority_rules_ship_valid_and_protected_group_is_critical():
 def test_asset_searches_use_only_modelled_spl(name):
     analysis = model.analyzer().analyze(saved(name)["search"])
     assert not analysis.errors, analysis.errors
+
+
+# ------------------------------------------------------------------------------------------------ outside ES
+
+
+def thing_page_asset(r: AssetRunner, thing: str, account: str = "*", region: str = "*") -> List[Dict[str, Any]]:
+    """The Thing dashboard's asset panel (its data source as shipped), tokens quoted as Dashboard Studio's ``|s``
+    filter quotes them (double quotes, ``\\`` and ``"`` escaped)."""
+    query = model.dashboard_definitions()["iot_defender_thing"]["dataSources"]["ds_asset"]["options"]["query"]
+
+    def quote(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    for token, value in (("thing", thing), ("account", account), ("region", region)):
+        query = query.replace(f"${token}|s$", quote(value))
+    assert "$" not in query, query
+    return r.run(query, now=0).rows
+
+
+def test_thing_page_shows_the_asset_row_or_says_there_is_none():
+    """The Thing dashboard reads the thing's own asset row (inputlookup where: the KV store's query, one row a thing)
+    through the lookup's filter; without a row (Lookup Gen not enabled yet, a pruned thing) it says so in one row with
+    ES's priority for an unknown asset instead of an empty panel."""
+    r = runner()
+    fleet = behaviour.fleet()
+    protected = next(th for th in fleet.things if "protected-critical" in th.groups)
+    before = thing_page_asset(r, protected.name)
+    assert len(before) == 1 and not before[0].get("nt_host") and before[0]["priority"] == "unknown"
+    assert "IoT Defender Assets - Lookup Gen" in before[0]["owner"]
+    build_demo(r)
+    r.kv_read = 0
+    (row,) = thing_page_asset(r, protected.name, fleet.account_id, fleet.region)
+    assert r.kv_read == 1  # the thing's row, not the collection
+    assert (row["nt_host"], row["owner"], row["bunit"], row["priority"], row["is_expected"]) == (
+        protected.name,
+        protected.attributes["owner"],
+        protected.attributes["site"],
+        "critical",
+        "true",
+    )
+    assert row["category"] == f"iot|{protected.thing_type}"
+    # another account's thing of the same name, a crafted name: the thing's row only, or the empty state
+    assert not thing_page_asset(r, protected.name, "999999999999")[0].get("nt_host")
+    crafted = thing_page_asset(r, f'{protected.name}" OR thing_name="*')
+    assert len(crafted) == 1 and not crafted[0].get("nt_host")
+    assert len(thing_page_asset(r, "*")) == len(fleet.things)  # a wildcard lists the matching things...
+    many = [{**r.table(LOOKUP).rows[0], "_key": f"k{n}", "thing_name": f"t{n}"} for n in range(150)]
+    r.table(LOOKUP).rows.extend(many)
+    assert len(thing_page_asset(r, "*")) == 100  # ...and reads at most max=100 of them
+    # a pruned row (published=0, what the Lookup Cleanup leaves) is not shown: the lookup's filter applies
+    for stored in r.table(LOOKUP).rows:
+        if stored.get("thing_name") == protected.name:
+            stored["published"] = "0"
+    assert not thing_page_asset(r, protected.name)[0].get("nt_host")
