@@ -933,9 +933,8 @@ def thing_board() -> Board:
         "Owner, priority and site (asset lookup iot_defender_assets)",
         "ds_asset",
         count=5,
-        description="The thing as an Enterprise Security asset: owner and business unit (bunit) from its attributes, "
-        "priority from lookups/iot_defender_asset_priority.csv. Written hourly by the saved search "
-        f"{ASSET_SEARCH}; a thing without an asset row says so.",
+        description="Its ES asset: owner and bunit from its attributes, priority from iot_defender_asset_priority; "
+        f"written by {ASSET_SEARCH}.",
     )
     b.viz("viz_tcp_open", "splunk.column", "Open TCP ports over time", "ds_tcp_open", {"stackMode": "stacked"})
     b.viz("viz_udp_open", "splunk.column", "Open UDP ports over time", "ds_udp_open", {"stackMode": "stacked"})
