@@ -322,6 +322,8 @@ def _click_target(search: Search, definitions: Dict[str, Dict[str, Any]], things
 
 
 def _empty_states(results: Results, scenario: Dict[str, Any], thing: str) -> List[str]:
+    """An error for each REAL_ROWS data source of the clicked thing's page that answered only its empty-state row
+    (an empty asset lookup would otherwise draw as a panel that says so, and pass)."""
     definition = results.definitions[THING_VIEW]
     errors = []
     for ds_id, name in REAL_ROWS.items():
