@@ -880,7 +880,9 @@ def thing_board() -> Board:
     b.search(
         "ds_inventory",
         "Inventory",
-        "| inputlookup iot_thing_inventory | search thing_name=$thing|s$ account_id=$account|s$ region=$region|s$"
+        # where goes to the KV store as its query: the thing's own row(s), never the whole collection (max_rows_per_query
+        # caps one KV query at 50,000 rows, so a whole read would miss things past that); max bounds a wildcard.
+        f"| inputlookup max=100 iot_thing_inventory where {THING} {SCOPE}"
         " | table thing_name thing_type thing_groups owner site active_certificates certificate_statuses"
         " certificate_ids account_id region updated_at",
     )

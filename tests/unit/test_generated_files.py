@@ -128,3 +128,23 @@ def test_thing_view_shows_owner_and_priority_from_the_asset_lookup():
     assert "appendpipe [stats count | where count=0" in query  # the empty state: a row that says so, not no data
     assert make_dashboards.printed_tokens(definition) == []
     assert not re.search(r"\$(thing|account|region)\$", query)  # every token quoted with |s
+
+
+def _kv_collections() -> set:
+    transforms = (ROOT / "package" / "default" / "transforms.conf").read_text()
+    return set(re.findall(r"^\[([^\]]+)\]\s*\nexternal_type\s*=\s*kvstore", transforms, re.M))
+
+
+def test_no_view_reads_a_whole_kv_collection():
+    """Regression (fleet scale): the Thing page read '| inputlookup iot_thing_inventory | search thing_name=...'. Splunk
+    answers one KV query with at most max_rows_per_query = 50,000 rows ([kvstore] in limits.conf), so past 50,000
+    things the page silently missed the thing. A view reads a KV lookup only with a where clause (sent to the KV
+    store as its query) and a max."""
+    collections = _kv_collections()
+    assert "iot_thing_inventory" in collections and "iot_defender_assets" in collections
+    for name, definition in _definitions():
+        for ds_id, ds in definition["dataSources"].items():
+            query = ds.get("options", {}).get("query", "")
+            for match in re.finditer(r"\|\s*inputlookup\s+((?:\w+=\S+\s+)*)(\w+)(\s+where\b)?", query):
+                if match.group(2) in collections:
+                    assert match.group(3) and "max=" in match.group(1), (name, ds_id, query[:120])
