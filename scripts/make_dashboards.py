@@ -844,12 +844,27 @@ def health_board() -> Board:
     return b
 
 
+# The thing's ES asset row (docs/assets.md), outside ES. inputlookup's where clause goes to the KV store as its query,
+# so this reads the thing's own row (one a thing; max bounds a wildcard's answer), through the lookup's transforms.conf
+# stanza so its filter (published rows only) applies. No row (Lookup Gen not enabled yet, or the thing not inventoried
+# since) is one row that says so, with ES's priority for an unknown asset, rather than an empty panel.
+ASSET_SEARCH = "IoT Defender Assets - Lookup Gen"
+ASSET_FIELDS = "nt_host owner priority bunit category city country is_expected"
+ASSET_NONE = f"no asset row: enable the saved search {ASSET_SEARCH} (docs/assets.md) or wait for its next run"
+ASSET_QUERY = (
+    f"| inputlookup max=100 iot_defender_assets where {THING} {SCOPE}"
+    f" | table {ASSET_FIELDS}"
+    f' | appendpipe [stats count | where count=0 | eval owner="{ASSET_NONE}", priority="unknown" | fields - count]'
+    f" | table {ASSET_FIELDS}"
+)
+
+
 def thing_board() -> Board:
     b = Board(
         "iot_defender_thing",
         "IoT Defender - Thing detail",
-        "Everything about one thing: inventory, listening ports over time, egress and destinations, violations, "
-        "audit findings and response actions. Other dashboards open it from a thing's row.",
+        "Everything about one thing: owner, priority and site, inventory, listening ports over time, egress and "
+        "destinations, violations, audit findings and response actions. Other dashboards open it from a thing's row.",
         default_earliest="-24h@h",
     )
     b.viz(
@@ -865,10 +880,13 @@ def thing_board() -> Board:
     b.search(
         "ds_inventory",
         "Inventory",
-        "| inputlookup iot_thing_inventory | search thing_name=$thing|s$ account_id=$account|s$ region=$region|s$"
+        # where goes to the KV store as its query: the thing's own row(s), never the whole collection (max_rows_per_query
+        # caps one KV query at 50,000 rows, so a whole read would miss things past that); max bounds a wildcard.
+        f"| inputlookup max=100 iot_thing_inventory where {THING} {SCOPE}"
         " | table thing_name thing_type thing_groups owner site active_certificates certificate_statuses"
         " certificate_ids account_id region updated_at",
     )
+    b.search("ds_asset", "Asset (owner, priority, site)", ASSET_QUERY)
     b.search(
         "ds_tcp_open",
         "Open TCP ports over time",
@@ -912,6 +930,14 @@ def thing_board() -> Board:
         " | table time action outcome message search_name dry_run",
     )
     b.table("viz_inventory", "Inventory (iot_thing_inventory)", "ds_inventory", count=5)
+    b.table(
+        "viz_asset",
+        "Owner, priority and site (asset lookup iot_defender_assets)",
+        "ds_asset",
+        count=5,
+        description="Its ES asset: owner and bunit from its attributes, priority from iot_defender_asset_priority; "
+        f"written by {ASSET_SEARCH}.",
+    )
     b.viz("viz_tcp_open", "splunk.column", "Open TCP ports over time", "ds_tcp_open", {"stackMode": "stacked"})
     b.viz("viz_udp_open", "splunk.column", "Open UDP ports over time", "ds_udp_open", {"stackMode": "stacked"})
     b.viz("viz_egress", "splunk.line", "Bytes and packets out", "ds_egress", {"y2Fields": ["packets_out"]})
@@ -920,6 +946,7 @@ def thing_board() -> Board:
     b.table("viz_findings", "Audit findings naming this thing (client id)", "ds_findings")
     b.table("viz_actions", "Response actions", "ds_actions")
     b.row(90, ("viz_header", 1))
+    b.row(140, ("viz_asset", 1))
     b.row(160, ("viz_inventory", 1))
     b.row(280, ("viz_tcp_open", 1), ("viz_udp_open", 1))
     b.row(280, ("viz_egress", 1), ("viz_destinations", 1))

@@ -25,8 +25,9 @@ SOURCE = ROOT / "detections"
 TARGET = ROOT / "package" / "default" / "savedsearches.conf"
 APP = "TA-aws-iot-defender"
 PREFIX = "IoT Defender - "
-SUFFIX = {"detection": " - Rule", "baseline": " - Baseline", "bootstrap": " - Bootstrap", "report": ""}
-ORDER = {"detection": 0, "baseline": 1, "bootstrap": 2, "report": 3}
+SUFFIX = {"detection": " - Rule", "baseline": " - Baseline", "bootstrap": " - Bootstrap", "report": "", "asset": ""}
+ORDER = {"detection": 0, "baseline": 1, "bootstrap": 2, "report": 3, "asset": 4}
+ASSET_PREFIX = "IoT Defender Assets - "  # ES asset source searches (docs/assets.md), named as Splunk's SA add-ons do
 RISK_SCORE = {"critical": 90, "high": 70, "medium": 50, "low": 30, "informational": 10}
 ALERT_SEVERITY = {"critical": 6, "high": 5, "medium": 4, "low": 3, "informational": 2}
 # A fixed publish time (2026-12-01T00:00:00Z): the generated file must not change from one run to the next.
@@ -71,7 +72,7 @@ def load() -> List[Dict[str, Any]]:
 
 
 def stanza_name(spec: Dict[str, Any]) -> str:
-    return PREFIX + spec["name"] + SUFFIX[spec["type"]]
+    return (ASSET_PREFIX if spec["type"] == "asset" else PREFIX) + spec["name"] + SUFFIX[spec["type"]]
 
 
 def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
@@ -225,6 +226,8 @@ def stanza(spec: Dict[str, Any]) -> str:
         lines += ["disabled = 1", "enableSched = 0", "is_scheduled = 0"]
     else:
         lines += ["disabled = 1", "enableSched = 1", f"cron_schedule = {schedule['cron']}", "schedule_window = auto"]
+        if kind == "asset":
+            lines.append("realtime_schedule = 0")  # every period runs (a skipped hour's things would wait a day)
     lines += [f"dispatch.earliest_time = {schedule['earliest']}", f"dispatch.latest_time = {schedule['latest']}"]
     for key, value in (spec.get("display") or {}).items():
         lines.append(f"display.{key} = {value}")
@@ -241,7 +244,12 @@ def render() -> str:
     for spec in load():
         if spec["type"] != current:
             current = spec["type"]
-            title = {"detection": "Detections", "baseline": "Baselines", "bootstrap": "Bootstraps (run once)"}
+            title = {
+                "detection": "Detections",
+                "baseline": "Baselines",
+                "bootstrap": "Bootstraps (run once)",
+                "asset": "Enterprise Security asset source",
+            }
             label = title.get(current, "Reports")
             parts.append("#" * (115 - len(label)) + " " + label + "\n")
         parts.append(stanza(spec))

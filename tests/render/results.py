@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from tests.knowledge import fleet_events, model, splkit, splrun
+from tests.knowledge import fleet_events, model, splkit, splrun, test_assets
 
 ROOT = model.ROOT
 APP = "TA-aws-iot-defender"
@@ -35,6 +35,9 @@ CLICK_FROM = ("iot_defender_ports", "viz_risky", "ds_risky")  # a table of thing
 THING_VIEW = "iot_defender_thing"
 # views whose picture goes to the README and the docs (make screenshots copies <view>.small.png to docs/images/)
 SCREENSHOTS = ("iot_defender_violations", "iot_defender_ports", "iot_defender_egress", "iot_defender_thing")
+# data sources of the clicked thing's page that must answer a real row, not their empty-state row (which has no value
+# in this field): the page would draw without complaint either way
+REAL_ROWS = {"ds_asset": "nt_host"}
 
 
 # ------------------------------------------------------------------------------------------ demo events
@@ -58,7 +61,13 @@ def _tables(records: List[Dict[str, Any]]) -> Tuple[model.Model, Dict[str, splru
         sensitive = values.get("case_sensitive_match", "true").lower() in ("1", "true")
         if values.get("external_type") == "kvstore":
             fields = [x.strip() for x in values["fields_list"].split(",")]
-            tables[name] = splrun.Table(fields, list(knowledge.tables.get(name, [])), kv=True, case_sensitive=sensitive)
+            tables[name] = splrun.Table(
+                fields,
+                list(knowledge.tables.get(name, [])),
+                kv=True,
+                case_sensitive=sensitive,
+                max_matches=int(values.get("max_matches", "100")),
+            )
         elif "filename" in values:
             fields, table_rows = model.csv_rows(values["filename"])
             # an empty CSV cell is no field at all in Splunk (inputlookup, lookup outputs)
@@ -118,14 +127,27 @@ def text(value: Any) -> Any:
 
 class Search:
     """Runs a dashboard's searches over the demo's events (the whole demo is in the time range; now() is the
-    demo's last event, so results do not depend on when the check runs)."""
+    demo's last event, so results do not depend on when the check runs).
+
+    The runner is the SPL model with the KV store behaviour of tests/knowledge/test_assets.py (``inputlookup max=N
+    <lookup> where ...``, the lookup's ``filter``), and the asset lookup holds what the shipped search "IoT Defender
+    Assets - Lookup Gen" writes from the demo's inventory events: the dashboard reads the rows Splunk would hold,
+    made by the one definition of the mapping that ships (the search, not a second mapping in Python)."""
 
     def __init__(self) -> None:
         events, self.tables = demo_events()
         self.events = len(events)
         self.store = splrun.EventStore(events)
         self.now = max(e["_time"] for e in events)
-        self.runner = splrun.Runner(model.macros(), self.tables)
+        self.runner = test_assets.AssetRunner(
+            model.macros(),
+            self.tables,
+            {test_assets.LOOKUP: model.conf("transforms.conf")[test_assets.LOOKUP]["filter"]},
+        )
+        inventory_runs = {e["_time"] for e in events if e["sourcetype"] == "aws:iot:thing"}
+        for when in sorted({test_assets.gen_time(t) for t in inventory_runs}):
+            test_assets.run(self.runner, test_assets.GEN, when, self.store)
+        self.assets = len(self.runner.visible(test_assets.LOOKUP))
 
     def rows(self, spl: str) -> List[Dict[str, Any]]:
         return self.runner.run(spl, now=self.now, earliest=0.0, latest=self.now + 1, events=self.store.window).rows
@@ -268,6 +290,7 @@ def build(out: Path, views: Path) -> Dict[str, Any]:
         "to": THING_VIEW,
         "panels": next(s for s in scenarios if s["name"] == THING_VIEW)["panels"],
     }
+    results.errors.extend(_empty_states(results, next(s for s in scenarios if s["name"] == THING_VIEW), thing))
     canaries = _canaries(definitions, scenarios)
     for canary in canaries:
         definitions[canary["name"]] = canary.pop("definition")
@@ -280,6 +303,7 @@ def build(out: Path, views: Path) -> Dict[str, Any]:
         "screenshots": list(SCREENSHOTS),
         "model_errors": results.errors,
         "events": search.events,
+        "assets": search.assets,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(plan, separators=(",", ":")))
@@ -295,6 +319,21 @@ def _click_target(search: Search, definitions: Dict[str, Dict[str, Any]], things
         if not probe.errors and all(r["columns"] and r["columns"][0] for r in probe.results.values()):
             return thing
     return things[0] if things else "*"
+
+
+def _empty_states(results: Results, scenario: Dict[str, Any], thing: str) -> List[str]:
+    """An error for each REAL_ROWS data source of the clicked thing's page that answered only its empty-state row
+    (an empty asset lookup would otherwise draw as a panel that says so, and pass)."""
+    definition = results.definitions[THING_VIEW]
+    errors = []
+    for ds_id, name in REAL_ROWS.items():
+        query = substitute(definition["dataSources"][ds_id]["options"]["query"], scenario["tokens"])
+        answer = results.results.get(f"{ds_id}\0{query}", {"fields": [], "columns": []})
+        names = [f["name"] for f in answer["fields"]]
+        values = answer["columns"][names.index(name)] if name in names else []
+        if not any(values):
+            errors.append(f"{THING_VIEW}/{ds_id}: no {name} for {thing} (the panel shows its empty state)")
+    return errors
 
 
 def _canaries(definitions: Dict[str, Dict[str, Any]], scenarios: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -359,7 +398,7 @@ def main(argv: List[str]) -> int:
     plan = build(args.out, args.views)
     print(
         f"model results: {len(plan['results'])} data source results for {len(plan['scenarios'])} views "
-        f"from {plan['events']} demo events; click {plan['click']['thing']}"
+        f"from {plan['events']} demo events and {plan['assets']} assets; click {plan['click']['thing']}"
     )
     for error in plan["model_errors"]:
         print(f"  - model error: {error}")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests import generators
@@ -104,3 +105,46 @@ def test_the_printed_token_check_catches_every_printed_place():
             definition = {"visualizations": {"viz": {"options": {key: f"x {token} y"}}}}
             assert make_dashboards.printed_tokens(definition), (key, token)
     assert make_dashboards.printed_tokens({"dataSources": {"ds": {"options": {"query": "a=$thing|s$"}}}}) == []
+
+
+def test_thing_view_shows_owner_and_priority_from_the_asset_lookup():
+    """Issue 18: the Thing page shows the thing's ES asset (owner, priority, business unit, site) from the KV lookup
+    iot_defender_assets, read by the thing's quoted name (never a printed token), in a panel that is laid out."""
+    make_dashboards = generators.load("make_dashboards")
+    definition = dict(_definitions())["iot_defender_thing.xml"]
+    laid_out = {b["item"] for layout in definition["layout"]["layoutDefinitions"].values() for b in layout["structure"]}
+    panels = []
+    for viz_id, viz in definition["visualizations"].items():
+        ds_id = viz.get("dataSources", {}).get("primary")
+        query = definition["dataSources"].get(ds_id, {}).get("options", {}).get("query", "")
+        if "inputlookup" in query and "iot_defender_assets" in query:
+            panels.append((viz_id, viz, query))
+    assert len(panels) == 1, "the Thing view has one asset panel"
+    viz_id, viz, query = panels[0]
+    assert viz_id in laid_out and viz["type"] == "splunk.table"  # a table prints text, never markdown
+    assert "iot_defender_assets where thing_name=$thing|s$" in query
+    shown = query.rsplit("| table ", 1)[1].split()
+    assert {"nt_host", "owner", "priority", "bunit", "city", "country"} <= set(shown)
+    assert "appendpipe [stats count | where count=0" in query  # the empty state: a row that says so, not no data
+    assert make_dashboards.printed_tokens(definition) == []
+    assert not re.search(r"\$(thing|account|region)\$", query)  # every token quoted with |s
+
+
+def _kv_collections() -> set:
+    transforms = (ROOT / "package" / "default" / "transforms.conf").read_text()
+    return set(re.findall(r"^\[([^\]]+)\]\s*\nexternal_type\s*=\s*kvstore", transforms, re.M))
+
+
+def test_no_view_reads_a_whole_kv_collection():
+    """Regression (fleet scale): the Thing page read '| inputlookup iot_thing_inventory | search thing_name=...'. Splunk
+    answers one KV query with at most max_rows_per_query = 50,000 rows ([kvstore] in limits.conf), so past 50,000
+    things the page silently missed the thing. A view reads a KV lookup only with a where clause (sent to the KV
+    store as its query) and a max."""
+    collections = _kv_collections()
+    assert "iot_thing_inventory" in collections and "iot_defender_assets" in collections
+    for name, definition in _definitions():
+        for ds_id, ds in definition["dataSources"].items():
+            query = ds.get("options", {}).get("query", "")
+            for match in re.finditer(r"\|\s*inputlookup\s+((?:\w+=\S+\s+)*)(\w+)(\s+where\b)?", query):
+                if match.group(2) in collections:
+                    assert match.group(3) and "max=" in match.group(1), (name, ds_id, query[:120])
