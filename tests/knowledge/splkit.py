@@ -1087,6 +1087,9 @@ class Analyzer:
     def _cmd_reverse(self, analysis: Analysis, state: _State, rest: str) -> None:
         return None
 
+    def _cmd_addinfo(self, analysis: Analysis, state: _State, rest: str) -> None:
+        state.known.update({"info_min_time", "info_max_time", "info_search_time", "info_sid"})
+
     def _cmd_bin(self, analysis: Analysis, state: _State, rest: str) -> None:
         args = [a for a in split_args(rest) if "=" not in a]
         state.need(analysis, args[0], "bin")
