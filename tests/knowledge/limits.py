@@ -68,7 +68,9 @@ def cap_kv_query(rows: List[Dict[str, Any]], what: str) -> Tuple[List[Dict[str, 
     return rows, out
 
 
-def cap(rows: List[Dict[str, Any]], limit: int, what: str, setting: str) -> Tuple[List[Dict[str, Any]], List[Truncation]]:
+def cap(
+    rows: List[Dict[str, Any]], limit: int, what: str, setting: str
+) -> Tuple[List[Dict[str, Any]], List[Truncation]]:
     if len(rows) <= limit:
         return rows, []
     return rows[:limit], [Truncation(what, f"{setting}={limit}", limit, len(rows))]

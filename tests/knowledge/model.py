@@ -196,7 +196,9 @@ class Model:
         self.transforms = conf("transforms.conf")
         self.distributed = distributed
         self.unserved: Dict[str, int] = {}
-        replicated = {n for n, v in conf("collections.conf").items() if v.get("replicate", "false").lower() in ("1", "true")}
+        replicated = {
+            n for n, v in conf("collections.conf").items() if v.get("replicate", "false").lower() in ("1", "true")
+        }
         self.indexer_blind = {
             name
             for name, values in self.transforms.items()

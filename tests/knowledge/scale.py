@@ -150,13 +150,17 @@ def _inventory() -> List[Dict[str, Any]]:
 def _findings() -> List[Dict[str, Any]]:
     """The planted audit finding (a device certificate expiring), shaped like the fleet's own findings."""
     small = behaviour.world().store
-    ast = splkit.parse_base_search('sourcetype="aws:iot:defender:audit:finding" checkName="DEVICE_CERTIFICATE_SHARED_CHECK"')
+    ast = splkit.parse_base_search(
+        'sourcetype="aws:iot:defender:audit:finding" checkName="DEVICE_CERTIFICATE_SHARED_CHECK"'
+    )
     template = next(e for e in small.window(0, NOW + 1, ast) if splkit.matches(ast, e, e["_raw"]))
     out = []
     for kind, i, _v in PLANTS:
         if kind != "cert_expiring":
             continue
-        event = {k: v for k, v in template.items() if k not in ("thing_name", "user", "relatedResources{}.resourceType")}
+        event = {
+            k: v for k, v in template.items() if k not in ("thing_name", "user", "relatedResources{}.resourceType")
+        }
         event.pop("relatedResources{}.resourceIdentifier.clientId", None)
         cert = certificate_id(i)
         event.update(
@@ -193,7 +197,7 @@ def truth() -> Dict[str, Set[str]]:
         by.setdefault(kind, []).append((i, value))
     things = lambda kind: {thing_name(i) for i, _v in by.get(kind, [])}  # noqa: E731
     return {
-        "New listening port": {f"{thing_name(i)}:{v}" for i, v in by["port"]},
+        "New listening port": {f"{thing_name(i)}:{v}/tcp" for i, v in by["port"]},
         "Risky port open": things("port"),
         "Listening port outside the allow-list": things("port"),
         "New destination": {f"{thing_name(i)}:{v}" for i, v in by["dest"]},

@@ -79,7 +79,9 @@ def scheduled_times(searches: Mapping[str, Mapping[str, str]], start: float, end
 
 def ordered(searches: Mapping[str, Mapping[str, str]], start: float, end: float) -> Plan:
     """A quiet scheduler: on time; in one minute detections ("- Rule") before baselines."""
-    runs = sorted(scheduled_times(searches, start, end), key=lambda d: (d.scheduled, d.name.endswith(" - Baseline"), d.name))
+    runs = sorted(
+        scheduled_times(searches, start, end), key=lambda d: (d.scheduled, d.name.endswith(" - Baseline"), d.name)
+    )
     return Plan(runs=runs, skipped=[])
 
 

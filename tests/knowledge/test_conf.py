@@ -142,7 +142,8 @@ def test_correlation_searches_ship_disabled_and_scheduled():
         assert values["search"].lstrip().startswith("`iot_defender_index`"), name
         assert len(values["description"]) > 40, name
     for name, values in reports.items():
-        assert values.get("is_scheduled") == "0" or values.get("disabled") == "1", name
+        assert values.get("enableSched") == "0" or values.get("disabled") == "1", name
+        assert "is_scheduled" not in values, "is_scheduled is a REST field, not a savedsearches.conf key"
         assert "`iot_defender_index`" in values["search"], name
 
 
