@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-BENCHMARKS = ("bench_pull", "bench_quota", "bench_respond", "bench_transform", "bench_inventory")
+BENCHMARKS = ("bench_pull", "bench_quota", "bench_respond", "bench_transform", "bench_inventory", "bench_detections")
 
 
 def main() -> int:

@@ -199,7 +199,7 @@ def filter_macro(spec: Dict[str, Any]) -> str:
 
 def detection_search(spec: Dict[str, Any]) -> str:
     """The detection's search, then the token-safe drilldown fields, then its filter macro (tuning hook)."""
-    fields = dict.fromkeys(drill_fields(spec) + [entities(spec)[0]["field"]])
+    fields = dict.fromkeys([*drill_fields(spec), entities(spec)[0]["field"]])
     drills = ", ".join(f'{DRILL}{f}=replace(mvindex({f}, 0), "{SAFE}", "*")' for f in fields)
     return spec["search"].strip() + f"\n| eval {drills}\n| `{filter_macro(spec)}`"
 
@@ -251,6 +251,13 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
         {
             "name": f"Every event of ${key}$ (what the Thing detail dashboard shows)",
             "search": f'`iot_defender_index` (thing_name="${DRILL}{key}$" OR dest="${DRILL}{key}$")',
+            "earliest_offset": "$info_min_time$",
+            "latest_offset": "$info_max_time$",
+        }
+        if key in [*drill_fields(spec), "thing_name", "entity"]
+        else {  # an entity no event carries (account:region): every event of that account and region
+            "name": "Every event of $account_id$ $region$",
+            "search": f'`iot_defender_index` account_id="${DRILL}account_id$" region="${DRILL}region$"',
             "earliest_offset": "$info_min_time$",
             "latest_offset": "$info_max_time$",
         },
