@@ -22,6 +22,8 @@ def key_text(value: Any) -> str:
 
 
 def stored(value: Any) -> Any:
+    if type(value) is str:
+        return value
     if isinstance(value, list):
         return [key_text(v) for v in value]
     return key_text(value)
@@ -43,6 +45,7 @@ class Table:
     rows_read: int = 0
     rows_written: int = 0
     batch_saves: int = 0
+    _positions: Optional[Dict[str, int]] = field(default=None, repr=False, compare=False)
 
     def _shape(self, rows: Iterable[Row]) -> List[Row]:
         keep = [f for f in self.fields] if self.kv else None
@@ -61,6 +64,7 @@ class Table:
     def store(self, rows: Iterable[Row]) -> None:
         """``outputlookup name``: the table becomes these rows."""
         self.rows = self._shape(rows)
+        self._positions = None
         self._written(self.rows)
 
     def upsert(self, rows: Iterable[Row], key_field: Optional[str]) -> None:
@@ -68,9 +72,11 @@ class Table:
         fresh = self._shape(rows)
         if key_field is None:
             self.rows = self.rows + fresh
+            self._positions = None
         else:
-            by_key = {r.get("_key"): n for n, r in enumerate(self.rows) if r.get("_key") is not None}
-            merged = list(self.rows)
+            if self._positions is None:
+                self._positions = {r["_key"]: n for n, r in enumerate(self.rows) if r.get("_key") is not None}
+            by_key, merged = self._positions, self.rows
             for row in fresh:
                 key = row.get(key_field)
                 if key is None:

@@ -7,8 +7,8 @@ lookup fields: on indexers the inventory lookup is not available). Things report
 minute of their own), so a run reads 100,000 events per metric-hour instead of 1.2 million: the row counts that meet
 Splunk's caps (KV collections, join and lookup rows: one per thing and value) are those of the full fleet.
 
-Timeline: a clean hour 28 hours before ``NOW`` (what the bootstraps learn), then four scheduled hours before ``NOW``
-with the plants active for the last two. ``iot_defender_baseline_min_points`` is 1 here (the SOC's tuning for one
+Timeline: a clean hour 29 hours before ``NOW`` (what the bootstraps learn), then two hours of events before ``NOW``,
+the plants active in the second; the scheduler runs from two hours before ``NOW`` to half an hour after it. ``iot_defender_baseline_min_points`` is 1 here (the SOC's tuning for one
 hourly datapoint of history; the shipped 288 assumes 5-minute datapoints over a day).
 """
 
@@ -22,17 +22,18 @@ from tests.knowledge import behaviour, model, scheduler, splkit, splrun
 THINGS = 100_000
 H = 3600.0
 NOW = behaviour.NOW.timestamp()
-HISTORY = (NOW - 28 * H, NOW - 27 * H)
-LIVE = (NOW - 4 * H, NOW)
-PLANTS_FROM = NOW - 2 * H
+HISTORY = (NOW - 29 * H, NOW - 28 * H)
+LIVE = (NOW - 2 * H, NOW)  # events: a clean hour, then an hour with the plants
+PLANTS_FROM = NOW - 1 * H
+SCHEDULE = (NOW - H - 5 * 60, NOW + 30 * 60)  # hourly searches twice over events, 15-minute ones 7 times
 ACCOUNT, REGION = "123456789012", "us-east-1"
 TYPES = ("PumpStation", "ValveController", "FlowMeter", "RtuGateway")
+# A lean device: one listening TCP port, one destination, bytes out and authorization failures (the baselines still
+# hold 3 rows per thing in iot_defender_seen_values and 2 in iot_defender_metric_baseline: 300,000 and 200,000 rows).
 METRICS = (
     "aws:listening-tcp-ports",
-    "aws:listening-udp-ports",
     "aws:destination-ip-addresses",
     "aws:all-bytes-out",
-    "aws:all-packets-out",
     "aws:num-authorization-failures",
 )
 
@@ -102,22 +103,18 @@ class ScaleStore:
         }
         if name == "aws:listening-tcp-ports":
             extra = _plant("port", i) if live else None
-            event.update(transport="tcp", port=["22", "8883"] + ([extra] if extra else []))
-        elif name == "aws:listening-udp-ports":
-            event.update(transport="udp", port="123")
+            event.update(transport="tcp", port=["8883", extra] if extra else "8883")
         elif name == "aws:destination-ip-addresses":
-            cidrs = ["10.20.0.10/32", f"192.0.{2 + i % 50}.{i % 250}/32"]
+            cidrs = [f"192.0.{2 + i % 50}.{i % 250}/32"]
             cidrs += [_plant("dest", i)] if live and _plant("dest", i) else []
-            event.update(dest_cidr=cidrs, dest_ip=[c.split("/")[0] for c in cidrs])
+            event.update(dest_cidr=cidrs if len(cidrs) > 1 else cidrs[0], dest_ip=[c.split("/")[0] for c in cidrs])
         else:
-            base = {"aws:all-bytes-out": 50_000 + i % 997, "aws:all-packets-out": 300 + i % 13}.get(name, i % 2)
+            base = 50_000 + i % 997 if name == "aws:all-bytes-out" else i % 2
             factor = (_plant("egress", i) or 1) if live and name != "aws:num-authorization-failures" else 1
             value = base * factor
             if live and name == "aws:num-authorization-failures" and _plant("auth_burst", i):
                 value = _plant("auth_burst", i)
-            field = {"aws:all-bytes-out": "bytes_out", "aws:all-packets-out": "packets_out"}.get(
-                name, "authorization_failures"
-            )
+            field = "bytes_out" if name == "aws:all-bytes-out" else "authorization_failures"
             event.update({field: str(value), "metric_value": str(value)})
         return event
 
@@ -164,7 +161,7 @@ def _findings() -> List[Dict[str, Any]]:
         event.pop("relatedResources{}.resourceIdentifier.clientId", None)
         cert = certificate_id(i)
         event.update(
-            _time=PLANTS_FROM + 300,
+            _time=LIVE[0] + 300,
             checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK",
             signature="DEVICE_CERTIFICATE_EXPIRING_CHECK",
             severity="medium",
@@ -211,7 +208,7 @@ def truth() -> Dict[str, Set[str]]:
 def simulate() -> behaviour.Outcome:
     w = world()
     searches = behaviour.searches_of()
-    plan = scheduler.ordered(searches, LIVE[0], LIVE[1])
+    plan = scheduler.ordered(searches, SCHEDULE[0], SCHEDULE[1])
     macros = dict(model.macros())
     macros["iot_defender_baseline_min_points"] = ("1", [])
     return behaviour.simulate_on(w, plan, LIVE[0], macros=macros)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import itertools
 import math
 import re
@@ -54,6 +55,7 @@ def _snap(epoch: float, unit: str) -> float:
     return moment.timestamp()
 
 
+@functools.lru_cache(maxsize=4096)
 def relative_time(now: float, spec: str) -> float:
     """Splunk's relative time modifiers (``-1h@h``, ``@d``, ``-30m@m``, ``now``) against ``now`` (UTC)."""
     text = spec.strip()
