@@ -14,7 +14,9 @@ Run: python scripts/make_detections.py   (tests/knowledge/test_detections.py kee
 from __future__ import annotations
 
 import json
+import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -143,6 +145,8 @@ KILL_CHAIN = {
     "command-and-control": "Command and Control",
     "exfiltration": "Actions on Objectives",
     "impact": "Actions on Objectives",
+    "stealth": "Exploitation",  # ATT&CK v19 splits Defense Evasion
+    "defense-impairment": "Exploitation",
 }
 PHASES = [
     "Reconnaissance",
@@ -193,8 +197,16 @@ def drill_fields(spec: Dict[str, Any]) -> List[str]:
     return spec.get("drilldown") or ["account_id", "region", entities(spec)[0]["field"]]
 
 
+def snake(name: str) -> str:
+    """A detection name as Splunk's content tool names its file and its filter macro."""
+    for char in " -./":
+        name = name.replace(char, "_")
+    return name.lower()
+
+
 def filter_macro(spec: Dict[str, Any]) -> str:
-    return f"iot_defender_{spec['_file']}_filter"
+    """``<detection>_filter``, the name Splunk's content tool requires (derived from the detection's name)."""
+    return snake(spec["name"]) + "_filter"
 
 
 def detection_search(spec: Dict[str, Any]) -> str:
@@ -216,32 +228,21 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
-def detection_lines(spec: Dict[str, Any]) -> List[str]:
-    name = stanza_name(spec)
-    finding, risk = spec["finding"], spec["risk"]
-    severity = finding["severity"]
-    score = RISK_SCORE[severity]
-    ents = entities(spec)
-    key = ents[0]["field"]
-    annotations = {
-        "analytic_story": [spec["story"]],
-        "cis20": ["CIS 13"],
-        "confidence": 100,
-        "impact": score,
-        "kill_chain_phases": kill_chain(spec["mitre"]["enterprise"]),
-        "mitre_attack": spec["mitre"]["enterprise"],
-        "mitre_attack_enterprise": spec["mitre"]["enterprise"],
-        "mitre_attack_ics": spec["mitre"]["ics"],
-        "nist": ["DE.CM", "DE.AE"],
-    }
-    metadata = {
-        "detection_id": spec["id"],
-        "detection_version": str(spec["version"]),
-        "deprecated": "0",
-        "publish_time": PUBLISH_TIME,
-        "needs": spec["needs"],
-    }
-    drilldowns = [
+ORIGINAL = "%original_detection_search%"  # contentctl's placeholder for the detection's own search
+
+
+def drilldowns(spec: Dict[str, Any], original: str = ORIGINAL) -> List[Dict[str, str]]:
+    """The finding's drilldowns (token-safe fields only): the detection's own results for its entity (``original``:
+    contentctl's placeholder, or the search itself in savedsearches.conf, as contentctl builds it), its raw events,
+    then every event of its entity."""
+    key = entities(spec)[0]["field"]
+    return [
+        {
+            "name": f"The detection's results for ${key}$",
+            "search": f'{original} | search {key}="${DRILL}{key}$"',
+            "earliest_offset": "$info_min_time$",
+            "latest_offset": "$info_max_time$",
+        },
         {
             "name": f"Events of this finding (${key}$)",
             "search": base_search(spec) + "".join(f' {f}="${DRILL}{f}$"' for f in drill_fields(spec)),
@@ -262,6 +263,33 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
             "latest_offset": "$info_max_time$",
         },
     ]
+
+
+def detection_lines(spec: Dict[str, Any]) -> List[str]:
+    name = stanza_name(spec)
+    finding, risk = spec["finding"], spec["risk"]
+    severity = finding["severity"]
+    score = RISK_SCORE[severity]
+    ents = entities(spec)
+    annotations = {
+        "analytic_story": [spec["story"]],
+        "cis20": ["CIS 13"],
+        "confidence": 100,
+        "impact": score,
+        "kill_chain_phases": kill_chain(spec["mitre"]["enterprise"]),
+        "mitre_attack": spec["mitre"]["enterprise"],
+        "mitre_attack_enterprise": spec["mitre"]["enterprise"],
+        "mitre_attack_ics": spec["mitre"]["ics"],
+        "nist": ["DE.CM", "DE.AE"],
+    }
+    metadata = {
+        "detection_id": spec["id"],
+        "detection_version": str(spec["version"]),
+        "deprecated": "0",
+        "publish_time": PUBLISH_TIME,
+        "needs": spec["needs"],
+    }
+    links = drilldowns(spec, " ".join(line.strip() for line in detection_search(spec).split("\n")))
     next_steps = {
         "version": 1,
         "data": f"1. Open the Thing detail dashboard: /app/{APP}/iot_defender_thing?form.thing=$thing_name$ "
@@ -291,7 +319,7 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
         f"action.notable.param.security_domain = {finding['security_domain']}",
         f"action.notable.param.severity = {severity}",
         f"action.notable.param.nes_fields = {','.join(dict.fromkeys([e['field'] for e in ents] + ['account_id', 'region']))}",
-        f"action.notable.param.drilldown_searches = {compact(drilldowns)}",
+        f"action.notable.param.drilldown_searches = {compact(links)}",
         f"action.notable.param._entities = {compact(risk_objects)}",
         f"action.notable.param.next_steps = {compact(next_steps)}",
         "action.notable.param.recommended_actions = " + ",".join(spec["actions"]),
@@ -378,7 +406,146 @@ def macros_text() -> str:
     return head + block + "\n" + marker + tail
 
 
+# ------------------------------------------------------------------------------- Splunk's content tool (contentctl)
+
+SOURCETYPE_NAMES = {
+    "aws:iot:defender:metric": "AWS IoT Device Defender metric",
+    "aws:iot:defender:audit:finding": "AWS IoT Device Defender audit finding",
+    "aws:iot:defender:audit:task": "AWS IoT Device Defender audit task",
+    "aws:iot:defender:active_violation": "AWS IoT Device Defender active violation",
+}
+
+
+def _yaml(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, width=1000))
+
+
+def contentctl_detection(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A detection in contentctl's schema (translated: our YAML also carries audit blocks, baselines and costs)."""
+    sourcetype = re.search(r'sourcetype="([^"]+)"', spec["search"])
+    severity_score = RISK_SCORE[spec["finding"]["severity"]]
+    return {
+        "name": spec["name"],
+        "id": spec["id"],
+        "version": int(spec["version"]),
+        "date": "2026-12-01",
+        "author": "TA-aws-iot-defender",
+        "status": "production",
+        "type": "TTP",
+        "description": " ".join(spec["description"].split()),
+        "data_source": [SOURCETYPE_NAMES[sourcetype.group(1)]] if sourcetype else [],
+        "search": detection_search(spec),
+        "how_to_implement": "Install TA-aws-iot-defender, enable its inputs (or the Firehose/HEC path) and, for detections "
+        "that compare with a baseline, its Baseline searches; point the iot_defender_index macro at your indexes.",
+        "known_false_positives": "A legitimate change on the device or in the AWS account; tune with the detection's "
+        "filter macro in local/macros.conf.",
+        "references": ["https://docs.aws.amazon.com/iot-device-defender/latest/devguide/what-is-device-defender.html"],
+        "drilldown_searches": json.loads(compact(drilldowns(spec))),
+        "rba": {
+            "message": spec["risk"]["message"],
+            "risk_objects": [{"field": e["field"], "type": e["type"], "score": severity_score} for e in entities(spec)],
+            "threat_objects": [{"field": t["field"], "type": t["type"]} for t in spec["risk"]["threat_objects"]],
+        },
+        "tags": {
+            "analytic_story": [spec["story"]],
+            "asset_type": "Network",
+            "mitre_attack_id": spec["mitre"]["enterprise"],
+            "product": ["Splunk Enterprise", "Splunk Enterprise Security", "Splunk Cloud"],
+            "security_domain": spec["finding"]["security_domain"],
+            "manual_test": "Proven on the add-on's SPL model: tests/knowledge/test_behaviour_tables.py runs it on "
+            "schedule over a simulated fleet with planted compromises (today's fleet, 100,000 things, chaos schedule).",
+        },
+    }
+
+
+def _lookups(out: Path) -> None:
+    import configparser
+
+    transforms = configparser.RawConfigParser(strict=False)
+    transforms.read(ROOT / "package" / "default" / "transforms.conf")
+    for name in transforms.sections():
+        values = dict(transforms.items(name))
+        entry: Dict[str, Any] = {
+            "name": name,
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "ta-aws-iot-defender/" + name)),
+            "version": 1,
+            "date": "2026-12-01",
+            "author": "TA-aws-iot-defender",
+            "description": f"Lookup {name} of TA-aws-iot-defender (transforms.conf).",
+        }
+        if values.get("external_type") == "kvstore":
+            entry.update(lookup_type="kvstore", fields=[f.strip() for f in values["fields_list"].split(",")])
+        else:
+            entry.update(lookup_type="csv")
+            (out / "lookups" / f"{name}.csv").write_bytes(
+                (ROOT / "package" / "lookups" / values["filename"]).read_bytes()
+            )
+        if "max_matches" in values:
+            entry["max_matches"] = int(values["max_matches"])
+        entry["case_sensitive_match"] = values.get("case_sensitive_match", "true") == "true"
+        _yaml(out / "lookups" / f"{name}.yml", entry)
+
+
+def contentctl_project(out: Path) -> None:
+    """Writes our detections, their macros, lookups, stories and data sources into a contentctl project at ``out``
+    (made with ``contentctl init``; its sample content is removed)."""
+    for folder in ("detections", "macros", "lookups", "stories", "data_sources", "baselines"):
+        for path in sorted((out / folder).rglob("*.yml")) + sorted((out / folder).rglob("*.csv")):
+            path.unlink()
+    import configparser
+
+    macros = configparser.RawConfigParser(strict=False)
+    macros.read(ROOT / "package" / "default" / "macros.conf")
+    for name in macros.sections():
+        values = dict(macros.items(name))
+        entry = {"name": name, "definition": values["definition"], "description": values.get("description", name)}
+        _yaml(out / "macros" / f"{name}.yml", entry)
+    _lookups(out)
+    specs = [s for s in load() if s["type"] == "detection"]
+    for story in sorted({s["story"] for s in specs}):
+        _yaml(
+            out / "stories" / f"{snake(story)}.yml",
+            {
+                "name": story,
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "ta-aws-iot-defender/" + story)),
+                "version": 1,
+                "date": "2026-12-01",
+                "author": "TA-aws-iot-defender",
+                "status": "production",
+                "description": f"{story}: detections of TA-aws-iot-defender.",
+                "narrative": f"{story}.",
+                "references": [],
+                "tags": {
+                    "category": ["Cloud Security"],
+                    "product": ["Splunk Enterprise", "Splunk Enterprise Security", "Splunk Cloud"],
+                    "usecase": "Security Monitoring",
+                },
+            },
+        )
+    for sourcetype, name in SOURCETYPE_NAMES.items():
+        _yaml(
+            out / "data_sources" / f"{snake(name)}.yml",
+            {
+                "name": name,
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "ta-aws-iot-defender/" + sourcetype)),
+                "version": 1,
+                "date": "2026-12-01",
+                "author": "TA-aws-iot-defender",
+                "description": f"{name} events of TA-aws-iot-defender.",
+                "source": "aws:iot",
+                "sourcetype": sourcetype,
+                "supported_TA": [{"name": APP, "version": "1.0.0"}],
+            },
+        )
+    for spec in specs:
+        _yaml(out / "detections" / "cloud" / f"{snake(spec['name'])}.yml", contentctl_detection(spec))
+
+
 def main() -> int:
+    if "--contentctl" in sys.argv:
+        contentctl_project(Path(sys.argv[sys.argv.index("--contentctl") + 1]))
+        return 0
     text, macros = render(), macros_text()
     if "--check" in sys.argv:
         return 0 if TARGET.read_text() == text and MACROS.read_text() == macros else 1

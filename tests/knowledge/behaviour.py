@@ -343,7 +343,9 @@ def simulate_on(
 ) -> Outcome:
     """Bootstraps at ``bootstrap_at``, then every run of ``plan`` in its order; findings after suppression.
     ``macros``: the macros.conf definitions in force (default: the shipped ones)."""
-    w = dataclasses.replace(w, tables={n: dataclasses.replace(t, rows=list(t.rows), _positions=None) for n, t in w.tables.items()})
+    w = dataclasses.replace(
+        w, tables={n: dataclasses.replace(t, rows=list(t.rows), _positions=None) for n, t in w.tables.items()}
+    )
     runner = splrun.Runner(macros or model.macros(), w.tables, distributed=distributed)
     outcome = Outcome(skipped=len(plan.skipped))
     for name, values in searches_of("bootstrap").items():

@@ -5,10 +5,7 @@ the finding's events, and a device-chosen name cannot break out of one."""
 from __future__ import annotations
 
 import json
-import os
 import re
-
-import pytest
 
 from tests.knowledge import behaviour, model, scale, splkit, splrun
 
@@ -48,8 +45,6 @@ def test_c_chaos_schedule(capsys):
     assert outcome.skipped == 0, "realtime_schedule = 0: the scheduler never skips a detection or a baseline"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("IOT_DEFENDER_SCALE"), reason="100k fleet: make bench (IOT_DEFENDER_SCALE=1)")
 def test_b_one_hundred_thousand_things(capsys):
     rows, outcome = scale.table(), scale.simulate()
     _print(capsys, f"(b) {scale.THINGS:,} things, Splunk's limits, distributed", rows, outcome)
@@ -92,9 +87,8 @@ HOSTILE = 'pump" OR thing_name=* | delete [search index=_internal] `iot_defender
 
 def test_a_hostile_thing_name_cannot_break_out_of_a_drilldown():
     name = "IoT Defender - Risky port open - Rule"
-    expression = re.search(
-        r"drilldown_thing_name=(replace\(mvindex\(thing_name, 0\), \"[^\"]+\", \"\*\"\))", DETECTIONS[name]["search"]
-    )
+    pattern = r"drilldown_thing_name=(replace\(mvindex\(thing_name, 0\), \"[^\"]+\", \"\*\"\))"
+    expression = re.search(pattern, DETECTIONS[name]["search"])
     assert expression, "the detection computes a token-safe drilldown field"
     safe = splrun.Evaluator({"thing_name": HOSTILE}, 0.0).eval(splkit.parse_expression(expression.group(1)))
     assert not set(safe) & set('"|[]`$\\ '), safe
@@ -105,23 +99,23 @@ def test_a_hostile_thing_name_cannot_break_out_of_a_drilldown():
                 "_raw": "",
                 "sourcetype": "aws:iot:defender:metric",
                 "index": "iot",
-                "name": n,
-                "thing_name": t,
+                "thing_name": thing,
+                "name": "aws:listening-tcp-ports",
                 "account_id": "1",
                 "region": "r",
             }
-            for t in (HOSTILE, "pump-decoy")
-            for n in ("aws:listening-tcp-ports",)
+            for thing in (HOSTILE, "pump-decoy")
         ]
     )
+    analyzer = model.analyzer()
     for drilldown in _drilldowns(name):
-        search = _fill(
-            drilldown["search"], {"drilldown_thing_name": safe, "drilldown_account_id": "1", "drilldown_region": "r"}
-        )
-        expanded = model.analyzer().expand(search)
-        assert len(splkit.split_pipeline(expanded)) == 1, search  # no command of the device's making
-        assert "[" not in expanded and "`" not in expanded and "delete" not in expanded.split('"')[0]
-        rows = (
-            splrun.Runner(model.macros(), {}).run(search, now=2.0, earliest=0.0, latest=2.0, events=events.window).rows
-        )
-        assert [r["thing_name"] for r in rows] == [HOSTILE], search
+        tokens = {"drilldown_account_id": "1", "drilldown_region": "r"}
+        search = _fill(drilldown["search"], {**tokens, "drilldown_thing_name": safe})
+        benign = _fill(drilldown["search"], {**tokens, "drilldown_thing_name": "x"})
+        hostile, plain = splkit.split_pipeline(analyzer.expand(search)), splkit.split_pipeline(analyzer.expand(benign))
+        # the same commands as with a plain name: none of the device's making, no subsearch, no macro
+        assert [c.split()[0] for c in hostile] == [c.split()[0] for c in plain], search
+        assert search.count("[") == benign.count("[") and search.count("`") == benign.count("`"), search
+        if len(plain) == 1:  # a plain event search: it finds the hostile thing's event, not the decoy's
+            run = splrun.Runner(model.macros(), {}).run(search, now=2.0, earliest=0.0, latest=2.0, events=events.window)
+            assert [r["thing_name"] for r in run.rows] == [HOSTILE], search
