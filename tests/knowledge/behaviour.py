@@ -188,7 +188,7 @@ def tables(kv_rows: Dict[str, List[Dict[str, Any]]], allowed_ports: Any = ALLOWE
     out: Dict[str, splrun.Table] = {}
     for name, values in model.conf("transforms.conf").items():
         sensitive = values.get("case_sensitive_match", "true").lower() in ("1", "true")
-        max_matches = int(values.get("max_matches", "1000"))  # transforms.conf.spec default without time_field
+        max_matches = int(values.get("max_matches", "100"))  # transforms.conf.spec: default 100 without time_field
         if values.get("external_type") == "kvstore":
             fields = [x.strip() for x in values["fields_list"].split(",")]
             replicate = collections.get(values["collection"], {}).get("replicate", "false").lower() in ("1", "true")
