@@ -18,6 +18,11 @@ def _table(name, rows):
     return behaviour.tables({name: rows})[name]
 
 
+def _indexed(sourcetype, when, **fields):
+    """An indexed event as the searches see it (index, sourcetype, time, no raw text)."""
+    return {"_time": when, "_raw": "", "index": "iot", "sourcetype": sourcetype, **fields}
+
+
 # 1. Baselines read a whole KV collection and rewrite it ---------------------------------------------------------
 
 
@@ -38,18 +43,16 @@ def test_1_a_baseline_run_keeps_a_collection_larger_than_one_kv_query():
     ]
     table = _table("iot_defender_seen_values", learned)
     now = behaviour.NOW.timestamp()
-    event = {
-        "_time": now - 1800,
-        "_raw": "",
-        "index": "iot",
-        "sourcetype": "aws:iot:defender:metric",
-        "name": "aws:listening-tcp-ports",
-        "thing_name": "t7",
-        "account_id": "a",
-        "region": "r",
-        "transport": "tcp",
-        "port": "8883",
-    }
+    event = _indexed(
+        "aws:iot:defender:metric",
+        now - 1800,
+        name="aws:listening-tcp-ports",
+        thing_name="t7",
+        account_id="a",
+        region="r",
+        transport="tcp",
+        port="8883",
+    )
     store = splrun.EventStore([event])
     values = SEARCHES[SEEN]
     run = splrun.Runner(model.macros(), {"iot_defender_seen_values": table}, distributed=True).run(
@@ -142,22 +145,20 @@ def test_6_a_second_new_port_on_the_same_thing_the_same_day_is_reported():
 
 def test_7_a_ca_certificate_finding_has_an_entity():
     now = behaviour.NOW.timestamp()
-    finding = {
-        "_time": now - 5400,
-        "_raw": "",
-        "index": "iot",
-        "sourcetype": "aws:iot:defender:audit:finding",
-        "isSuppressed": "false",
-        "checkName": "CA_CERTIFICATE_EXPIRING_CHECK",
-        "account_id": "a",
-        "region": "r",
-        "resource_type": "CA_CERTIFICATE",
-        "dest": "ca0123",
-        "findingId": "f",
-        "taskId": "t",
-        "description": "CA certificate expiring",
-        "severity": "medium",
-    }
+    finding = _indexed(
+        "aws:iot:defender:audit:finding",
+        now - 5400,
+        isSuppressed="false",
+        checkName="CA_CERTIFICATE_EXPIRING_CHECK",
+        account_id="a",
+        region="r",
+        resource_type="CA_CERTIFICATE",
+        dest="ca0123",
+        findingId="f",
+        taskId="t",
+        description="CA certificate expiring",
+        severity="medium",
+    )
     tables = behaviour.tables({})
     name = "IoT Defender - CA or device certificate expiring - Rule"
     values = DETECTIONS[name]
