@@ -276,6 +276,9 @@ class Outcome:
     skipped: int = 0
     suppressed: Dict[str, int] = field(default_factory=dict)
     windows: Dict[str, List[Tuple[float, float]]] = field(default_factory=dict)  # rule -> (earliest, latest) per row
+    kv_read: Dict[str, int] = field(default_factory=dict)  # search -> KV rows its runs read (queries and lookups)
+    kv_written: Dict[str, int] = field(default_factory=dict)  # search -> KV rows its runs wrote
+    kv_rows: Dict[str, int] = field(default_factory=dict)  # collection -> rows at the end
 
 
 # A "New ..." finding is about a thing and its new value: one key per (thing, value).
@@ -354,9 +357,13 @@ def simulate_on(
         outcome.truncations.extend((name, t) for t in result.truncations)
     scheduled = searches_of()
     memory: Dict[str, Dict[Tuple[str, ...], float]] = {}
+    kv = [t for t in w.tables.values() if t.kv]
     for dispatch in plan.runs:
         name, values = dispatch.name, scheduled[dispatch.name]
+        read, written = sum(t.rows_read for t in kv), sum(t.rows_written for t in kv)
         result = _run(runner, w, values, dispatch.scheduled)
+        outcome.kv_read[name] = outcome.kv_read.get(name, 0) + sum(t.rows_read for t in kv) - read
+        outcome.kv_written[name] = outcome.kv_written.get(name, 0) + sum(t.rows_written for t in kv) - written
         outcome.runs[name] = outcome.runs.get(name, 0) + 1
         outcome.max_read[name] = max(outcome.max_read.get(name, 0), result.events_read)
         outcome.events_read[name] = outcome.events_read.get(name, 0) + result.events_read
@@ -373,6 +380,7 @@ def simulate_on(
                 outcome.found.setdefault(name, set()).update(keys)
                 outcome.rows.setdefault(name, []).append(row)
                 outcome.windows.setdefault(name, []).append(_window(values, dispatch.scheduled))
+    outcome.kv_rows = {n: len(t.rows) for n, t in w.tables.items() if t.kv}
     return outcome
 
 
