@@ -79,6 +79,7 @@ test: lint build $(VENV_INFRA)/.installed
 	mkdir -p build && $(PY) -m tests.harness.demo > build/demo.log 2>&1 || { cat build/demo.log; exit 1; }
 	@tail -n 2 build/demo.log
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory contentctl-check
 	$(MAKE) --no-print-directory dashboards-check
 	$(MAKE) --no-print-directory docs-check
 	$(MAKE) --no-print-directory package-check

@@ -11,7 +11,15 @@ import json
 import sys
 import time
 
-BENCHMARKS = ("bench_pull", "bench_quota", "bench_respond", "bench_transform", "bench_inventory", "bench_assets")
+BENCHMARKS = (
+    "bench_pull",
+    "bench_quota",
+    "bench_respond",
+    "bench_transform",
+    "bench_inventory",
+    "bench_detections",
+    "bench_assets",
+)
 
 
 def main() -> int:

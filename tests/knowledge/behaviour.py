@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import functools
 import io
@@ -27,9 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from croniter import croniter
-
-from tests.knowledge import fleet_events, model, splkit, splrun
+from tests.knowledge import fleet_events, model, scheduler, splkit, splrun
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
 DAYS = 3
@@ -45,6 +44,8 @@ def plants() -> List[Any]:
     now = NOW.timestamp()
     return [
         Plant("port", "pump-station-001", now - 20 * H, now - 17 * H, 23),
+        # a second new port on the same thing the same day: its own finding (suppression is per thing and value)
+        Plant("port", "pump-station-001", now - 15 * H, None, 9999),
         Plant("port", "valve-controller-002", now - 8 * H, None, 21),
         Plant("egress", "flow-meter-003", now - 14 * H, now - 12 * H, 25),
         Plant("dest", "rtu-gateway-004", now - 11 * H, None, "203.0.113.77/32"),
@@ -173,37 +174,57 @@ def _thing_events() -> List[Any]:
 
 @dataclass
 class World:
-    store: splrun.EventStore
+    store: Any  # splrun.EventStore, or anything with window(earliest, latest, ast)
     tables: Dict[str, splrun.Table]
     events: int
+    things: int = THINGS
+    unserved: Dict[str, int] = field(default_factory=dict)  # automatic lookups indexers could not serve
 
 
-def _tables(kv_rows: List[Dict[str, Any]]) -> Dict[str, splrun.Table]:
-    knowledge = model.Model(kv_rows={"iot_thing_inventory": kv_rows})
-    tables: Dict[str, splrun.Table] = {}
+def tables(kv_rows: Dict[str, List[Dict[str, Any]]], allowed_ports: Any = ALLOWED_PORTS) -> Dict[str, splrun.Table]:
+    """The lookups of transforms.conf as the runner's tables: KV collections with the given rows (and their
+    collections.conf ``replicate``), CSV files as shipped, the allow-list replaced by the fleet's own."""
+    collections = model.conf("collections.conf")
+    out: Dict[str, splrun.Table] = {}
     for name, values in model.conf("transforms.conf").items():
         sensitive = values.get("case_sensitive_match", "true").lower() in ("1", "true")
-        max_matches = int(values.get("max_matches", "100"))
+        max_matches = int(values.get("max_matches", "100"))  # transforms.conf.spec: default 100 without time_field
         if values.get("external_type") == "kvstore":
             fields = [x.strip() for x in values["fields_list"].split(",")]
-            rows = knowledge.tables.get(name, [])
-            tables[name] = splrun.Table(fields, list(rows), kv=True, case_sensitive=sensitive, max_matches=max_matches)
+            replicate = collections.get(values["collection"], {}).get("replicate", "false").lower() in ("1", "true")
+            out[name] = splrun.Table(
+                fields,
+                [dict(r) for r in kv_rows.get(name, [])],
+                kv=True,
+                case_sensitive=sensitive,
+                max_matches=max_matches,
+                replicate=replicate,
+            )
         elif "filename" in values:
-            fields, rows = model.csv_rows(values["filename"])
-            tables[name] = splrun.Table(fields, rows, case_sensitive=sensitive, max_matches=max_matches)
-    with ALLOWED_PORTS.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        tables["iot_defender_allowed_ports"].rows = list(reader)
-    return tables
+            columns, rows = model.csv_rows(values["filename"])
+            out[name] = splrun.Table(columns, rows, case_sensitive=sensitive, max_matches=max_matches)
+    with open(allowed_ports, newline="") as handle:
+        out["iot_defender_allowed_ports"].rows = list(csv.DictReader(handle))
+    return out
 
 
-@functools.lru_cache(maxsize=1)
-def world() -> World:
+def kv_collections(inventory_rows: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
+    """What the inventory input writes: the inventory rows and their certificate -> thing links."""
+    from iot_defender import certificate_index
+
+    links = [link for row in inventory_rows for link in certificate_index.rows(row)]
+    return {"iot_thing_inventory": inventory_rows, certificate_index.COLLECTION: links}
+
+
+@functools.lru_cache(maxsize=2)
+def world(distributed: bool = True) -> World:
+    """The fleet's events as indexed and searched: ``distributed`` (the default, as every ES deployment is), the
+    automatic lookups run on indexers, which see no KV collection that is not replicated."""
     from iot_defender import inventory
 
     things = _thing_events()
     kv_rows = [inventory.lookup_row(e, when=NOW) for e in things]
-    knowledge = model.Model(kv_rows={"iot_thing_inventory": kv_rows})
+    knowledge = model.Model(kv_rows={"iot_thing_inventory": kv_rows}, distributed=distributed)
     indexed: List[Dict[str, Any]] = []
 
     cache: Dict[Tuple[str, str], Dict[str, Any]] = {}
@@ -233,7 +254,12 @@ def world() -> World:
         )
     for event in _pull_events() + things:
         add(event.sourcetype, event.body(), event.time, {"index": "iot", "source": event.source})
-    return World(store=splrun.EventStore(indexed), tables=_tables(kv_rows), events=len(indexed))
+    return World(
+        store=splrun.EventStore(indexed),
+        tables=tables(kv_collections(kv_rows)),
+        events=len(indexed),
+        unserved=dict(knowledge.unserved),
+    )
 
 
 # ------------------------------------------------------------------------------------------- the schedule
@@ -241,61 +267,136 @@ def world() -> World:
 
 @dataclass
 class Outcome:
-    found: Dict[str, Set[str]] = field(default_factory=dict)  # detection -> entity keys
+    found: Dict[str, Set[str]] = field(default_factory=dict)  # detection -> finding keys (after suppression)
     runs: Dict[str, int] = field(default_factory=dict)
     max_read: Dict[str, int] = field(default_factory=dict)  # detection/baseline -> most events one run read
+    events_read: Dict[str, int] = field(default_factory=dict)  # search -> events all its runs read
     rows: Dict[str, List[Dict[str, Any]]] = field(default_factory=dict)
+    truncations: List[Tuple[str, Any]] = field(default_factory=list)  # (search, limits.Truncation)
+    skipped: int = 0
+    suppressed: Dict[str, int] = field(default_factory=dict)
+    windows: Dict[str, List[Tuple[float, float]]] = field(default_factory=dict)  # rule -> (earliest, latest) per row
+    kv_read: Dict[str, int] = field(default_factory=dict)  # search -> KV rows its runs read (queries and lookups)
+    kv_written: Dict[str, int] = field(default_factory=dict)  # search -> KV rows its runs wrote
+    kv_rows: Dict[str, int] = field(default_factory=dict)  # collection -> rows at the end
 
 
-def entity_key(name: str, row: Dict[str, Any]) -> Optional[str]:
-    """What a detection's row is about: the thing, else the AWS resource (dest), else the check."""
-    for f in ("thing_name", "dest", "violationId", "checkName"):
-        if row.get(f) not in (None, ""):
-            value = row[f]
-            return str(value[0]) if isinstance(value, list) else str(value)
-    return None
+# A "New ..." finding is about a thing and its new value: one key per (thing, value).
+VALUE_FIELDS = {"New listening port": ("new_value", "new_ports"), "New destination": ("new_value", "new_dest_cidrs")}
+# (today's content named the values new_ports / new_dest_cidrs, "23" rather than "23/tcp")
+
+
+def _first(value: Any) -> str:
+    return str(value[0]) if isinstance(value, list) else str(value)
+
+
+def finding_keys(detection: str, row: Dict[str, Any]) -> List[str]:
+    """What a detection's row is about: the thing, else the AWS resource (dest), else the check; for "New ..."
+    detections the thing and each new value."""
+    entity = next(
+        (row[f] for f in ("thing_name", "dest", "violationId", "checkName") if row.get(f) not in (None, "")), None
+    )
+    if entity is None:
+        return []
+    for name in VALUE_FIELDS.get(detection, ()):
+        if row.get(name) not in (None, ""):
+            values = row[name] if isinstance(row[name], list) else [row[name]]
+            return [f"{_first(entity)}:{v}" for v in values]
+    return [_first(entity)]
+
+
+def _window(values: Dict[str, str], now: float) -> Tuple[float, float]:
+    return splrun.relative_time(now, values["dispatch.earliest_time"]), splrun.relative_time(
+        now, values["dispatch.latest_time"]
+    )
 
 
 def _run(runner: splrun.Runner, w: World, values: Dict[str, str], now: float) -> splrun.Run:
-    earliest = splrun.relative_time(now, values["dispatch.earliest_time"])
-    latest = splrun.relative_time(now, values["dispatch.latest_time"])
+    earliest, latest = _window(values, now)
     return runner.run(values["search"], now=now, earliest=earliest, latest=latest, events=w.store.window)
 
 
-@functools.lru_cache(maxsize=1)
-def simulate() -> Outcome:
-    w = world()
-    runner = splrun.Runner(model.macros(), w.tables)
+def _suppressed(values: Dict[str, str], row: Dict[str, Any], now: float, memory: Dict[Tuple[str, ...], float]) -> bool:
+    """savedsearches.conf alert.suppress / alert.suppress.fields / alert.suppress.period (per result, digest off):
+    a result whose suppression fields fired within the period is not alerted."""
+    if values.get("alert.suppress") != "1":
+        return False
+    names = [f.strip() for f in values.get("alert.suppress.fields", "").split(",") if f.strip()]
+    key = tuple(_first(row.get(n)) for n in names)
+    period = splrun.relative_time(0, "+" + values.get("alert.suppress.period", "0s"))
+    if key in memory and now - memory[key] < period:
+        return True
+    memory[key] = now
+    return False
+
+
+def searches_of(kind: str = "scheduled") -> Dict[str, Dict[str, str]]:
     searches = model.saved_searches()
-    outcome = Outcome()
-    for name, values in searches.items():
-        if name.endswith(" - Bootstrap"):
-            result = _run(runner, w, values, BOOTSTRAP_AT)
-            outcome.max_read[name] = result.events_read
-    scheduled = {
+    if kind == "bootstrap":
+        return {n: v for n, v in searches.items() if n.endswith(" - Bootstrap")}
+    return {
         n: v
         for n, v in searches.items()
         if v.get("enableSched") == "1" and (n.endswith(" - Rule") or n.endswith(" - Baseline"))
     }
-    plan = []
-    for order, name in enumerate(sorted(scheduled, key=lambda n: (n.endswith(" - Baseline"), n))):
-        times = croniter(scheduled[name]["cron_schedule"], dt.datetime.fromtimestamp(BOOTSTRAP_AT - 1, dt.timezone.utc))
-        moment = times.get_next(float)
-        while moment <= NOW.timestamp():
-            plan.append((moment, order, name))
-            moment = times.get_next(float)
-    # at the same minute detections run before baselines (their crons never share a minute anyway)
-    for t, _order, name in sorted(plan):
-        result = _run(runner, w, scheduled[name], t)
+
+
+def simulate_on(
+    w: World, plan: scheduler.Plan, bootstrap_at: float, *, distributed: bool = True, macros: Any = None
+) -> Outcome:
+    """Bootstraps at ``bootstrap_at``, then every run of ``plan`` in its order; findings after suppression.
+    ``macros``: the macros.conf definitions in force (default: the shipped ones)."""
+    w = dataclasses.replace(
+        w, tables={n: dataclasses.replace(t, rows=list(t.rows), _positions=None) for n, t in w.tables.items()}
+    )
+    runner = splrun.Runner(macros or model.macros(), w.tables, distributed=distributed)
+    outcome = Outcome(skipped=len(plan.skipped))
+    for name, values in searches_of("bootstrap").items():
+        result = _run(runner, w, values, bootstrap_at)
+        outcome.max_read[name] = result.events_read
+        outcome.truncations.extend((name, t) for t in result.truncations)
+    scheduled = searches_of()
+    memory: Dict[str, Dict[Tuple[str, ...], float]] = {}
+    kv = [t for t in w.tables.values() if t.kv]
+    for dispatch in plan.runs:
+        name, values = dispatch.name, scheduled[dispatch.name]
+        read, written = sum(t.rows_read for t in kv), sum(t.rows_written for t in kv)
+        result = _run(runner, w, values, dispatch.scheduled)
+        outcome.kv_read[name] = outcome.kv_read.get(name, 0) + sum(t.rows_read for t in kv) - read
+        outcome.kv_written[name] = outcome.kv_written.get(name, 0) + sum(t.rows_written for t in kv) - written
         outcome.runs[name] = outcome.runs.get(name, 0) + 1
         outcome.max_read[name] = max(outcome.max_read.get(name, 0), result.events_read)
-        if name.endswith(" - Rule"):
-            for row in result.rows:
-                key = entity_key(name, row)
-                if key:
-                    outcome.found.setdefault(name, set()).add(key)
-                    outcome.rows.setdefault(name, []).append(row)
+        outcome.events_read[name] = outcome.events_read.get(name, 0) + result.events_read
+        outcome.truncations.extend((name, t) for t in result.truncations)
+        if not name.endswith(" - Rule"):
+            continue
+        detection = name[len("IoT Defender - ") : -len(" - Rule")]
+        for row in result.rows:
+            if _suppressed(values, row, dispatch.scheduled, memory.setdefault(name, {})):
+                outcome.suppressed[name] = outcome.suppressed.get(name, 0) + 1
+                continue
+            keys = finding_keys(detection, row)
+            if keys:
+                outcome.found.setdefault(name, set()).update(keys)
+                outcome.rows.setdefault(name, []).append(row)
+                outcome.windows.setdefault(name, []).append(_window(values, dispatch.scheduled))
+    outcome.kv_rows = {n: len(t.rows) for n, t in w.tables.items() if t.kv}
     return outcome
+
+
+CHAOS_SEED = 16
+
+
+@functools.lru_cache(maxsize=2)
+def simulate(schedule: str = "ordered") -> Outcome:
+    """Today's fleet on a distributed deployment, under the quiet (``ordered``) or the loaded (``chaos``) scheduler."""
+    searches = searches_of()
+    start, end = BOOTSTRAP_AT - 1, NOW.timestamp()
+    if schedule == "chaos":
+        plan = scheduler.chaos(searches, start, end, seed=CHAOS_SEED)
+    else:
+        plan = scheduler.ordered(searches, start, end)
+    return simulate_on(world(), plan, BOOTSTRAP_AT)
 
 
 # ---------------------------------------------------------------------------------------------- ground truth
@@ -334,17 +435,19 @@ def truth() -> Dict[str, Set[str]]:
     """Per detection, what it should find in the scheduled period (thing, else resource, else check)."""
     planted = [p for p in plants() if p.start >= BOOTSTRAP_AT]
     by_kind: Dict[str, Set[str]] = {}
+    values: Dict[str, Set[str]] = {}
     for p in planted:
         by_kind.setdefault(p.kind, set()).add(p.thing_name)
+        values.setdefault(p.kind, set()).add(f"{p.thing_name}:{p.value}" + ("/tcp" if p.kind == "port" else ""))
     specs = {s["name"]: s for s in _specs()}
     covered = {c for s in specs.values() for c in s.get("audit", {}).get("checks", [])}
     catalogue = {r["checkName"]: r["severity"] for r in model.csv_rows("iot_defender_audit_checks.csv")[1]}
     out = {
-        "New listening port": by_kind.get("port", set()),
+        "New listening port": values.get("port", set()),
         "Risky port open": by_kind.get("port", set()),
         "Listening port outside the allow-list": by_kind.get("port", set()),
         "Egress spike": by_kind.get("egress", set()),
-        "New destination": by_kind.get("dest", set()),
+        "New destination": values.get("dest", set()),
         "Authorization failure burst": by_kind.get("auth_burst", set()),
     }
     for name, spec in specs.items():
@@ -371,7 +474,9 @@ def truth() -> Dict[str, Set[str]]:
     return out
 
 
-def _specs(kind: str = "detection") -> List[Dict[str, Any]]:
+@functools.lru_cache(maxsize=1)
+def generator() -> Any:
+    """scripts/make_detections.py as a module."""
     import importlib.util
 
     path = model.ROOT / "scripts" / "make_detections.py"
@@ -379,13 +484,19 @@ def _specs(kind: str = "detection") -> List[Dict[str, Any]]:
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
-    return [s for s in module.load() if s["type"] == kind]
+    return module
 
 
-def table() -> List[Tuple[str, int, int, int, List[str], List[str]]]:
+def _specs(kind: str = "detection") -> List[Dict[str, Any]]:
+    return [s for s in generator().load() if s["type"] == kind]
+
+
+def table(schedule: str = "ordered") -> List[Tuple[str, int, int, int, List[str], List[str]]]:
     """(detection, planted, found, false positives, missed, false-positive keys) per detection."""
-    outcome = simulate()
-    expected = truth()
+    return score(simulate(schedule), truth())
+
+
+def score(outcome: Outcome, expected: Dict[str, Set[str]]) -> List[Tuple[str, int, int, int, List[str], List[str]]]:
     rows = []
     for spec in _specs():
         name = spec["name"]

@@ -189,9 +189,21 @@ class Stanza:
 class Model:
     """Props, lookups, eventtypes and tags of the add-on, ready to apply to events."""
 
-    def __init__(self, kv_rows: Optional[Mapping[str, List[Dict[str, Any]]]] = None):
+    def __init__(self, kv_rows: Optional[Mapping[str, List[Dict[str, Any]]]] = None, *, distributed: bool = False):
+        """``distributed``: events are searched on indexers, where automatic lookups on a KV collection that is not
+        replicated (collections.conf ``replicate``, default false) are not available (``unserved`` counts them)."""
         self.props = {name: Stanza.from_settings(name, values) for name, values in conf("props.conf").items()}
         self.transforms = conf("transforms.conf")
+        self.distributed = distributed
+        self.unserved: Dict[str, int] = {}
+        replicated = {
+            n for n, v in conf("collections.conf").items() if v.get("replicate", "false").lower() in ("1", "true")
+        }
+        self.indexer_blind = {
+            name
+            for name, values in self.transforms.items()
+            if values.get("external_type") == "kvstore" and values.get("collection") not in replicated
+        }
         self.tables: Dict[str, List[Dict[str, Any]]] = {}
         for name, values in self.transforms.items():
             if "filename" in values:
@@ -231,6 +243,9 @@ class Model:
         return fields
 
     def _lookup(self, auto: AutoLookup, fields: Fields) -> None:
+        if self.distributed and auto.name in self.indexer_blind:
+            self.unserved[auto.name] = self.unserved.get(auto.name, 0) + 1
+            return
         rows = self.tables.get(auto.name)
         if rows is None:
             raise splkit.SplError(f"automatic lookup {auto.name} has no table")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
@@ -212,7 +213,7 @@ Value = Any  # None | str | int | float | bool | list (multivalue)
 
 
 def _first(value: Value) -> Value:
-    if isinstance(value, list):
+    if type(value) is list:
         return value[0] if value else None
     return value
 
@@ -225,6 +226,14 @@ def _as_mv(values: List[Value]) -> Value:
 
 
 def _number(value: Value) -> Optional[float]:
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is str:
+        try:
+            return float(value)
+        except ValueError:
+            return None
     value = _first(value)
     if isinstance(value, bool) or value is None:
         return None
@@ -237,6 +246,8 @@ def _number(value: Value) -> Optional[float]:
 
 
 def _text(value: Value) -> Optional[str]:
+    if type(value) is str:
+        return value
     value = _first(value)
     if value is None:
         return None
@@ -256,14 +267,17 @@ def _compare(op: str, left: Value, right: Value) -> Optional[bool]:
         a, b = ln, rn
     else:
         a, b = _text(left), _text(right)
-    return {
-        "==": a == b,
-        "!=": a != b,
-        "<": a < b,
-        ">": a > b,
-        "<=": a <= b,
-        ">=": a >= b,
-    }[op]
+    return _OPERATORS[op](a, b)
+
+
+_OPERATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
 
 
 def _like(value: Value, pattern: Value) -> Optional[bool]:
@@ -282,12 +296,12 @@ class Evaluator:
 
     def eval(self, node: Any, scope: Optional[Dict[str, Value]] = None) -> Value:
         tag = node[0]
-        if tag == "lit":
-            return node[1]
         if tag == "field":
             if scope and node[1] in scope:
                 return scope[node[1]]
             return self.fields.get(node[1])
+        if tag == "lit":
+            return node[1]
         if tag == "not":
             value = self.truth(self.eval(node[1], scope))
             return None if value is None else not value
@@ -1086,6 +1100,9 @@ class Analyzer:
 
     def _cmd_reverse(self, analysis: Analysis, state: _State, rest: str) -> None:
         return None
+
+    def _cmd_addinfo(self, analysis: Analysis, state: _State, rest: str) -> None:
+        state.known.update({"info_min_time", "info_max_time", "info_search_time", "info_sid"})
 
     def _cmd_bin(self, analysis: Analysis, state: _State, rest: str) -> None:
         args = [a for a in split_args(rest) if "=" not in a]

@@ -15,15 +15,15 @@ of a multivalue input and returns multivalue outputs, ``join`` overwrites with t
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
+import functools
 import itertools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from tests.knowledge import splkit
+from tests.knowledge import kvstore, limits, splkit, store
 
 Row = Dict[str, Any]
 UTC = dt.timezone.utc
@@ -54,6 +54,7 @@ def _snap(epoch: float, unit: str) -> float:
     return moment.timestamp()
 
 
+@functools.lru_cache(maxsize=4096)
 def relative_time(now: float, spec: str) -> float:
     """Splunk's relative time modifiers (``-1h@h``, ``@d``, ``-30m@m``, ``now``) against ``now`` (UTC)."""
     text = spec.strip()
@@ -158,31 +159,7 @@ def _key(value: Any) -> str:
 # --------------------------------------------------------------------------------------------- lookups
 
 
-@dataclass
-class Table:
-    """A lookup's rows. ``kv`` tables keep only ``fields`` on write (what the KV lookup returns)."""
-
-    fields: List[str]
-    rows: List[Row] = field(default_factory=list)
-    kv: bool = False
-    case_sensitive: bool = True
-    max_matches: int = 100
-    writes: int = 0
-
-    def store(self, rows: Iterable[Row]) -> None:
-        keep = [f for f in self.fields if f != "_key"] if self.kv else None
-        out = []
-        for row in rows:
-            items = row.items() if keep is None else ((k, row.get(k)) for k in keep)
-            out.append({k: _stored(v) for k, v in items if v is not None and not k.startswith("__")})
-        self.rows = out
-        self.writes += 1
-
-
-def _stored(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_key(v) for v in value]
-    return _key(value)
+Table = kvstore.Table
 
 
 # ---------------------------------------------------------------------------------------------- stats
@@ -290,14 +267,18 @@ def _empty(agg: Any) -> Any:
 class Run:
     rows: List[Row]
     events_read: int
+    truncations: List[limits.Truncation] = field(default_factory=list)
 
 
 class Runner:
     """Executes searches. ``tables``: lookup name -> Table (the runner's lookups, shared by every run)."""
 
-    def __init__(self, macros: Mapping[str, Tuple[str, List[str]]], tables: Dict[str, Table]):
+    def __init__(
+        self, macros: Mapping[str, Tuple[str, List[str]]], tables: Dict[str, Table], *, distributed: bool = False
+    ):
         self.analyzer = splkit.Analyzer(macros, {})
         self.tables = tables
+        self.distributed = distributed  # indexers run the streaming head of a search (limits.DISTRIBUTABLE_STREAMING)
         self._indexes: Dict[Tuple[str, Tuple[str, ...], int], Dict[Tuple[str, ...], List[Row]]] = {}
 
     # -- entry point
@@ -323,10 +304,14 @@ class Runner:
             ast = splkit.parse_base_search(first)
             rows = [dict(e) for e in ctx.events(ctx.earliest, ctx.latest, ast) if splkit.matches(ast, e, e["_raw"])]
             ctx.read = len(rows)
+            ctx.on_indexers = True
             commands = commands[1:]
         for command in commands:
+            name = command.strip().split(None, 1)[0].lower() if command.strip() else ""
+            if name not in limits.DISTRIBUTABLE_STREAMING:
+                ctx.on_indexers = False
             rows = self._command(ctx, rows, command)
-        return Run(rows=rows, events_read=ctx.read)
+        return Run(rows=rows, events_read=ctx.read, truncations=ctx.truncations)
 
     def _pipeline(self, ctx: _Context, rows: List[Row], text: str) -> List[Row]:
         for command in splkit.split_pipeline(text):
@@ -444,6 +429,12 @@ class Runner:
                 out.append(row)
         return out
 
+    def _cmd_addinfo(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
+        """``addinfo``: the search's time range (info_min_time, info_max_time) and dispatch time on every row."""
+        for row in rows:
+            row.update(info_min_time=ctx.earliest, info_max_time=ctx.latest, info_search_time=ctx.now)
+        return rows
+
     def _cmd_head(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
         return rows[: int(rest or 10)]
 
@@ -549,21 +540,34 @@ class Runner:
         args = splkit.split_args(rest)
         append = any(a.lower() in ("append=true", "append=t", "append=1") for a in args)
         name = next(a for a in args if "=" not in a and a != ",")
-        fresh = [dict(r) for r in self.table(name).rows]
+        table = self.table(name)
+        fresh = [dict(r) for r in table.rows]
+        if table.kv:
+            fresh, cut = limits.cap_kv_query(fresh, f"inputlookup {name}")
+            ctx.truncations.extend(cut)
+            table.rows_read += len(fresh)
         return rows + fresh if append else fresh
 
     def _cmd_outputlookup(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
         args = splkit.split_args(rest)
-        if any(a.startswith(("append=", "key_field=")) for a in args):
-            raise splkit.SplError("outputlookup append/key_field is not modelled")
+        options = dict(a.split("=", 1) for a in args if "=" in a)
+        unknown = set(options) - {"append", "key_field"}
+        if unknown:
+            raise splkit.SplError(f"outputlookup {sorted(unknown)} is not modelled")
         name = next(a for a in args if "=" not in a and a != ",")
-        self.table(name).store(rows)
-        self._indexes = {k: v for k, v in self._indexes.items() if k[0] != name}
+        table = self.table(name)
+        append = options.get("append", "false").lower() in ("true", "t", "1")
+        if "key_field" in options and not (append and table.kv):
+            raise splkit.SplError("outputlookup key_field needs append=true and a KV store collection")
+        if append:
+            table.upsert(rows, options.get("key_field"))
+        else:
+            table.store(rows)
         return rows
 
     def _index(self, name: str, columns: Tuple[str, ...]) -> Dict[Tuple[str, ...], List[Row]]:
         table = self.table(name)
-        cache_key = (name, columns, id(table.rows))
+        cache_key = (name, columns, table.version)
         index = self._indexes.get(cache_key)
         if index is None:
             index = {}
@@ -576,7 +580,9 @@ class Runner:
         return index
 
     def _cmd_lookup(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
-        args = [a for a in splkit.split_args(rest) if a != "," and not re.match(r"^(local|update)=", a)]
+        every = [a for a in splkit.split_args(rest) if a != ","]
+        local = any(a.lower() in ("local=true", "local=t", "local=1") for a in every)
+        args = [a for a in every if not re.match(r"^(local|update)=", a)]
         name, inputs, outputs, mode = args[0], [], [], "input"
         i = 1
         while i < len(args):
@@ -594,6 +600,10 @@ class Runner:
         table = self.table(name)
         if not outputs:
             outputs = [(f, f) for f in table.fields if f not in {c for c, _ in inputs}]
+        if self.distributed and ctx.on_indexers and not local and table.kv and not table.replicate:
+            # collections.conf replicate=false: the indexers cannot serve this lookup; its outputs stay empty
+            ctx.truncations.append(limits.Truncation(f"lookup {name}", "replicate=false on indexers", 0, len(rows)))
+            return rows
         index = self._index(name, tuple(c for c, _ in inputs))
         norm = (lambda v: v) if table.case_sensitive else (lambda v: v.lower())
         for row in rows:
@@ -602,6 +612,7 @@ class Runner:
             for combo in itertools.product(*values):
                 hits.extend(index.get(combo, []))
             hits = hits[: table.max_matches]
+            table.rows_read += len(hits) if table.kv else 0
             for column, alias in outputs:
                 found = [v for hit in hits for v in _values(hit.get(column)) if v not in (None, "")]
                 if mode == "OUTPUTNEW" and row.get(alias) is not None:
@@ -613,23 +624,27 @@ class Runner:
         return rows
 
     # -- subsearches
-    def _sub(self, ctx: _Context, text: str) -> List[Row]:
+    def _sub(self, ctx: _Context, text: str, limit: int, what: str, setting: str) -> List[Row]:
         inner = text.strip()[1:-1].strip()
-        return self.run(inner, now=ctx.now, earliest=ctx.earliest, latest=ctx.latest, events=ctx.events).rows
+        sub = self.run(inner, now=ctx.now, earliest=ctx.earliest, latest=ctx.latest, events=ctx.events)
+        ctx.truncations.extend(sub.truncations)
+        rows, cut = limits.cap(sub.rows, limit, what, setting)
+        ctx.truncations.extend(cut)
+        return rows
 
     def _cmd_appendpipe(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
         inner = rest.strip()[1:-1].strip()
         return rows + self._pipeline(ctx, [dict(r) for r in rows], inner)
 
     def _cmd_append(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
-        return rows + self._sub(ctx, rest)
+        return rows + self._sub(ctx, rest, limits.APPEND_MAXOUT, "append", "maxout")
 
     def _cmd_join(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
         args = splkit.split_args(rest)
         sub_text = next(a for a in args if a.startswith("["))
         options = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("["))
         keys = [a for a in args if a not in (",", sub_text) and "=" not in a]
-        sub = self._sub(ctx, sub_text)
+        sub = self._sub(ctx, sub_text, limits.JOIN_SUBSEARCH_MAXOUT, "join", "[join] subsearch_maxout")
         index: Dict[Tuple[str, ...], List[Row]] = {}
         for r in sub:
             if all(r.get(k) is not None for k in keys):
@@ -655,35 +670,9 @@ class _Context:
     latest: float
     events: Callable[[float, float, Any], Iterable[Row]]
     read: int = 0
+    on_indexers: bool = False
+    truncations: List[limits.Truncation] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------------------------- event store
-
-
-class EventStore:
-    """Indexed events (field dicts with ``_time``, ``_raw``, ``sourcetype``) by sourcetype and time."""
-
-    def __init__(self, events: Iterable[Row] = ()):
-        self._by_sourcetype: Dict[str, Tuple[List[float], List[Row]]] = {}
-        self.add(events)
-
-    def add(self, events: Iterable[Row]) -> None:
-        grouped: Dict[str, List[Row]] = {}
-        for event in events:
-            grouped.setdefault(event["sourcetype"], []).append(event)
-        for sourcetype, items in grouped.items():
-            _times, rows = self._by_sourcetype.get(sourcetype, ([], []))
-            merged = sorted(rows + items, key=lambda e: e["_time"])
-            self._by_sourcetype[sourcetype] = ([e["_time"] for e in merged], merged)
-
-    def window(self, earliest: float, latest: float, ast: Any) -> Iterable[Row]:
-        """Events with earliest <= _time < latest of the sourcetypes the base search names (all if none), newest
-        first as Splunk returns them."""
-        wanted = {v for f, op, v, neg in splkit.base_terms(ast) if f == "sourcetype" and op == "=" and not neg}
-        names: Sequence[str] = (
-            sorted(wanted) if wanted and not any("*" in w for w in wanted) else list(self._by_sourcetype)
-        )
-        for name in names:
-            times, rows = self._by_sourcetype.get(name, ([], []))
-            lo, hi = bisect.bisect_left(times, earliest), bisect.bisect_left(times, latest)
-            yield from reversed(rows[lo:hi])
+# Indexed events by sourcetype and time (tests/knowledge/store.py).
+EventStore = store.EventStore

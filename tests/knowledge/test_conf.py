@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -142,7 +144,8 @@ def test_correlation_searches_ship_disabled_and_scheduled():
         assert values["search"].lstrip().startswith("`iot_defender_index`"), name
         assert len(values["description"]) > 40, name
     for name, values in reports.items():
-        assert values.get("is_scheduled") == "0" or values.get("disabled") == "1", name
+        assert values.get("enableSched") == "0" or values.get("disabled") == "1", name
+        assert "is_scheduled" not in values, "is_scheduled is a REST field, not a savedsearches.conf key"
         assert "`iot_defender_index`" in values["search"], name
 
 
@@ -189,3 +192,37 @@ def test_response_capability_is_defined_and_granted_to_admins():
         assert authorize[role] == {"iot_defender_respond": "enabled"}, role
     # no other capability or role is touched
     assert set(authorize) == {"capability::iot_defender_respond", "role_admin", "role_ess_admin"}
+
+
+# -------------------------------------------------------------------------------------------- spec keys
+
+# Setting names of Splunk's own .conf.spec files (9.0.1; tests/knowledge/conf_spec_keys.json holds the names only).
+SPEC_KEYS = json.loads((Path(__file__).parent / "conf_spec_keys.json").read_text())["keys"]
+
+
+def _spec_pattern(names):
+    parts = [
+        re.sub(r"<[^>]+>", ".+", re.escape(n).replace(r"\<", "<").replace(r"\>", ">")) for n in names if n[0] != "<"
+    ]
+    return re.compile("^(" + "|".join(parts) + ")$")
+
+
+@pytest.mark.parametrize("conf_name", sorted(SPEC_KEYS))
+def test_every_conf_key_is_a_key_of_splunks_spec(conf_name):
+    """Every setting of package/default/<file> is a setting of Splunk's <file>.spec (ES's action.correlationsearch.*,
+    action.notable.* and action.risk.* are action.<action_name>.<parameter>); tags.conf keys are tag names."""
+    pattern = _spec_pattern(SPEC_KEYS[conf_name])
+    for stanza, values in model.conf(conf_name).items():
+        for key, value in values.items():
+            if key.startswith("#"):  # ksconf keeps comments as "#-NNNNNN" entries
+                continue
+            if conf_name == "tags.conf":
+                assert value in ("enabled", "disabled"), (stanza, key)
+                continue
+            assert pattern.match(key), f"{conf_name} [{stanza}] {key} is not a key of {conf_name}.spec"
+
+
+def test_the_spec_check_catches_a_key_splunk_does_not_have():
+    assert not _spec_pattern(SPEC_KEYS["savedsearches.conf"]).match("is_scheduled")
+    assert _spec_pattern(SPEC_KEYS["savedsearches.conf"]).match("action.notable.param.drilldown_searches")
+    assert _spec_pattern(SPEC_KEYS["savedsearches.conf"]).match("realtime_schedule")

@@ -150,7 +150,7 @@ def test_blog_queries_are_on_the_port_dashboard_and_reports():
         'name="aws:num-listening-tcp-ports"' in queries["ds_tcp_count"] and "by thing_name" in queries["ds_tcp_count"]
     )
     assert 'name="aws:listening-tcp-ports"' in queries["ds_tcp_open"] and "by port" in queries["ds_tcp_open"]
-    reports = [v["search"] for v in model.saved_searches().values() if v.get("is_scheduled") == "0"]
+    reports = [v["search"] for v in model.saved_searches().values() if v.get("enableSched") == "0"]
     assert any("aws:num-listening-tcp-ports" in r for r in reports)
     assert any('thing_name="$thing_name$"' in r and "by port" in r for r in reports)
 

@@ -17,6 +17,7 @@ from croniter import croniter
 from tests.knowledge import behaviour, model, splrun
 
 SEARCHES = model.saved_searches()
+GENERATOR = behaviour.generator()
 DETECTIONS = {n: v for n, v in SEARCHES.items() if n.endswith(" - Rule")}
 SCHEDULED = {n: v for n, v in SEARCHES.items() if n.endswith((" - Rule", " - Baseline"))}
 ANALYZER = model.analyzer()
@@ -53,9 +54,12 @@ def test_detection_carries_the_es8_keys(name):
     assert values["action.correlationsearch.detection_type"] == "ebd"
     annotations = json.loads(values["action.correlationsearch.annotations"])
     assert annotations["mitre_attack"] and annotations["mitre_attack_enterprise"] and annotations["mitre_attack_ics"]
-    assert set(annotations["mitre_attack"]) == set(
-        annotations["mitre_attack_enterprise"] + annotations["mitre_attack_ics"]
-    )
+    # mitre_attack holds Enterprise ids only (Splunk's content tool validates it against Enterprise ATT&CK); ICS ids
+    # live under mitre_attack_ics; kill-chain phases are derived from the Enterprise techniques' tactics
+    assert annotations["mitre_attack"] == annotations["mitre_attack_enterprise"]
+    assert not any(t.startswith("T0") for t in annotations["mitre_attack"])
+    assert annotations["kill_chain_phases"] == GENERATOR.kill_chain(annotations["mitre_attack"])
+    assert annotations["kill_chain_phases"]
     metadata = json.loads(values["action.correlationsearch.metadata"])
     assert str(uuid.UUID(metadata["detection_id"])) == metadata["detection_id"]
     assert int(metadata["detection_version"]) >= 1 and metadata["deprecated"] == "0"
@@ -72,10 +76,19 @@ def test_detection_carries_the_es8_keys(name):
     assert entities and all(e["risk_object_type"] == "system" for e in entities)
     assert {e["risk_object_field"] for e in entities} <= outputs, "entities come from fields the search outputs"
     drilldowns = json.loads(values["action.notable.param.drilldown_searches"])
-    assert len(drilldowns) == 2
+    assert len(drilldowns) >= 2
     for drilldown in drilldowns:
         assert set(drilldown) == {"name", "search", "earliest_offset", "latest_offset"}
         assert "`iot_defender_index`" in drilldown["search"]
+        tokens = set(re.findall(r"\$(\w+)\$", drilldown["search"]))
+        assert tokens and all(t.startswith("drilldown_") for t in tokens), "only token-safe fields reach a search"
+        assert tokens <= outputs
+    # tuning without editing: the search ends with its own filter macro, "search *" by default
+    macro = re.findall(r"`(\w+)`\s*$", values["search"])
+    assert macro and macro[0].endswith("_filter"), name
+    assert model.macros()[macro[0]][0] == "search *"
+    # every scheduled detection runs every period: realtime_schedule = 0 (the default 1 lets the scheduler skip)
+    assert values["realtime_schedule"] == "0"
     assert "iot_defender_thing?form.thing=" in json.loads(values["action.notable.param.next_steps"])["data"]
     # intermediate findings (risk): the same entities, scored by severity, plus threat objects from output fields
     assert values["action.risk"] == "1"
@@ -179,23 +192,6 @@ def test_raw_window_is_at_most_twice_the_schedule(name):
 
 
 # ------------------------------------------------------------------------------------------------ behaviour
-
-
-def test_detections_find_every_planted_compromise_and_flag_no_clean_thing(capsys):
-    rows = behaviour.table()
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'detection':<{width}}  planted  found  false positives"]
-    lines += [f"{name:<{width}}  {planted:>7}  {found:>5}  {fp:>15}" for name, planted, found, fp, _m, _f in rows]
-    with capsys.disabled():
-        print("\nDetections over the simulated fleet (behaviour.py):\n" + "\n".join(lines))
-    assert len(rows) == len(DETECTIONS)
-    missed = {name: m for name, _p, _f, _fp, m, _x in rows if m}
-    flagged = {name: x for name, _p, _f, _fp, _m, x in rows if x}
-    assert not missed, f"planted compromises not found: {missed}"
-    assert not flagged, f"clean things flagged: {flagged}"
-    kinds = {p.kind for p in behaviour.plants()}
-    assert {"port", "egress", "dest", "auth_burst", "revoked_cert", "cert_shared", "logging_disabled"} <= kinds
-    assert sum(r[1] for r in rows) >= 15
 
 
 def test_each_scheduled_run_reads_what_the_readme_says_it_costs():
