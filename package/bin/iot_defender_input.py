@@ -22,7 +22,7 @@ import iot_defender_kv
 from splunklib import binding
 from splunklib import client as splunk_client
 
-from iot_defender import certificate_index, events, inventory
+from iot_defender import baselines, certificate_index, events, inventory
 from iot_defender.aws import AwsSession, ConfigError, error_code, error_message, parse_regions, redact
 from iot_defender.checkpoint import Journal
 from iot_defender.inputs import (
@@ -35,6 +35,7 @@ from iot_defender.inputs import (
     is_access_denied,
     kind_of,
 )
+from iot_defender.params import ParameterError
 from iot_defender.pipeline import RunScope, RunStats
 from iot_defender_splunk import (
     SECRET_FILTER,
@@ -200,6 +201,8 @@ class KvInventoryLookup:
             iot_defender_kv.delete_stale(rows, result, account_id=account_id, region=region) if result.complete else 0
         )
         counts = {**result.counts(), "rows_written": rows.writes, "rows_deleted": deleted, "row_reads": rows.reads}
+        if result.complete:
+            counts.update(self._prune_baselines(account_id, region))
         if rows.links is not None:
             links = rows.links
             counts.update(
@@ -211,6 +214,34 @@ class KvInventoryLookup:
             INVENTORY_COLLECTION,
             " ".join(f"{key}={value}" for key, value in counts.items()),
         )
+
+    def _prune_baselines(self, account_id: str, region: str) -> Dict[str, str]:
+        """The detections' baseline rows past the retention macro's period (:mod:`iot_defender.baselines`)."""
+        try:
+            definition = self._service.confs["macros"][baselines.RETENTION_MACRO]["definition"]
+            retention = baselines.retention_seconds(str(definition))
+        except (KeyError, binding.HTTPError, ParameterError) as exc:
+            self._logger.warning(
+                "%s: baseline lookups not pruned this run: macro %s unreadable or not of the shipped form (%s)",
+                self._stanza,
+                baselines.RETENTION_MACRO,
+                type(exc).__name__,
+            )
+            return {"baselines_pruned": "skipped"}
+
+        def retry(operation: Callable[[], Any], what: str) -> Any:
+            return _kv_retry(operation, what, self._logger)
+
+        def data_of(name: str) -> Any:
+            return collection_data(self._service, name, self._logger)
+
+        outcome = iot_defender_kv.prune_baselines(
+            data_of, retry, account_id=account_id, region=region, now=time.time(), retention=retention
+        )
+        failed = sorted(name for name, what in outcome.items() if what != "pruned")
+        if failed:
+            self._logger.warning("%s: baseline prune failed for %s", self._stanza, ",".join(failed))
+        return {"baselines_pruned": "ok" if not failed else "partial"}
 
 
 def _account_id(session: AwsSession) -> str:

@@ -20,7 +20,7 @@ import functools
 import json
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from iot_defender import certificate_index, inventory
+from iot_defender import baselines, certificate_index, inventory
 
 KEY_PAGE = 10_000
 SAVE_BATCH = 1_000
@@ -139,3 +139,19 @@ def delete_stale(rows: KvRows, result: inventory.InventoryResult, *, account_id:
                 doomed = []
     rows.delete(doomed, account_id=account_id, region=region)
     return rows.deleted
+
+
+def prune_baselines(
+    data_of: Callable[[str], Any], retry: Retry, *, account_id: str, region: str, now: float, retention: int
+) -> Dict[str, str]:
+    """Delete one account and region's baseline rows past the retention, one KV delete by query per collection
+    (:mod:`iot_defender.baselines`). A failed delete is reported per collection and the others still run."""
+    query = json.dumps(baselines.prune_query(account_id, region, now=now, retention=retention))
+    outcome = {}
+    for name in baselines.COLLECTIONS:
+        try:
+            retry(functools.partial(data_of(name).delete, query=query), f"a {name} prune")
+            outcome[name] = "pruned"
+        except Exception as exc:  # one collection's failure must not stop the others, nor the input
+            outcome[name] = f"failed ({type(exc).__name__})"
+    return outcome
