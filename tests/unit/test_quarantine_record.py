@@ -1,4 +1,4 @@
-"""The v2 quarantine record: fits one thing attribute, and only the add-on can write one release trusts."""
+"""The quarantine record: fits one thing attribute, and only the add-on can write one release trusts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from iot_defender.respond.keys import Keyring
 from iot_defender.respond.record import (
     RECORD_VALUE_MAX,
     QuarantineRecord,
@@ -30,7 +31,7 @@ ATTRIBUTE = re.compile(r"^[a-zA-Z0-9_.,@/:#=\[\]-]*$")
 
 
 def signer(thing="pump-station-001", key=KEY, account="123456789012", region="us-east-1"):
-    return RecordSigner(key, account, region, thing)
+    return RecordSigner(Keyring([key]), account, region, thing)
 
 
 def record(**kw):

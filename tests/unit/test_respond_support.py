@@ -16,6 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from iot_defender.aws import Account
+from tests.harness.aws.server import _moto_thing_versions
+
+# moto as the loopback AWS serves it: thing versions, tags on groups and policies, certificate modification dates
+_moto_thing_versions()
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"

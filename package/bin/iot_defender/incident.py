@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import quote, urlparse
 
@@ -60,6 +61,20 @@ def clean_text(value: Any, limit: Optional[int] = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 3)].rstrip() + "..."
     return text
+
+
+_UNSEEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # controls, format (bidi overrides, zero-width), unassigned
+_MARKUP = str.maketrans({c: " " for c in "[]<>`|\\"})
+
+
+def plain_text(value: Any, limit: Optional[int] = None) -> str:
+    """Row text made inert for a rendered title or markdown description (OpsItems): no control, format (bidi
+    override, zero-width) or unassigned characters, no link or markup syntax (``[]<>`|\\``, ``://``).
+
+    [the lead folds this into the event model's neutraliser once it lands]"""
+    text = "".join(" " if unicodedata.category(ch) in _UNSEEN else ch for ch in str(value if value is not None else ""))
+    text = text.translate(_MARKUP).replace("://", ": //")
+    return clean_text(text, limit)
 
 
 def row_value(row: Mapping[str, Any], name: str) -> str:
@@ -151,9 +166,13 @@ def raw_data(row: Mapping[str, Any], limit: int = RAW_DATA_MAX) -> str:
     return _json(kept)
 
 
-def client_token(sid: str, thing_name: str, violation_id: str) -> str:
-    """Idempotency token: the same (search, thing, violation) always maps to the same 64-hex token."""
-    material = "\x1f".join(("ta-aws-iot-defender/v1", sid or "", thing_name or "", violation_id or ""))
+def client_token(sid: str, thing_name: str, violation_id: str, origin: str = "") -> str:
+    """Idempotency token: the same (search, thing, violation) always maps to the same 64-hex token. ``origin``
+    (a row's orig_sid) narrows the scope; it never replaces the run's own ``sid``."""
+    parts = ["ta-aws-iot-defender/v1", sid or "", thing_name or "", violation_id or ""]
+    if origin:
+        parts.append(origin)
+    material = "\x1f".join(parts)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

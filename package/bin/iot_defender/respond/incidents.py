@@ -23,6 +23,7 @@ from .. import incident as inc
 from .. import opscenter
 from ..aws import error_code
 from ..events import ActionResult, to_epoch, to_iso
+from .calls import AwsCalls
 from .common import (
     ACTION_INCIDENT,
     RESPONSE_PLAN_ARN_RE,
@@ -34,7 +35,8 @@ from .common import (
     parse_arn,
     show,
 )
-from .core import ResponderCore
+from .outcomes import Outcomes
+from .registry import Registry
 
 DESTINATIONS = ("opscenter", "incident_manager", "sns")
 DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
@@ -103,6 +105,13 @@ class SuppressionStore:
     def put(self, key: str, value: Dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def claim(self, key: str, value: Dict[str, Any]) -> bool:
+        """Create ``key`` only if absent (atomically): True when this call created it."""
+        raise NotImplementedError
+
+    def forget(self, key: str) -> None:
+        raise NotImplementedError
+
 
 class MemorySuppressionStore(SuppressionStore):
     def __init__(self) -> None:
@@ -117,6 +126,17 @@ class MemorySuppressionStore(SuppressionStore):
     def put(self, key: str, value: Dict[str, Any]) -> None:
         with self._lock:
             self.data[key] = dict(value)
+
+    def claim(self, key: str, value: Dict[str, Any]) -> bool:
+        with self._lock:
+            if key in self.data:
+                return False
+            self.data[key] = dict(value)
+            return True
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self.data.pop(key, None)
 
 
 @dataclass
@@ -146,8 +166,27 @@ def _trigger_time(row: Mapping[str, Any], trigger_time: Any, now: _dt.datetime) 
     return when
 
 
-class IncidentActions(ResponderCore):
-    """The responder's start-incident action."""
+class Incidents:
+    """The start-incident action, handed the account's AWS calls, results and registry reads."""
+
+    def __init__(
+        self,
+        calls: AwsCalls,
+        outcomes: Outcomes,
+        registry: Registry,
+        *,
+        dry_run: bool = False,
+        store: Optional[SuppressionStore] = None,
+        dedup_required: bool = False,
+    ):
+        self.calls = calls
+        self.outcomes = outcomes
+        self.registry = registry
+        self.dry_run = dry_run
+        self.store = store
+        # True in Splunk: a destination that cannot deduplicate (an SNS standard topic) refuses when the KV store
+        # is unavailable rather than publish a replayed alert twice.
+        self.dedup_required = dedup_required
 
     def start_incident(
         self,
@@ -173,7 +212,7 @@ class IncidentActions(ResponderCore):
         try:
             return self._open_incident(incident, context, trigger_time, verify_thing)
         except (ClientError, BotoCoreError) as exc:
-            return self._failed(ACTION_INCIDENT, thing_name, region, exc, [], "start incident")
+            return self.outcomes.failed(ACTION_INCIDENT, thing_name, region, exc, [], "start incident")
 
     def _render_incident(
         self,
@@ -186,14 +225,14 @@ class IncidentActions(ResponderCore):
     ) -> Union[_Incident, ActionResult]:
         """The incident's title, impact and token from the row, or the refusal of an invalid request."""
         action = ACTION_INCIDENT
-        refused = self.refuse_invalid_name(action, thing_name, region)
+        refused = self.outcomes.refuse_invalid_name(action, thing_name, region)
         if refused is not None:
             return refused
         if violation_id and not VIOLATION_ID_RE.match(violation_id):
-            return self.result(
+            return self.outcomes.result(
                 action, "refused-invalid", thing_name, region, f"{show(violation_id)} is not a violation id"
             )
-        self.stats.reset_thread()
+        self.calls.stats.reset_thread()
         fields = dict(row)
         fields.setdefault("thing_name", thing_name)
         title = inc.render_template(options.title, fields, inc.TITLE_MAX) or f"IoT incident: thing {thing_name}"
@@ -201,8 +240,8 @@ class IncidentActions(ResponderCore):
             # an empty impact leaves the response plan's own impact in force
             impact = inc.render_impact(options.impact, fields) if options.impact.strip() else None
         except inc.TemplateError as exc:
-            return self.result(action, "refused-invalid", thing_name, region, str(exc))
-        token = inc.client_token(context.sid, thing_name, violation_id)
+            return self.outcomes.result(action, "refused-invalid", thing_name, region, str(exc))
+        token = inc.client_token(context.sid, thing_name, violation_id, context.origin)
         details: Dict[str, Any] = {"destination": options.destination, "title": title, "client_token": token}
         if impact is not None:
             details["impact"] = impact
@@ -215,20 +254,22 @@ class IncidentActions(ResponderCore):
     ) -> ActionResult:
         action, name, region, details = ACTION_INCIDENT, incident.thing_name, incident.region, incident.details
         if verify_thing:  # rows are untrusted; a Device Defender message (Lambda) names a real thing
-            thing = self.describe_thing(region, name)
+            thing = self.registry.describe_thing(region, name)
             if thing is None:
-                return self.result(action, "refused-invalid", name, region, f"thing {name} does not exist in {region}")
+                return self.outcomes.result(
+                    action, "refused-invalid", name, region, f"thing {name} does not exist in {region}"
+                )
         else:
-            thing = {"thingArn": self.thing_arn(region, name)}
+            thing = {"thingArn": self.calls.arn(region, "thing", name)}
         now = context.now()
-        key = f"{self.account_id or self.session.account.name}.{region}.{name}"
+        key = f"{self.calls.account_id or self.calls.session.account.name}.{region}.{name}"
         previous = self._store_get(key, details)
         suppressed = self._suppressed(incident, previous, now)
         if suppressed is not None:
             return suppressed
         when = _trigger_time(incident.row, trigger_time, now)
         items = inc.related_items(
-            partition=self.partition,
+            partition=self.calls.partition,
             region=region,
             thing_name=name,
             thing_arn=thing.get("thingArn"),
@@ -236,32 +277,92 @@ class IncidentActions(ResponderCore):
         )
         if self.dry_run:
             details["related_items"] = items
-            return self.result(
+            return self.outcomes.result(
                 action, "dry-run", name, region, f"dry run, would start incident {incident.title!r}", details=details
             )
-        repeat = bool(previous and previous.get("client_token") == incident.token)
-        if incident.options.destination == "opscenter":
-            reference, existed = self._open_ops_item(incident, str(thing.get("thingArn") or ""), context)
-            repeat = existed or bool(previous and previous.get("reference") == reference)
-        elif incident.options.destination == "incident_manager":
-            reference = self._start_in_incident_manager(incident, items, when)
-            repeat = repeat or bool(previous and previous.get("reference") == reference)
-        elif repeat:
-            details["message_id"] = previous.get("reference") if previous else None
-            message = f"incident for {name} already published to SNS by this alert"
-            return self.result(action, "already-in-state", name, region, message, details=details)
-        else:
-            reference = self._publish(incident, items, when)
-            details["message_id"] = reference
+        started = self._start(incident, items, when, previous, str(thing.get("thingArn") or ""), context)
+        if isinstance(started, ActionResult):
+            return started
+        reference, repeat = started
         self._store_put(key, {"client_token": incident.token, "reference": reference, "time": now.timestamp()}, details)
-        details["throttled_retries"] = self.stats.thread_throttled()
+        details["throttled_retries"] = self.calls.stats.thread_throttled()
         if repeat:
             message = f"incident already started: {reference}"
             if incident.options.destination == "opscenter":
-                message = f"OpsItem already open for this thing and violation: {reference}"
-            return self.result(action, "already-in-state", name, region, message, details=details)
+                message = f"OpsItem already open for this thing and violation (not opened by this run): {reference}"
+            return self.outcomes.result(action, "already-in-state", name, region, message, details=details)
         verb = "OpsItem opened" if incident.options.destination == "opscenter" else "incident started"
-        return self.result(action, "done", name, region, f"{verb}: {reference}", details=details)
+        return self.outcomes.result(action, "done", name, region, f"{verb}: {reference}", details=details)
+
+    def _start(
+        self,
+        incident: _Incident,
+        items: List[Dict[str, Any]],
+        when: _dt.datetime,
+        previous: Optional[Dict[str, Any]],
+        thing_arn: str,
+        context: RunContext,
+    ) -> Union[Tuple[str, bool], ActionResult]:
+        """Open the incident at its destination: (reference, whether it existed before this run), or the result
+        when nothing was sent."""
+        repeat = bool(previous and previous.get("client_token") == incident.token)
+        destination = incident.options.destination
+        if destination == "opscenter":
+            reference, existed = self._open_ops_item(incident, thing_arn, context)
+            return reference, existed or bool(previous and previous.get("reference") == reference)
+        if destination == "incident_manager":
+            reference = self._start_in_incident_manager(incident, items, when)
+            return reference, repeat or bool(previous and previous.get("reference") == reference)
+        if repeat:
+            incident.details["message_id"] = previous.get("reference") if previous else None
+            message = f"incident for {incident.thing_name} already published to SNS by this alert"
+            return self.outcomes.result(
+                ACTION_INCIDENT,
+                "already-in-state",
+                incident.thing_name,
+                incident.region,
+                message,
+                details=incident.details,
+            )
+        return self._publish_once(incident, items, when)
+
+    def _publish_once(
+        self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime
+    ) -> Union[Tuple[str, bool], ActionResult]:
+        """Publish to SNS at most once per (alert, thing, violation): a standard topic cannot deduplicate, so the
+        publication is claimed in the store first (create-only); without the store it is refused."""
+        name, region, details = incident.thing_name, incident.region, incident.details
+        fifo = (incident.options.sns_topic_arn or "").endswith(".fifo")
+        claim_key = f"sns.{incident.token}"
+        claimed: Optional[bool] = None
+        if self.store is not None:
+            try:
+                claimed = self.store.claim(claim_key, {"client_token": incident.token})
+            except Exception as exc:
+                details["deduplication"] = f"unavailable ({type(exc).__name__})"
+        if claimed is False:
+            message = f"incident for {name} already published to SNS by an earlier run of this alert"
+            return self.outcomes.result(ACTION_INCIDENT, "already-in-state", name, region, message, details=details)
+        if claimed is None and self.dedup_required and not fifo:
+            return self.outcomes.result(
+                ACTION_INCIDENT,
+                "failed",
+                name,
+                region,
+                "not published: the KV store that remembers what this alert already published is unavailable, and "
+                "an SNS standard topic cannot deduplicate a replayed alert (use a FIFO topic, or run it again once "
+                "the KV store answers)",
+                error_code="NoDeduplication",
+                details=details,
+            )
+        try:
+            reference = self._publish(incident, items, when)
+        except Exception:
+            if claimed:
+                self._store_forget(claim_key, details)
+            raise
+        details["message_id"] = reference
+        return reference, False
 
     def _open_ops_item(self, incident: _Incident, thing_arn: str, context: RunContext) -> Tuple[str, bool]:
         """CreateOpsItem; returns (OpsItemId, whether OpsCenter answered with an open OpsItem it already had)."""
@@ -271,11 +372,11 @@ class IncidentActions(ResponderCore):
         if topic and not notify:
             details["notification"] = f"not sent: OpsCenter notifies only topics in the OpsItem's region ({region})"
         subject = opscenter.Subject(
-            partition=self.partition,
-            account_id=self.account_id,
+            partition=self.calls.partition,
+            account_id=self.calls.account_id,
             region=region,
             thing_name=incident.thing_name,
-            thing_arn=thing_arn or self.thing_arn(region, incident.thing_name),
+            thing_arn=thing_arn or self.calls.arn(region, "thing", incident.thing_name),
             violation_id=str(details.get("violation_id") or ""),
             search_name=context.search_name,
             sid=context.sid,
@@ -291,16 +392,28 @@ class IncidentActions(ResponderCore):
         )
         details.update(dedup=opscenter.dedup_of(request), severity=request["Severity"], priority=request["Priority"])
         try:
-            answer = self.call("ssm", region, "CreateOpsItem", **request)
-            ops_item_id, existed = str(answer["OpsItemId"]), False
+            answer = self.calls.call("ssm", region, "CreateOpsItem", **request)
+            ops_item_id = str(answer["OpsItemId"])
+            # OpsCenter answers a duplicate (same /aws/dedup, OpsItem still open) with the existing OpsItem's id
+            # and no error: only the request marker stored in it tells whether this very call created it.
+            existed = not self._created_by(region, ops_item_id, request)
         except ClientError as exc:
             error: Mapping[str, object] = exc.response  # botocore's typed answer omits the service's own members
             if error_code(exc) != "OpsItemAlreadyExistsException" or not error.get("OpsItemId"):
                 raise
             ops_item_id, existed = str(error["OpsItemId"]), True
         details["ops_item_id"] = ops_item_id
-        details["ops_item_arn"] = f"arn:{self.partition}:ssm:{region}:{self.account_id}:opsitem/{ops_item_id}"
+        details["ops_item_arn"] = (
+            f"arn:{self.calls.partition}:ssm:{region}:{self.calls.account_id}:opsitem/{ops_item_id}"
+        )
         return ops_item_id, existed
+
+    def _created_by(self, region: str, ops_item_id: str, request: Mapping[str, Any]) -> bool:
+        """True when the OpsItem holds this request's marker (GetOpsItem)."""
+        mine = request["OperationalData"].get(opscenter.REQUEST_KEY, {}).get("Value")
+        item = self.calls.call("ssm", region, "GetOpsItem", OpsItemId=ops_item_id).get("OpsItem") or {}
+        theirs = ((item.get("OperationalData") or {}).get(opscenter.REQUEST_KEY) or {}).get("Value")
+        return bool(mine) and mine == theirs
 
     def _suppressed(
         self, incident: _Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime
@@ -314,7 +427,7 @@ class IncidentActions(ResponderCore):
         if not 0 <= age < window * 60:
             return None
         incident.details.update(suppressed=True, previous=previous)
-        return self.result(
+        return self.outcomes.result(
             ACTION_INCIDENT,
             "already-in-state",
             incident.thing_name,
@@ -335,7 +448,7 @@ class IncidentActions(ResponderCore):
         }
         if incident.impact is not None:
             request["impact"] = incident.impact
-        answer = self.call("ssm-incidents", incident.region, "StartIncident", **request)
+        answer = self.calls.call("ssm-incidents", incident.region, "StartIncident", **request)
         reference = answer["incidentRecordArn"]
         incident.details["incident_record_arn"] = reference
         return reference
@@ -360,6 +473,14 @@ class IncidentActions(ResponderCore):
         except Exception as exc:
             details["suppression_state"] = f"not saved ({type(exc).__name__})"
 
+    def _store_forget(self, key: str, details: Dict[str, Any]) -> None:
+        """Undo a claim whose publication failed, so that a retry may publish (best effort)."""
+        try:
+            if self.store is not None:
+                self.store.forget(key)
+        except Exception as exc:
+            details["deduplication"] = f"claim not withdrawn ({type(exc).__name__}): a retry reports already-in-state"
+
     def _publish(self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
         options, thing_name, region = incident.options, incident.thing_name, incident.region
         topic = options.sns_topic_arn or ""
@@ -369,7 +490,7 @@ class IncidentActions(ResponderCore):
             "title": incident.title,
             "impact": incident.impact,
             "thing_name": thing_name,
-            "account_id": self.account_id,
+            "account_id": self.calls.account_id,
             "region": region,
             "related_items": [
                 {"type": i["identifier"]["type"], "title": i.get("title"), **i["identifier"]["value"]} for i in items
@@ -391,4 +512,4 @@ class IncidentActions(ResponderCore):
         if topic.endswith(".fifo"):
             params["MessageGroupId"] = thing_name
             params["MessageDeduplicationId"] = incident.token
-        return str(self.call("sns", topic_region, "Publish", **params)["MessageId"])
+        return str(self.calls.call("sns", topic_region, "Publish", **params)["MessageId"])
