@@ -13,8 +13,8 @@ import pytest
 from moto import mock_aws
 
 import iot_defender_alert as alert
-from iot_defender.aws import AwsSession, ClientSettings, ConfigError
 from iot_defender import respond
+from iot_defender.aws import AwsSession, ClientSettings, ConfigError
 from iot_defender.respond import Keyring, MemorySuppressionStore, RateLimiter
 from tests.unit.test_respond_support import ACCOUNT_ID, REGION, account, seed_registry
 

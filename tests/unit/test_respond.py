@@ -50,7 +50,12 @@ RECORD_KEY = bytes(range(32))  # the Splunk path's record key (the credential st
 def responder(dry_run: bool = False, store=None) -> Responder:
     session = AwsSession(account(), ClientSettings(retry_mode="standard", max_attempts=3))
     return Responder(
-        session, account_id=ACCOUNT_ID, dry_run=dry_run, limiter=RateLimiter({}), store=store, keyring=Keyring([RECORD_KEY])
+        session,
+        account_id=ACCOUNT_ID,
+        dry_run=dry_run,
+        limiter=RateLimiter({}),
+        store=store,
+        keyring=Keyring([RECORD_KEY]),
     )
 
 
@@ -139,7 +144,9 @@ def test_big_runs_read_the_quarantine_group_once_instead_of_each_things_groups(i
     assert "added to thing group" not in results[1].message and results[1].details["certificates_isolated"]
     calls = r.stats.summary()["calls"]
     assert calls["ListThingsInThingGroup"] == 1 and "ListThingGroupsForThing" not in calls
-    guarded = Responder(session, account_id=ACCOUNT_ID, limiter=RateLimiter({}), run_size=100, keyring=Keyring([RECORD_KEY]))
+    guarded = Responder(
+        session, account_id=ACCOUNT_ID, limiter=RateLimiter({}), run_size=100, keyring=Keyring([RECORD_KEY])
+    )
     guarded.quarantine("sensor-001", REGION, QuarantineOptions(protected_groups=("pumps",)), context())
     assert "ListThingGroupsForThing" in guarded.stats.summary()["calls"]  # protection needs each thing's groups
 
