@@ -30,8 +30,8 @@ from .record import RECORD_ATTRIBUTE, QuarantineRecord, new_lease, resolve
 from .services import Services
 from .store import ThingState
 
-# AWS's lastModifiedDate against the date the quarantine read back (both AWS's clock); rounding to whole seconds.
-MODIFIED_SLACK_SECONDS = 1
+# AWS's lastModifiedDate against the date the quarantine read back (both from AWS's clock).
+MODIFIED_SLACK_SECONDS = 0  # the recorded date is already rounded up to the next whole second
 _WHY_UNTRUSTED = {
     "none": "is not authenticated (written without the add-on's key, or before records were authenticated)",
     "bad": "is not authenticated (changed, copied from another thing, or forged)",
