@@ -59,7 +59,7 @@ def assert_untouched(client, certs, thing: str = "sensor-001") -> None:
 def test_a_customer_policy_with_the_configured_name_is_never_rewritten_attached_or_versioned(iot, name, manage_policy):
     client, certs = iot
     client.create_policy(policyName=name, policyDocument=json.dumps(ALLOW_ALL))
-    for number in range(4):  # four versions: the old code deleted the oldest to make room for its own
+    for _number in range(4):  # four versions: the old code deleted the oldest to make room for its own
         client.create_policy_version(policyName=name, policyDocument=json.dumps(ALLOW_ALL), setAsDefault=False)
     before = versions(client, name)
     options = QuarantineOptions(policy_name=name, manage_policy=manage_policy, deactivate_certificates=True)
@@ -75,7 +75,7 @@ def test_a_customer_policy_with_the_configured_name_is_never_rewritten_attached_
 @pytest.mark.parametrize("allow_remediation", [True, False])
 def test_the_add_ons_own_document_without_the_add_ons_tag_proves_nothing(iot, allow_remediation):
     """A policy that merely looks like the add-on's (same deny document) was not created by it: refused too."""
-    client, certs = iot
+    client, _certs = iot
     client.create_policy(policyName="TA-IoTDefender-Quarantine", policyDocument=own_document(allow_remediation))
     result = make_responder().quarantine("sensor-002", REGION, QuarantineOptions(manage_policy=False), run_context())
     assert (result.outcome, result.error_code) == ("failed", NOT_OWNED), result.message
@@ -87,7 +87,7 @@ def test_the_add_ons_own_document_without_the_add_ons_tag_proves_nothing(iot, al
 def test_an_existing_site_group_is_never_used_as_the_quarantine_group(iot, group):
     """The old code put the thing in the customer's group and attached the deny policy to it: every member of the
     site was cut off."""
-    client, certs = iot
+    client, _certs = iot
     client.create_thing_group(thingGroupName=group)
     client.create_thing(thingName="site-member")
     client.add_thing_to_thing_group(thingGroupName=group, thingName="site-member")
@@ -109,7 +109,7 @@ def test_a_tagged_group_under_a_protected_parent_is_refused(iot):
 
 
 def test_what_the_add_on_creates_carries_its_tag_and_a_second_run_accepts_it(iot):
-    client, certs = iot
+    client, _certs = iot
     first = make_responder().quarantine("sensor-001", REGION, QuarantineOptions(), run_context())
     assert first.outcome == "done", first.message
     group_arn = client.describe_thing_group(thingGroupName="QUARANTINED")["thingGroupArn"]

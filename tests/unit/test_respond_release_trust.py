@@ -112,7 +112,7 @@ def test_release_without_the_signing_key_keeps_the_record(iot, keys):
 
 
 def test_rotation_the_newest_key_signs_and_old_keys_verify(iot):
-    client, certs = iot
+    _client, _certs = iot
     assert make_responder(keys=(KEY,)).quarantine("sensor-002", REGION, DEACTIVATE, run_context()).outcome == "done"
     assert make_responder(keys=(NEW_KEY, KEY)).quarantine("sensor-001", REGION, DEACTIVATE, run_context()).outcome == (
         "done"
