@@ -12,10 +12,14 @@ Tags live on the backend (one per account and region), so a moto reset forgets t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 from moto.core.utils import utcnow
+
+# What dates UpdateCertificate: moto's clock, or a test's (the stateful test moves it on by whole seconds).
+clock: Callable[[], dt.datetime] = utcnow
 
 
 def _tags(backend: Any) -> Dict[str, Dict[str, str]]:
@@ -58,7 +62,7 @@ def patch_moto_iot() -> None:
     def update_certificate_dated(self):  # type: ignore[no-untyped-def]
         answer = update_certificate(self)
         cert = self.iot_backend.describe_certificate(self._get_param("certificateId"))
-        cert.last_modified_date = utcnow()
+        cert.last_modified_date = clock()
         return answer
 
     def list_tags_for_resource(self):  # type: ignore[no-untyped-def]

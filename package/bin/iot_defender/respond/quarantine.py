@@ -127,15 +127,16 @@ class Quarantine:
         if listed:
             details["thing_groups_before"] = groups
         record = state.record
-        if record is not None and not state.current:
-            details["previous_record_not_carried_over"] = record.mac if record.mac != "ok" else "stale"
+        trust = state.trust(groups)
+        if record is not None and trust != "ok":
+            details["previous_record_not_carried_over"] = trust
         plan = self._certificate_plan(thing_name, region, options, details)
         attributes = dict(state.thing.get("attributes") or {})
         others = [k for k in attributes if k != "iotdefender_quarantine"]
         return _Found(
             state=state,
             in_group=in_group,
-            previous=record if state.current else None,
+            previous=record if trust == "ok" else None,
             to_isolate=plan[0],
             to_deactivate=plan[1],
             hold_policy=plan[2],
@@ -164,10 +165,13 @@ class Quarantine:
             states: Dict[str, str] = {}
             for arn in cert_arns:
                 cert_id = arn.rsplit("/", 1)[-1]
-                states[cert_id] = self.s.registry.certificate_status(region, cert_id)
+                answer = self.s.registry.certificate(region, cert_id)
+                states[cert_id] = str(answer.get("status") or "UNKNOWN")
+                modified = answer.get("lastModifiedDate")
+                stamp = modified.timestamp() if isinstance(modified, _dt.datetime) else None
                 if states[cert_id] == "ACTIVE":
                     to_deactivate.append({"id": cert_id, "arn": arn})
-                elif states[cert_id] == "INACTIVE" and records.holder(region, arn, thing_name, "c"):
+                elif states[cert_id] == "INACTIVE" and records.holder(region, arn, thing_name, "c", stamp):
                     hold_inactive.append(cert_id)
             details["certificates_before"] = states
         details["certificates"] = len(cert_arns)

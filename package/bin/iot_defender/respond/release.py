@@ -36,7 +36,7 @@ _WHY_UNTRUSTED = {
     "none": "is not authenticated (written without the add-on's key, or before records were authenticated)",
     "bad": "is not authenticated (changed, copied from another thing, or forged)",
     "unverifiable": "cannot be verified: no configured record key made it (missing, unreadable or rotated out)",
-    "stale": "is stale: the thing was written after it (a record copied back?)",
+    "stale": "is stale: the thing was written after it and is no longer in the group it names (a record copied back?)",
 }
 
 
@@ -113,7 +113,8 @@ class Release:
         record = state.record
         groups = self.s.registry.thing_groups(region, thing_name)
         details["thing_groups_before"] = groups
-        planned = _Plan(state=state, trusted=state.current)
+        trust = state.trust(groups)
+        planned = _Plan(state=state, trusted=trust == "ok")
         if state.raw:
             details["record"] = state.raw
             details["record_authenticated"] = bool(record and record.authenticated)
@@ -123,7 +124,7 @@ class Release:
             self._plan_group(region, planned, record, groups, options)
             self._plan_certificates(thing_name, region, record, planned, cert_arns)
         else:
-            self._plan_untrusted(region, planned, groups, cert_arns, options)
+            self._plan_untrusted(region, planned, groups, cert_arns, options, trust)
         planned.plan.extend(
             f"detach policy {planned.policy_name} from certificate {a.rsplit('/', 1)[-1]}" for a in planned.detach
         )
@@ -157,7 +158,13 @@ class Release:
             planned.plan.append(f"remove from thing group {planned.leave}")
 
     def _plan_untrusted(
-        self, region: str, planned: _Plan, groups: List[str], cert_arns: List[str], options: QuarantineOptions
+        self,
+        region: str,
+        planned: _Plan,
+        groups: List[str],
+        cert_arns: List[str],
+        options: QuarantineOptions,
+        trust: Optional[str],
     ) -> None:
         """Without a trusted record: at most leave the add-on's own quarantine group; name what a human checks."""
         record = planned.state.record
@@ -167,7 +174,7 @@ class Release:
             if record is None:
                 planned.notes.append("no quarantine record on the thing")
         if record is not None:
-            why = _WHY_UNTRUSTED["stale" if record.authenticated else record.mac]
+            why = _WHY_UNTRUSTED[trust or "none"]
             named = sorted(set(record.certificates) | set(record.policy_certificates))
             text = f"the quarantine record {why}; it was kept"
             if named:

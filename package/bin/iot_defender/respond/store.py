@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .calls import AwsCalls
 from .keys import Keyring
@@ -21,19 +21,27 @@ class ThingState:
     raw: Optional[str]
     record: Optional[QuarantineRecord]
 
-    @property
-    def current(self) -> bool:
-        """An authenticated record that nothing has overwritten since it was written (its ``tv`` is the thing's
-        version; a v2 record, written before versions were recorded, counts as current)."""
+    def trust(self, groups: Sequence[str]) -> Optional[str]:
+        """How far the record can be trusted: "ok", or why not ("none" / "bad" / "unverifiable": see
+        :class:`~.record.QuarantineRecord`; "stale": written over since); None without a record.
+
+        An authenticated record is current when its ``tv`` is the thing's version. When the thing was written
+        since (another attribute edited, or a record copied back), it is still trusted if the quarantine it
+        describes is evidently in force - the thing is still in the group the record says quarantine added it to;
+        otherwise it is stale (a record copied back after a release finds the thing out of that group)."""
         record = self.record
-        if record is None or not record.authenticated:
-            return False
-        return record.version == 2 or (record.thing_version is not None and record.thing_version == self.version)
+        if record is None:
+            return None
+        if record.mac != "ok":
+            return record.mac
+        if record.version == 2 or (record.thing_version is not None and record.thing_version == self.version):
+            return "ok"
+        return "ok" if record.group and record.group in groups else "stale"
 
     def lease(self, now: float, trust_unsigned: bool) -> Optional[str]:
         """Which run holds this thing (``quarantine`` / ``release``), or None."""
         record = self.record
-        if record is None or not (self.current or (trust_unsigned and record.mac == "none")):
+        if record is None or not (record.authenticated or (trust_unsigned and record.mac == "none")):
             return None
         return live_lease(record.lease, now)
 
@@ -78,6 +86,12 @@ class RecordStore:
     def remove(self, region: str, thing_name: str, expected: Optional[int]) -> None:
         self._update(region, thing_name, "", expected)
 
+    def _groups_if_needed(self, region: str, state: ThingState) -> Sequence[str]:
+        record = state.record
+        if record is None or record.thing_version == state.version or not record.group:
+            return ()
+        return self.registry.thing_groups(region, state.name)
+
     def _update(self, region: str, thing_name: str, value: str, expected: Optional[int]) -> None:
         params: Dict[str, Any] = {
             "thingName": thing_name,
@@ -87,17 +101,27 @@ class RecordStore:
             params["expectedVersion"] = expected
         self.calls.call("iot", region, "UpdateThing", **params)
 
-    def holder(self, region: str, cert_arn: str, thing_name: str, kind: str) -> Optional[str]:
+    def holder(
+        self, region: str, cert_arn: str, thing_name: str, kind: str, modified: Optional[float] = None
+    ) -> Optional[str]:
         """Another thing whose current authenticated record holds this certificate (``kind`` "c": INACTIVE, "p":
-        isolated by policy), or None: a certificate is released only when no quarantine holds it any more."""
+        isolated by policy), or None: a certificate is released only when no quarantine holds it any more. With
+        ``modified`` (the certificate's lastModifiedDate), a record holds it INACTIVE only if nobody changed the
+        certificate after that quarantine deactivated it (else the human who did owns its state)."""
         cert_id = cert_arn.rsplit("/", 1)[-1]
         for other in self.registry.principal_things(region, cert_arn):
             if other == thing_name:
                 continue
             state = self.read(region, other)
-            if state is None or not state.current or state.record is None:
+            if state is None or state.record is None or not state.record.authenticated:
+                continue
+            if state.trust(self._groups_if_needed(region, state)) != "ok":
                 continue
             held: List[str] = state.record.certificates if kind == "c" else state.record.policy_certificates
-            if cert_id in resolve(held, [cert_id]).values():
-                return other
+            if cert_id not in resolve(held, [cert_id]).values():
+                continue
+            mark = state.record.certificates_modified
+            if kind == "c" and modified is not None and mark is not None and modified > mark:
+                continue
+            return other
         return None
