@@ -23,10 +23,10 @@ from typing import Any, Dict, List, Optional
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws import error_code
-from ..events import ActionResult
+from ..events import ActionResult, to_iso
 from .common import ACTION_RELEASE, RunContext
 from .options import QuarantineOptions
-from .record import RECORD_ATTRIBUTE, QuarantineRecord, new_lease, resolve
+from .record import RECORD_ATTRIBUTE, QuarantineRecord, new_lease, new_nonce, resolve
 from .services import Services
 from .store import ThingState
 
@@ -46,6 +46,7 @@ class _Plan:
 
     state: ThingState
     trusted: bool
+    claimed: bool = False
     leave: Optional[str] = None
     reactivate: List[str] = field(default_factory=list)
     detach: List[str] = field(default_factory=list)  # certificate ARNs
@@ -82,7 +83,7 @@ class Release:
             early = self._early(thing_name, region, options, planned, details)
             if early is not None:
                 return early
-            if planned.trusted and not self._claim(thing_name, region, planned, context):
+            if not self._claim(thing_name, region, planned, context):
                 return self.s.outcomes.conflict(
                     action, thing_name, region, "the thing changed while release was reading it; run it again"
                 )
@@ -168,7 +169,10 @@ class Release:
     ) -> None:
         """Without a trusted record: at most leave the add-on's own quarantine group; name what a human checks."""
         record = planned.state.record
-        if options.group in groups and self._own_group(region, options.group):
+        # A record no configured key can check may become verifiable again (the key restored): change nothing,
+        # so that it still matches the thing when the key is back.
+        keep_all = trust == "unverifiable"
+        if not keep_all and options.group in groups and self._own_group(region, options.group):
             planned.leave = options.group
             planned.plan.append(f"remove from thing group {options.group}")
             if record is None:
@@ -177,6 +181,8 @@ class Release:
             why = _WHY_UNTRUSTED[trust or "none"]
             named = sorted(set(record.certificates) | set(record.policy_certificates))
             text = f"the quarantine record {why}; it was kept"
+            if keep_all:
+                text += " and nothing was undone (configure the record key and release again)"
             if named:
                 text += f", and the certificates it names were left unchanged: {', '.join(named)}"
             planned.warnings.append(text)
@@ -230,16 +236,26 @@ class Release:
         return None
 
     def _claim(self, thing_name: str, region: str, planned: _Plan, context: RunContext) -> bool:
-        """Write the record back with the release's lease (compare-and-set): False when another run was first."""
-        record = planned.state.record
-        assert record is not None
-        leased = replace(record, lease=new_lease("r", context.now().timestamp()))
+        """Hold the thing for this release (compare-and-set): a trusted record is written back with the lease; any
+        other case gets a lease-only record, and the original value is put back at the end. False when another
+        run wrote the thing first."""
+        state, now = planned.state, context.now()
+        lease = new_lease("r", now.timestamp())
+        if planned.trusted and state.record is not None:
+            leased = replace(state.record, lease=lease)
+        else:
+            others = [k for k in (state.thing.get("attributes") or {}) if k != RECORD_ATTRIBUTE]
+            if not (state.raw or state.thing.get("thingTypeName") or len(others) < 3):
+                planned.notes.append("the thing cannot hold a lease attribute: release not serialised")
+                return True
+            leased = QuarantineRecord(at=to_iso(now), nonce=new_nonce(), lease=lease)
         try:
-            planned.state.version = self.s.records.write(region, thing_name, leased, planned.state.version)
+            state.version = self.s.records.write(region, thing_name, leased, state.version)
         except ClientError as exc:
             if error_code(exc) != "VersionConflictException":
                 raise
             return False
+        planned.claimed = True
         return True
 
     def _undo(self, thing_name: str, region: str, planned: _Plan, changes: List[str]) -> None:
@@ -253,10 +269,12 @@ class Release:
         for cert_id in planned.reactivate:
             calls.call("iot", region, "UpdateCertificate", certificateId=cert_id, newStatus="ACTIVE")
             changes.append(f"reactivated certificate {cert_id}")
-        if not planned.trusted:
+        if not planned.claimed:
             return
-        try:
-            self.s.records.remove(region, thing_name, planned.state.version)
+        try:  # a trusted record is undone: removed; any other value goes back as it was (evidence for a human)
+            self.s.records.put_raw(
+                region, thing_name, "" if planned.trusted else planned.state.raw or "", planned.state.version
+            )
         except ClientError as exc:
             if error_code(exc) != "VersionConflictException":
                 raise
@@ -264,7 +282,8 @@ class Release:
                 f"the thing was changed during release: attribute {RECORD_ATTRIBUTE} kept (release it again)"
             )
             return
-        changes.append(f"removed attribute {RECORD_ATTRIBUTE}")
+        if planned.trusted:
+            changes.append(f"removed attribute {RECORD_ATTRIBUTE}")
 
     def _report(
         self, thing_name: str, region: str, planned: _Plan, changes: List[str], details: Dict[str, Any]

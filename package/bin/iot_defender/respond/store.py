@@ -83,8 +83,9 @@ class RecordStore:
         record.thing_version = bound.thing_version
         return bound.thing_version
 
-    def remove(self, region: str, thing_name: str, expected: Optional[int]) -> None:
-        self._update(region, thing_name, "", expected)
+    def put_raw(self, region: str, thing_name: str, value: str, expected: Optional[int]) -> None:
+        """Set the attribute to ``value`` as it is ("" removes it), compare-and-set."""
+        self._update(region, thing_name, value, expected)
 
     def _groups_if_needed(self, region: str, state: ThingState) -> Sequence[str]:
         record = state.record
