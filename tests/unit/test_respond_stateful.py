@@ -201,7 +201,7 @@ class Responses(RuleBasedStateMachine):
     def race(self, thing: str, quarantine_first: bool) -> None:
         """A quarantine and a release of one thing overlap: the one held after its reads loses with conflict."""
         self.tick()
-        before = self.statuses()
+        before = self.statuses_before_first = self.statuses()
         held = self.responder()
         reached, resume = threading.Event(), threading.Event()
 
@@ -227,14 +227,23 @@ class Responses(RuleBasedStateMachine):
             out["second"] = self.responder().quarantine(thing, REGION, options, run_context("q2"))
         resume.set()
         worker.join(30)
-        second, loser = out["second"], out["first"]
+        second, first_result = out["second"], out["first"]
+        ok = ("done", "already-in-state")
+        # the second ran to its end while the first was held: it went first
         if quarantine_first:
-            self.apply_release(thing) if second.outcome in ("done", "already-in-state") else None
-        elif second.outcome in ("done", "already-in-state"):
+            if second.outcome in ok:
+                self.apply_release(thing)
+        elif second.outcome in ok:
             self.apply_quarantine(thing, True, before)
-        changed = second.outcome == "done"
-        if changed:
-            assert loser.outcome == "failed" and loser.error_code == respond.CONFLICT, loser.message
+        if second.outcome == "done":  # it wrote: the held run read a state that no longer holds
+            assert first_result.outcome == "failed" and first_result.error_code == respond.CONFLICT, (
+                first_result.message
+            )
+        elif first_result.outcome in ok:  # the second changed nothing: the first is simply later
+            if quarantine_first:
+                self.apply_quarantine(thing, True, self.statuses_before_first)
+            else:
+                self.apply_release(thing)
 
     # ------------------------------------------------------------------ invariants
 
