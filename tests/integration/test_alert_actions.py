@@ -82,7 +82,12 @@ def env(tmp_path_factory):
             },
             {"aws_secret_access_key": aws.secret_key},
         )
+        # the record keys, as the Response tab saves them (setup creates them; the actions never do)
+        splunkd.create_account("response", {}, {"record_keys": RECORD_KEYS}, conf="ta_aws_iot_defender_settings")
         yield Env(aws, splunkd, home, fleet)
+
+
+RECORD_KEYS = "Zr3cord-key-2026-rotated-in-" + "q" * 16 + ",older-record-key-still-verifies-" + "w" * 8
 
 
 def outcomes(result) -> List[str]:
