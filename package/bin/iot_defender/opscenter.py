@@ -144,7 +144,7 @@ def description(subject: Subject, title: str) -> str:
     if s.search_name:
         lines.append(f"- Splunk search: {inc.plain_text(s.search_name, 300)}")
     if s.sid:
-        lines.append(f"- Splunk search id: `{inc.plain_text(s.sid, 200)}`")
+        lines.append(f"- Splunk search id: {inc.plain_text(s.sid, 200)}")
     lines.append("")
     lines.append(
         "Operational data holds the thing's console and Splunk dashboard links and the triggering result. Run the "

@@ -320,7 +320,7 @@ class _Claim:
                 "cannot be stored"
             )
         try:
-            self.version = self.s.records.write(self.region, self.thing_name, record, self.version)
+            self.version, _ = self.s.records.write(self.region, self.thing_name, record, self.version)
         except RecordTooLarge as exc:
             return str(exc)
         except ClientError as exc:
@@ -334,7 +334,9 @@ class _Claim:
     def settle(self, record: QuarantineRecord) -> Optional[str]:
         for _ in range(RECORD_WRITE_ATTEMPTS):
             try:
-                self.s.records.write(self.region, self.thing_name, record, self.version)
+                _, self.found.details["record"] = self.s.records.write(
+                    self.region, self.thing_name, record, self.version
+                )
                 return None
             except ClientError as exc:
                 if error_code(exc) != "VersionConflictException":

@@ -250,7 +250,7 @@ class Release:
                 return True
             leased = QuarantineRecord(at=to_iso(now), nonce=new_nonce(), lease=lease)
         try:
-            state.version = self.s.records.write(region, thing_name, leased, state.version)
+            state.version, _ = self.s.records.write(region, thing_name, leased, state.version)
         except ClientError as exc:
             if error_code(exc) != "VersionConflictException":
                 raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .calls import AwsCalls
 from .keys import Keyring
@@ -74,14 +74,16 @@ class RecordStore:
             record=QuarantineRecord.decode(raw, self.signer(region, thing_name)),
         )
 
-    def write(self, region: str, thing_name: str, record: QuarantineRecord, expected: Optional[int]) -> Optional[int]:
-        """Store ``record`` if the thing is still at version ``expected``; the thing's new version. Raises the
-        ClientError VersionConflictException when someone wrote the thing in between."""
+    def write(
+        self, region: str, thing_name: str, record: QuarantineRecord, expected: Optional[int]
+    ) -> Tuple[Optional[int], str]:
+        """Store ``record`` if the thing is still at version ``expected``: (the thing's new version, the value
+        stored). Raises the ClientError VersionConflictException when someone wrote the thing in between."""
         bound = replace(record, thing_version=None if expected is None else expected + 1)
         value = bound.encode(self.signer(region, thing_name))
         self._update(region, thing_name, value, expected)
         record.thing_version = bound.thing_version
-        return bound.thing_version
+        return bound.thing_version, value
 
     def put_raw(self, region: str, thing_name: str, value: str, expected: Optional[int]) -> None:
         """Set the attribute to ``value`` as it is ("" removes it), compare-and-set."""
