@@ -57,3 +57,23 @@ def test_short_keys_are_ignored_with_a_problem_that_names_no_key(splunkd):
     keyring = rs.record_keyring(splunkd.session_key, splunkd.uri)
     assert keyring.ids() == [key_id(b"q" * 32)]
     assert keyring.problems and "short-key" not in " ".join(keyring.problems)
+
+
+def test_setup_refuses_what_a_run_would_ignore():
+    """The Response tab's validator and the runs agree: the same minimum length, the same separators."""
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import global_config_response as tab
+
+    from iot_defender.respond.keys import MIN_KEY_CHARACTERS, Keyring
+
+    assert tab.MIN_KEY_CHARACTERS == MIN_KEY_CHARACTERS
+    pattern = re.compile(tab.response_tab()["entity"][0]["validators"][0]["pattern"])
+    good, short = "a" * 32, "b" * 31
+    for text in (good, f"{good}, {'c' * 40}", f" {good} "):
+        assert pattern.match(text) and not Keyring.from_text(text).problems
+    for text in (short, f"{good},{short}", "", f"{good};{good}"):
+        assert not pattern.match(text)
