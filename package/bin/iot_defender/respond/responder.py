@@ -7,13 +7,13 @@ store, the results) are built once here and handed to each action object (:class
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Optional
 
 from ..aws import AwsSession
 from ..events import ActionResult
 from .calls import AwsCalls
-from .common import OptionError, RunContext
-from .incidents import IncidentOptions, Incidents, SuppressionStore
+from .common import OptionError
+from .incidents import Incidents, SuppressionStore
 from .isolation import Isolation
 from .keys import Keyring
 from .options import QuarantineOptions
@@ -74,6 +74,8 @@ class Responder:
             self.calls, self.outcomes, registry, dry_run=dry_run, store=store, dedup_required=dedup_required
         )
         self.verification = Verification(self.calls, self.outcomes, registry, dry_run=dry_run)
+        self.start_incident = self.incidents.start_incident
+        self.set_verification_state = self.verification.set_verification_state
 
     @property
     def stats(self) -> CallStats:
@@ -98,17 +100,3 @@ class Responder:
                 f"protected thing group(s) {', '.join(missing)} do not exist in {region} (thing group names are "
                 "case-sensitive); nothing was changed"
             )
-
-    def start_incident(
-        self,
-        thing_name: str,
-        region: str,
-        row: Mapping[str, Any],
-        options: IncidentOptions,
-        context: RunContext,
-        **kw: Any,
-    ) -> ActionResult:
-        return self.incidents.start_incident(thing_name, region, row, options, context, **kw)
-
-    def set_verification_state(self, violation_id: str, region: str, state: str, description: str = "", **kw: Any):
-        return self.verification.set_verification_state(violation_id, region, state, description, **kw)
