@@ -8,11 +8,14 @@ Safety rules every action follows:
   patterns *before* any call, and a refused input never leads to an AWS write;
 - each action reads the current state first and writes only the difference, so running it twice is harmless
   (outcome ``already-in-state``), and a dry run reports the exact plan without writing anything;
-- quarantine isolates through the quarantine group *and* the thing's certificates, and records what it changed
-  on the thing itself (one attribute, :class:`QuarantineRecord`, authenticated with a key the device side
-  cannot read) so that release restores exactly that and nothing else; a certificate that was inactive or
-  revoked before quarantine is never recorded, so never reactivated, and release touches certificates only
-  from an authenticated record;
+- only what the add-on created is changed: the quarantine group and the isolation policy carry its tag, the
+  policy its own deny document, checked before any write (:mod:`.ownership`);
+- quarantine isolates through the quarantine group *and* the thing's certificates, and records what it holds on
+  the thing itself (one attribute, :class:`QuarantineRecord`, authenticated with keys configured at setup, bound
+  to one quarantine, the thing's version and AWS's certificate dates) so that release restores exactly that and
+  nothing else; a certificate shared by several quarantined things is released with the last of them;
+- quarantine and release of one thing are serialised (record first, compare-and-set, lease): the loser reports
+  a conflict and writes nothing;
 - calls are paced per operation at the documented TPS quotas (:class:`RateLimiter`) and botocore retries what
   is still throttled; one target failing never stops the others (:func:`run_all`).
 

@@ -60,9 +60,10 @@ def new_lease(kind: str, now: float) -> str:
 
 
 def live_lease(lease: Optional[str], now: float) -> Optional[str]:
-    """``quarantine`` / ``release`` when ``lease`` is held and not expired, else None."""
+    """``quarantine`` / ``release`` when ``lease`` is held and not expired, else None. Another host's clock may run
+    ahead of this one: a lease up to LEASE_SECONDS in the future is held too."""
     match = _LEASE_RE.match(lease or "")
-    if not match or not 0 <= now - int(match.group(2)) < LEASE_SECONDS:
+    if not match or not abs(now - int(match.group(2))) < LEASE_SECONDS:
         return None
     return "quarantine" if match.group(1) == "q" else "release"
 
