@@ -247,3 +247,47 @@ def test_a_run_overtaken_by_the_other_action_does_not_claim_done(iot, hold_at, h
     quarantined = held == "release"  # the run that finished decides
     assert is_quarantined(client, "sensor-002", cert) == quarantined
     assert status_of(client, cert["certificateId"]) == ("INACTIVE" if quarantined else "ACTIVE")
+
+
+class Fail:
+    """Makes one responder's first call of ``operation`` fail as AWS would (an internal error after retries)."""
+
+    def __init__(self, responder: Responder, operation: str):
+        from botocore.exceptions import ClientError
+
+        def observe(service: str, region: str, op: str, params: Dict[str, Any]) -> None:
+            if op == operation and not self.fired:
+                self.fired = True
+                raise ClientError({"Error": {"Code": "InternalFailure", "Message": "injected"}}, op)
+
+        self.fired = False
+        responder.calls.observers.append(observe)
+
+
+@pytest.mark.parametrize("operation", ["AddThingToThingGroup", "AttachPolicy", "UpdateCertificate"])
+def test_a_quarantine_failing_half_way_does_not_lock_the_thing(iot, operation):
+    """The failed run gives the thing back (no lease left): a release right after undoes what was done."""
+    client, certs = iot
+    cert = certs["sensor-002"][0]
+    failing = make_responder()
+    Fail(failing, operation)
+    options = QuarantineOptions(deactivate_certificates=True)
+    failed = failing.quarantine("sensor-002", REGION, options, run_context())
+    assert failed.outcome == "failed" and failed.error_code == "InternalFailure", failed.message
+    released = make_responder().release("sensor-002", REGION, QuarantineOptions(), run_context())
+    assert released.outcome in ("done", "already-in-state"), released.message
+    assert not is_quarantined(client, "sensor-002", cert) and status_of(client, cert["certificateId"]) == "ACTIVE"
+
+
+@pytest.mark.parametrize("operation", ["RemoveThingFromThingGroup", "DetachPolicy", "UpdateCertificate"])
+def test_a_release_failing_half_way_can_be_run_again_at_once(iot, operation):
+    client, certs = iot
+    cert = certs["sensor-002"][0]
+    options = QuarantineOptions(deactivate_certificates=True)
+    assert make_responder().quarantine("sensor-002", REGION, options, run_context()).outcome == "done"
+    failing = make_responder()
+    Fail(failing, operation)
+    assert failing.release("sensor-002", REGION, QuarantineOptions(), run_context()).outcome == "failed"
+    again = make_responder().release("sensor-002", REGION, QuarantineOptions(), run_context())
+    assert again.outcome == "done", again.message
+    assert not is_quarantined(client, "sensor-002", cert) and status_of(client, cert["certificateId"]) == "ACTIVE"

@@ -16,10 +16,11 @@ reactivated / freed only when the last quarantine holding it is released.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -247,6 +248,26 @@ class Quarantine:
             return self.s.outcomes.conflict(
                 ACTION_QUARANTINE, thing_name, region, "the thing changed while quarantine was reading it; run it again"
             )
+        try:
+            self._write(thing_name, region, options, found, deactivated, changes)
+        except (ClientError, BotoCoreError):
+            if problem is None:  # give the thing back at once (the record holds what was planned: release checks)
+                claim.give_back(replace(record, lease=None), lambda: self._modified(region, record))
+            raise
+        if problem is None:
+            marked = replace(record, lease=None, certificates_modified=self._modified(region, record))
+            problem = claim.settle(marked)
+        return self._report(thing_name, region, found, changes, isolated, deactivated, problem)
+
+    def _write(
+        self,
+        thing_name: str,
+        region: str,
+        options: QuarantineOptions,
+        found: _Found,
+        deactivated: List[str],
+        changes: List[str],
+    ) -> None:
         if not found.in_group:
             self.s.calls.call("iot", region, "AddThingToThingGroup", thingGroupName=options.group, thingName=thing_name)
             changes.append(f"added to thing group {options.group}")
@@ -254,10 +275,6 @@ class Quarantine:
         for cert_id in deactivated:
             self.s.calls.call("iot", region, "UpdateCertificate", certificateId=cert_id, newStatus="INACTIVE")
             changes.append(f"deactivated certificate {cert_id}")
-        if problem is None:
-            marked = replace(record, lease=None, certificates_modified=self._modified(region, record))
-            problem = claim.settle(marked)
-        return self._report(thing_name, region, found, changes, isolated, deactivated, problem)
 
     def _modified(self, region: str, record: QuarantineRecord) -> Optional[int]:
         """AWS's latest lastModifiedDate among the certificates the record holds INACTIVE (read back now)."""
@@ -330,6 +347,11 @@ class _Claim:
         self.lease = record.lease
         self.found.details["record_nonce"] = record.nonce
         return None
+
+    def give_back(self, record: QuarantineRecord, modified: Callable[[], Optional[int]]) -> None:
+        """After a failed write: the record without the lease, best effort (else the lease expires)."""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.settle(replace(record, certificates_modified=modified()))
 
     def settle(self, record: QuarantineRecord) -> Optional[str]:
         for _ in range(RECORD_WRITE_ATTEMPTS):

@@ -87,7 +87,11 @@ class Release:
                 return self.s.outcomes.conflict(
                     action, thing_name, region, "the thing changed while release was reading it; run it again"
                 )
-            self._undo(thing_name, region, planned, changes)
+            try:
+                self._undo(thing_name, region, planned, changes)
+            except (ClientError, BotoCoreError):
+                self._give_back(thing_name, region, planned)
+                raise
             return self._report(thing_name, region, planned, changes, details)
         except (ClientError, BotoCoreError) as exc:
             return self.s.outcomes.failed(action, thing_name, region, exc, changes, "release")
@@ -257,6 +261,20 @@ class Release:
             return False
         planned.claimed = True
         return True
+
+    def _give_back(self, thing_name: str, region: str, planned: _Plan) -> None:
+        """After a failed undo: the record as it was, without the lease, so a later release can finish (best
+        effort: a failure here leaves the lease to expire)."""
+        if not planned.claimed:
+            return
+        record = planned.state.record
+        try:
+            if planned.trusted and record is not None:
+                self.s.records.write(region, thing_name, replace(record, lease=None), planned.state.version)
+            else:
+                self.s.records.put_raw(region, thing_name, planned.state.raw or "", planned.state.version)
+        except (ClientError, BotoCoreError):
+            pass
 
     def _undo(self, thing_name: str, region: str, planned: _Plan, changes: List[str]) -> None:
         calls, isolation = self.s.calls, self.s.isolation
