@@ -6,94 +6,40 @@ OpsCenter deduplicates on ``/aws/dedup`` (per account, region, thing and violati
 :mod:`iot_defender.opscenter`) while the OpsItem is open, so neither a retried alert nor the alert firing again
 opens a second one. An optional per-thing suppression window is kept in a :class:`SuppressionStore` (the KV store
 in Splunk, memory in tests and Lambdas). The text comes from the untrusted row through
-:mod:`iot_defender.incident` / :mod:`iot_defender.opscenter`, cut to the API limits.
+:mod:`iot_defender.incident` / :mod:`iot_defender.opscenter`, cut to the API limits; the API calls are
+:mod:`.destinations`'.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import threading
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import incident as inc
-from .. import opscenter
-from ..aws import error_code
-from ..events import ActionResult, to_epoch, to_iso
+from ..events import ActionResult, to_epoch
 from .calls import AwsCalls
 from .common import (
     ACTION_INCIDENT,
-    RESPONSE_PLAN_ARN_RE,
-    SNS_TOPIC_ARN_RE,
     VIOLATION_ID_RE,
-    OptionError,
     RunContext,
-    check_arn,
-    parse_arn,
     show,
 )
+from .destinations import Destinations, Incident
+from .options import DEFAULT_TITLE, DESTINATIONS, IncidentOptions
 from .outcomes import Outcomes
 from .registry import Registry
 
-DESTINATIONS = ("opscenter", "incident_manager", "sns")
-DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
-
-
-@dataclass(frozen=True)
-class IncidentOptions:
-    destination: str = "incident_manager"
-    response_plan_arn: Optional[str] = None
-    sns_topic_arn: Optional[str] = None
-    title: str = DEFAULT_TITLE
-    impact: str = "3"
-    suppression_minutes: int = 0
-    source: str = inc.TRIGGER_SOURCE
-    opsitem_source: str = opscenter.SOURCE
-
-    def check(self, partition: Optional[str] = None) -> None:
-        if self.destination not in DESTINATIONS:
-            raise OptionError(f"destination must be one of {', '.join(DESTINATIONS)}")
-        if self.destination == "opscenter":
-            problem = opscenter.check_source(self.opsitem_source)
-            if problem:
-                raise OptionError(problem)
-            if self.sns_topic_arn:  # optional: the topic OpsCenter notifies of the OpsItem
-                check_arn(
-                    self.sns_topic_arn,
-                    SNS_TOPIC_ARN_RE,
-                    partition,
-                    what="SNS topic",
-                    expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
-                )
-        elif self.destination == "incident_manager":
-            check_arn(
-                self.response_plan_arn,
-                RESPONSE_PLAN_ARN_RE,
-                partition,
-                what="response plan",
-                expected="an Incident Manager response plan ARN (arn:<partition>:ssm-incidents::<account>:"
-                "response-plan/<name>)",
-            )
-        else:
-            check_arn(
-                self.sns_topic_arn,
-                SNS_TOPIC_ARN_RE,
-                partition,
-                what="SNS topic",
-                expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
-            )
-        if not self.title or not self.title.strip():
-            raise OptionError("the incident title template is empty")
-        if self.impact.strip() and not inc.template_fields(self.impact):
-            inc.render_impact(self.impact, {})  # a fixed impact is checked once, before any row
-        if not 0 <= self.suppression_minutes <= 7 * 24 * 60:
-            raise OptionError("suppression window must be between 0 and 10080 minutes (7 days)")
-        source = self.source or ""
-        if not source or len(source) > inc.SOURCE_MAX or source.lower().startswith("aws."):
-            raise OptionError("trigger source must be 1-50 characters and must not start with 'aws.'")
+__all__ = [
+    "DEFAULT_TITLE",
+    "DESTINATIONS",
+    "IncidentOptions",
+    "Incidents",
+    "MemorySuppressionStore",
+    "SuppressionStore",
+]
 
 
 class SuppressionStore:
@@ -139,20 +85,6 @@ class MemorySuppressionStore(SuppressionStore):
             self.data.pop(key, None)
 
 
-@dataclass
-class _Incident:
-    """One incident to start, rendered from its row before any AWS call."""
-
-    thing_name: str
-    region: str
-    row: Mapping[str, Any]
-    options: IncidentOptions
-    title: str
-    impact: Optional[int]
-    token: str
-    details: Dict[str, Any]
-
-
 def _trigger_time(row: Mapping[str, Any], trigger_time: Any, now: _dt.datetime) -> _dt.datetime:
     """When the incident was triggered: ``trigger_time``, else the row's time, else ``now``."""
     when = now
@@ -184,6 +116,7 @@ class Incidents:
         self.registry = registry
         self.dry_run = dry_run
         self.store = store
+        self.destinations = Destinations(calls)
         # True in Splunk: a destination that cannot deduplicate (an SNS standard topic) refuses when the KV store
         # is unavailable rather than publish a replayed alert twice.
         self.dedup_required = dedup_required
@@ -222,7 +155,7 @@ class Incidents:
         options: IncidentOptions,
         context: RunContext,
         violation_id: str,
-    ) -> Union[_Incident, ActionResult]:
+    ) -> Union[Incident, ActionResult]:
         """The incident's title, impact and token from the row, or the refusal of an invalid request."""
         action = ACTION_INCIDENT
         refused = self.outcomes.refuse_invalid_name(action, thing_name, region)
@@ -247,10 +180,10 @@ class Incidents:
             details["impact"] = impact
         if violation_id:
             details["violation_id"] = violation_id
-        return _Incident(thing_name, region, row, options, title, impact, token, details)
+        return Incident(thing_name, region, row, options, title, impact, token, details)
 
     def _open_incident(
-        self, incident: _Incident, context: RunContext, trigger_time: Any, verify_thing: bool
+        self, incident: Incident, context: RunContext, trigger_time: Any, verify_thing: bool
     ) -> ActionResult:
         action, name, region, details = ACTION_INCIDENT, incident.thing_name, incident.region, incident.details
         if verify_thing:  # rows are untrusted; a Device Defender message (Lambda) names a real thing
@@ -296,7 +229,7 @@ class Incidents:
 
     def _start(
         self,
-        incident: _Incident,
+        incident: Incident,
         items: List[Dict[str, Any]],
         when: _dt.datetime,
         previous: Optional[Dict[str, Any]],
@@ -308,10 +241,10 @@ class Incidents:
         repeat = bool(previous and previous.get("client_token") == incident.token)
         destination = incident.options.destination
         if destination == "opscenter":
-            reference, existed = self._open_ops_item(incident, thing_arn, context)
+            reference, existed = self.destinations.open_ops_item(incident, thing_arn, context)
             return reference, existed or bool(previous and previous.get("reference") == reference)
         if destination == "incident_manager":
-            reference = self._start_in_incident_manager(incident, items, when)
+            reference = self.destinations.start_in_incident_manager(incident, items, when)
             return reference, repeat or bool(previous and previous.get("reference") == reference)
         if repeat:
             incident.details["message_id"] = previous.get("reference") if previous else None
@@ -327,7 +260,7 @@ class Incidents:
         return self._publish_once(incident, items, when)
 
     def _publish_once(
-        self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime
+        self, incident: Incident, items: List[Dict[str, Any]], when: _dt.datetime
     ) -> Union[Tuple[str, bool], ActionResult]:
         """Publish to SNS at most once per (alert, thing, violation): a standard topic cannot deduplicate, so the
         publication is claimed in the store first (create-only); without the store it is refused."""
@@ -356,7 +289,7 @@ class Incidents:
                 details=details,
             )
         try:
-            reference = self._publish(incident, items, when)
+            reference = self.destinations.publish(incident, items, when)
         except Exception:
             if claimed:
                 self._store_forget(claim_key, details)
@@ -364,59 +297,8 @@ class Incidents:
         details["message_id"] = reference
         return reference, False
 
-    def _open_ops_item(self, incident: _Incident, thing_arn: str, context: RunContext) -> Tuple[str, bool]:
-        """CreateOpsItem; returns (OpsItemId, whether OpsCenter answered with an open OpsItem it already had)."""
-        options, region, details = incident.options, incident.region, incident.details
-        topic = options.sns_topic_arn or ""
-        notify = topic if topic and parse_arn(topic).get("region") == region else None
-        if topic and not notify:
-            details["notification"] = f"not sent: OpsCenter notifies only topics in the OpsItem's region ({region})"
-        subject = opscenter.Subject(
-            partition=self.calls.partition,
-            account_id=self.calls.account_id,
-            region=region,
-            thing_name=incident.thing_name,
-            thing_arn=thing_arn or self.calls.arn(region, "thing", incident.thing_name),
-            violation_id=str(details.get("violation_id") or ""),
-            search_name=context.search_name,
-            sid=context.sid,
-            results_link=context.results_link,
-            row=incident.row,
-        )
-        request = opscenter.create_request(
-            subject,
-            title=incident.title,
-            impact=incident.impact,
-            source=options.opsitem_source,
-            notification_topic=notify,
-        )
-        details.update(dedup=opscenter.dedup_of(request), severity=request["Severity"], priority=request["Priority"])
-        try:
-            answer = self.calls.call("ssm", region, "CreateOpsItem", **request)
-            ops_item_id = str(answer["OpsItemId"])
-            # OpsCenter answers a duplicate (same /aws/dedup, OpsItem still open) with the existing OpsItem's id
-            # and no error: only the request marker stored in it tells whether this very call created it.
-            existed = not self._created_by(region, ops_item_id, request)
-        except ClientError as exc:
-            error: Mapping[str, object] = exc.response  # botocore's typed answer omits the service's own members
-            if error_code(exc) != "OpsItemAlreadyExistsException" or not error.get("OpsItemId"):
-                raise
-            ops_item_id, existed = str(error["OpsItemId"]), True
-        details["ops_item_id"] = ops_item_id
-        details["ops_item_arn"] = (
-            f"arn:{self.calls.partition}:ssm:{region}:{self.calls.account_id}:opsitem/{ops_item_id}"
-        )
-        return ops_item_id, existed
-
-    def _created_by(self, region: str, ops_item_id: str, request: Mapping[str, Any]) -> bool:
-        """True when the OpsItem holds this request's marker (GetOpsItem)."""
-        mine = request["OperationalData"].get(opscenter.REQUEST_KEY, {}).get("Value")
-        item = self.calls.call("ssm", region, "GetOpsItem", OpsItemId=ops_item_id).get("OpsItem") or {}
-        theirs = ((item.get("OperationalData") or {}).get(opscenter.REQUEST_KEY) or {}).get("Value")
-        return bool(mine) and mine == theirs
-
     def _suppressed(
-        self, incident: _Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime
+        self, incident: Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime
     ) -> Optional[ActionResult]:
         """The result when another incident was started for the thing within the suppression window."""
         window = incident.options.suppression_minutes
@@ -436,22 +318,6 @@ class Incidents:
             f"({previous.get('reference')}), window {window} min",
             details=incident.details,
         )
-
-    def _start_in_incident_manager(self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
-        options = incident.options
-        request: Dict[str, Any] = {
-            "clientToken": incident.token,
-            "responsePlanArn": options.response_plan_arn,
-            "title": incident.title,
-            "relatedItems": items,
-            "triggerDetails": {"source": options.source, "timestamp": when, "rawData": inc.raw_data(incident.row)},
-        }
-        if incident.impact is not None:
-            request["impact"] = incident.impact
-        answer = self.calls.call("ssm-incidents", incident.region, "StartIncident", **request)
-        reference = answer["incidentRecordArn"]
-        incident.details["incident_record_arn"] = reference
-        return reference
 
     def _store_get(self, key: str, details: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         """Suppression state is best effort: when it cannot be read, the incident is started (a duplicate
@@ -480,36 +346,3 @@ class Incidents:
                 self.store.forget(key)
         except Exception as exc:
             details["deduplication"] = f"claim not withdrawn ({type(exc).__name__}): a retry reports already-in-state"
-
-    def _publish(self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
-        options, thing_name, region = incident.options, incident.thing_name, incident.region
-        topic = options.sns_topic_arn or ""
-        topic_region = parse_arn(topic).get("region") or region
-        message = {
-            "type": "iot-defender-incident",
-            "title": incident.title,
-            "impact": incident.impact,
-            "thing_name": thing_name,
-            "account_id": self.calls.account_id,
-            "region": region,
-            "related_items": [
-                {"type": i["identifier"]["type"], "title": i.get("title"), **i["identifier"]["value"]} for i in items
-            ],
-            "trigger": {"source": options.source, "timestamp": to_iso(when)},
-            "dedupe_key": incident.token,
-            "raw_data": json.loads(inc.raw_data(incident.row)),
-        }
-        params: Dict[str, Any] = {
-            "TopicArn": topic,
-            "Subject": inc.clean_text(incident.title.encode("ascii", "replace").decode("ascii"), inc.SNS_SUBJECT_MAX),
-            "Message": json.dumps(message, separators=(",", ":"), ensure_ascii=False),
-            "MessageAttributes": {
-                "thing_name": {"DataType": "String", "StringValue": thing_name},
-            },
-        }
-        if incident.impact is not None:
-            params["MessageAttributes"]["impact"] = {"DataType": "Number", "StringValue": str(incident.impact)}
-        if topic.endswith(".fifo"):
-            params["MessageGroupId"] = thing_name
-            params["MessageDeduplicationId"] = incident.token
-        return str(self.calls.call("sns", topic_region, "Publish", **params)["MessageId"])
