@@ -137,3 +137,22 @@ def test_release_leaves_a_group_that_is_not_the_add_ons(iot):
     released = make_responder().release("sensor-002", REGION, QuarantineOptions(), run_context())
     assert "QUARANTINED" in groups_of(client, "sensor-002"), released.message
     assert released.outcome == "warning"
+
+
+@pytest.mark.parametrize("change", ["untag", "rewrite"])
+def test_release_never_detaches_a_policy_that_is_no_longer_the_add_ons(iot, change):
+    """The isolation policy was deleted and re-created by someone else under the same name (or lost its tag): the
+    certificates keep it, release says so."""
+    client, certs = iot
+    cert = certs["sensor-002"][0]
+    assert make_responder().quarantine("sensor-002", REGION, QuarantineOptions(), run_context()).outcome == "done"
+    arn = client.get_policy(policyName=respond.DEFAULT_POLICY_NAME)["policyArn"]
+    if change == "untag":
+        client.untag_resource(resourceArn=arn, tagKeys=["managed-by"])
+    else:
+        client.create_policy_version(
+            policyName=respond.DEFAULT_POLICY_NAME, policyDocument=json.dumps(ALLOW_ALL), setAsDefault=True
+        )
+    released = make_responder().release("sensor-002", REGION, QuarantineOptions(), run_context())
+    assert released.outcome == "warning", released.message
+    assert policies_on(client, cert["certificateArn"]) == [respond.DEFAULT_POLICY_NAME]

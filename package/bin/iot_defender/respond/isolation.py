@@ -125,16 +125,13 @@ class Isolation:
         """Check (and with ``manage_policy`` create or update) the isolation policy; what was (would be) done."""
         account = self.calls.account_id
         document = isolation_policy(self.calls.partition, region, account, options.allow_remediation)
-        try:
-            current = self.calls.call("iot", region, "GetPolicy", policyName=options.policy_name)
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
+        current = self.registry.policy(region, options.policy_name)
+        if current is None:
             if not options.manage_policy:
                 raise SetupError(
                     f"isolation policy {options.policy_name} does not exist (it is managed outside this action)",
                     "ResourceNotFoundException",
-                ) from None
+                )
             return self._create_policy(region, options, document)
         problem = self.ownership.policy_problem(region, current, account, self.calls.partition)
         if problem:

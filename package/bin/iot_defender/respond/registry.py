@@ -39,6 +39,14 @@ class Registry:
                 return None
             raise
 
+    def policy(self, region: str, name: str) -> Optional[Dict[str, Any]]:
+        try:
+            return self.calls.call("iot", region, "GetPolicy", policyName=name)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
     def thing_groups(self, region: str, thing_name: str) -> List[str]:
         groups = self.calls.pages(
             "iot", region, "ListThingGroupsForThing", "thingGroups", thingName=thing_name, maxResults=250

@@ -130,6 +130,12 @@ class Release:
             self._plan_certificates(thing_name, region, record, planned, cert_arns)
         else:
             self._plan_untrusted(region, planned, groups, cert_arns, options, trust)
+        if planned.detach and not self._own_policy(region, planned.policy_name):
+            planned.warnings.append(
+                f"IoT policy {planned.policy_name} is no longer the add-on's (tag or document): it stays attached to "
+                f"certificates {', '.join(a.rsplit('/', 1)[-1] for a in planned.detach)}"
+            )
+            planned.detach = []
         planned.plan.extend(
             f"detach policy {planned.policy_name} from certificate {a.rsplit('/', 1)[-1]}" for a in planned.detach
         )
@@ -142,6 +148,14 @@ class Release:
         if planned.warnings:
             details["warnings"] = planned.warnings
         return planned
+
+    def _own_policy(self, region: str, name: str) -> bool:
+        answer = self.s.registry.policy(region, name)
+        calls = self.s.calls
+        ownership = self.s.isolation.ownership
+        return (
+            answer is not None and ownership.policy_problem(region, answer, calls.account_id, calls.partition) is None
+        )
 
     def _own_group(self, region: str, group: str) -> bool:
         answer = self.s.registry.describe_group(region, group)
