@@ -177,18 +177,18 @@ class Isolation:
         )
 
     def _once(self, key: Tuple[str, ...], read: Any) -> frozenset:
+        """``read()`` once per key and run, however many threads ask at the same moment."""
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
-        try:
-            found = frozenset(read())
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
-            found = frozenset()  # the group or policy does not exist yet
-        with self._lock:
-            self._cache[key] = found
-        return found
+            lock = self._cache.setdefault(("lock", *key), threading.Lock())
+        with lock:
+            if key not in self._cache:
+                try:
+                    self._cache[key] = frozenset(read())
+                except ClientError as exc:
+                    if error_code(exc) != "ResourceNotFoundException":
+                        raise
+                    self._cache[key] = frozenset()  # the group or policy does not exist yet
+            return self._cache[key]
 
     def attach(self, region: str, policy_name: str, cert_arns: List[str], changes: List[str]) -> None:
         for arn in cert_arns:
