@@ -74,10 +74,23 @@ class SimClock:
 class Rows:
     """The lookup as the bench keeps it between runs: only what the library reads back from a prior row."""
 
-    KEEP = ("links_checked_at", "links_due_at", "registry_digest", "certificate_ids", "thing_groups", "digest")
+    KEEP = (
+        "links_checked_at",
+        "links_due_at",
+        "registry_digest",
+        "certificate_ids",
+        "certificate_statuses",
+        "thing_groups",
+        "digest",
+        "account_id",
+        "region",
+        "thing_name",
+    )
 
     def __init__(self) -> None:
         self.docs: Dict[str, Dict[str, Any]] = {}
+        self.link_rows = 0  # certificate index rows the input would save (certificate_index), and keys it would delete
+        self.link_deletes = 0
 
     def known(self, keys: List[str]) -> Dict[str, Dict[str, Any]]:
         return {k: self.docs[k] for k in keys if k in self.docs}
@@ -106,7 +119,9 @@ def _run(aws: LoopbackAWS, rows: Rows, now: float, pacer: inventory.Pacer, optio
     def saving():
         for page in pages:
             rows.save(result.rows)
-            result.rows = []
+            rows.link_rows += len(result.link_rows)
+            rows.link_deletes += len(result.link_removed)
+            result.rows, result.link_rows, result.link_removed = [], [], []
             yield page
 
     stats = RunStats(input="inventory", stanza="bench", account="bench", region=REGION)
@@ -151,6 +166,7 @@ def _measured(aws: LoopbackAWS, rows: Rows, hour: int, clock: SimClock, options:
     aws.requests.clear()
     pacer = inventory.Pacer(clock=clock, sleep=clock.sleep)
     started = clock()
+    links_before, deletes_before = rows.link_rows, rows.link_deletes
     result = _run(aws, rows, T0 + hour * HOUR, pacer, options)
     seconds = clock() - started
     records = aws.requests.snapshot()
@@ -164,6 +180,8 @@ def _measured(aws: LoopbackAWS, rows: Rows, hour: int, clock: SimClock, options:
         "calls_per_thing": round(sum(calls.values()) / result.things, 4),
         "links_refreshed": result.links_refreshed,
         "links_deferred": result.links_deferred,
+        "certificate_index_rows_saved": rows.link_rows - links_before,
+        "certificate_index_keys_deleted": rows.link_deletes - deletes_before,
         "throttles": throttles,
         "simulated_seconds": round(seconds, 1),
     }

@@ -12,6 +12,11 @@ Every token that reaches a query is quoted with the ``s`` filter (``$thing|s$``)
 crafted link (``form.thing=...``) stays one quoted search term and cannot add SPL. The test suite fails on an
 unquoted one.
 
+No token is printed in a title, a description or a markdown panel: Dashboard Studio renders markdown (links,
+images, headings) and has no filter that escapes it, so a thing name or client id crafted as ``[text](url)`` would
+become a link in the analyst's page. Device-influenced values are shown only by tables and charts, which print
+text. :func:`check_no_printed_tokens` refuses a definition that breaks this, before anything is written.
+
 Every data source's SPL is checked by tests/knowledge/test_fields.py against the events the real code produces,
 every definition by tests/knowledge/validate_dashboards.js against @splunk/dashboard-definition's schema, and
 every view is drawn by Splunk's own @splunk/dashboard-core in headless Chromium (make dashboards-check).
@@ -20,6 +25,7 @@ every view is drawn by Splunk's own @splunk/dashboard-core in headless Chromium 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +267,7 @@ class Board:
         }
 
     def xml(self) -> str:
+        check_no_printed_tokens(self.view, self.definition())
         definition = json.dumps(self.definition(), indent=4)
         if "]]>" in definition:
             raise ValueError("a definition cannot contain ]]>")
@@ -275,6 +282,35 @@ class Board:
             "]]></meta>\n"
             "</dashboard>\n"
         )
+
+
+# Keys whose text Dashboard Studio prints (titles, descriptions) or renders as markdown.
+PRINTED_KEYS = ("title", "description", "markdown", "label", "yAxisTitleText", "xAxisTitleText")
+_TOKEN = re.compile(r"\$[^$\s]+\$")
+# Tokens that are no device's text: the time picker's own values.
+_SAFE_TOKENS = frozenset({"$global_time.earliest$", "$global_time.latest$"})
+
+
+def printed_tokens(node: Any, path: str = "") -> List[str]:
+    """``path: token`` for every token inside printed text of a definition (see the module docstring)."""
+    found: List[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}"
+            if key in PRINTED_KEYS and isinstance(value, str):
+                found.extend(f"{where}: {t}" for t in _TOKEN.findall(value) if t not in _SAFE_TOKENS)
+            else:
+                found.extend(printed_tokens(value, where))
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            found.extend(printed_tokens(value, f"{path}[{n}]"))
+    return found
+
+
+def check_no_printed_tokens(view: str, definition: Dict[str, Any]) -> None:
+    found = printed_tokens(definition)
+    if found:
+        raise ValueError(f"{view}: tokens printed as text (markdown/titles are not escaped): {'; '.join(found)}")
 
 
 # =================================================================================================== boards
@@ -349,7 +385,7 @@ def ports_board() -> Board:
     b.viz(
         "viz_tcp_open",
         "splunk.column",
-        "Open TCP ports over time (thing: $thing$)",
+        "Open TCP ports over time (the thing set above)",
         "ds_tcp_open",
         {"stackMode": "stacked", "legendDisplay": "right", "yAxisTitleText": "reports"},
         description="Set the thing input to one thing to see its ports; a new port shows as a new series.",
@@ -822,8 +858,8 @@ def thing_board() -> Board:
         "Thing",
         None,
         {
-            "markdown": "## Thing: $thing$\nSet the thing input (wildcards allowed) or open this page from another "
-            "dashboard's row."
+            "markdown": "## Thing detail\nSet the thing input (wildcards allowed) or open this page from another "
+            "dashboard's row. The inventory panel below names the thing(s) it matches."
         },
     )
     b.search(

@@ -22,7 +22,7 @@ import iot_defender_kv
 from splunklib import binding
 from splunklib import client as splunk_client
 
-from iot_defender import events, inventory
+from iot_defender import certificate_index, events, inventory
 from iot_defender.aws import AwsSession, ConfigError, error_code, error_message, parse_regions, redact
 from iot_defender.checkpoint import Journal
 from iot_defender.inputs import (
@@ -50,6 +50,7 @@ from iot_defender_splunk import (
 APP = "TA-aws-iot-defender"
 CHECKPOINT_COLLECTION = "ta_aws_iot_defender_checkpoints"
 INVENTORY_COLLECTION = "iot_thing_inventory"
+CERTIFICATE_COLLECTION = certificate_index.COLLECTION
 # KV store answers 503 while it starts (splunkd restart, SHC member joining): wait this long, then give up.
 KV_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
@@ -184,19 +185,26 @@ class KvInventoryLookup:
         self._rows: Optional[iot_defender_kv.KvRows] = None
 
     def rows(self) -> iot_defender_kv.KvRows:
+        def retry(operation: Callable[[], Any], what: str) -> Any:
+            return _kv_retry(operation, what, self._logger)
+
         data = collection_data(self._service, INVENTORY_COLLECTION, self._logger)
-        self._rows = iot_defender_kv.KvRows(data, lambda operation, what: _kv_retry(operation, what, self._logger))
+        links = iot_defender_kv.KvLinks(collection_data(self._service, CERTIFICATE_COLLECTION, self._logger), retry)
+        self._rows = iot_defender_kv.KvRows(data, retry, links)
         return self._rows
 
     def finish(self, result: inventory.InventoryResult, *, account_id: str, region: str) -> None:
         rows = self._rows if self._rows is not None else self.rows()
-        if result.rows:
-            rows.write(result.rows)
-            result.rows = []
+        rows.write_page(result)
         deleted = (
             iot_defender_kv.delete_stale(rows, result, account_id=account_id, region=region) if result.complete else 0
         )
         counts = {**result.counts(), "rows_written": rows.writes, "rows_deleted": deleted, "row_reads": rows.reads}
+        if rows.links is not None:
+            links = rows.links
+            counts.update(
+                links_written=links.written, links_deleted=links.deleted_keys, link_things_deleted=links.thing_deletes
+            )
         self._logger.info(
             "%s: inventory lookup %s: %s",
             self._stanza,

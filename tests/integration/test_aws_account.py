@@ -49,12 +49,28 @@ def test_bad_keys_are_refused_with_a_clear_message_and_no_secret(aws, overrides,
 
 def test_role_that_cannot_be_assumed_names_the_step(aws):
     aws.add_role(ROLE, external_id="the-right-id")
-    with pytest.raises(AccountValidationError, match=f"while assuming role {ROLE}") as info:
+    with pytest.raises(AccountValidationError, match="while assuming the configured role") as info:
         validate_account(account(aws, role_arn=ROLE, external_id="a-wrong-id"))
     assert "a-wrong-id" not in str(info.value)
     assert validate_account(account(aws, role_arn=ROLE, external_id="the-right-id"))["arn"].startswith(
         "arn:aws:sts::123456789012:assumed-role/SplunkIoTDefender/"
     )
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    ["wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AKIAIOSFODNN7EXAMPLE", "tok=en.value@corp,x", "a/b/c/deep/secret"],
+)
+def test_a_secret_pasted_into_a_valid_looking_role_arn_never_comes_back(aws, pasted):
+    """Regression (issue 17, class 5): the step said 'assuming role <the ARN>' and AWS's own message quoted it."""
+    role = f"arn:aws:iam::123456789012:role/{pasted}"
+    with pytest.raises(AccountValidationError) as info:
+        validate_account(account(aws, role_arn=role, external_id="external-id-1"))
+    message = str(info.value)
+    assert "assuming the configured role" in message
+    assert pasted not in message and role not in message
+    for piece in pasted.split("/"):
+        assert len(piece) < 5 or piece not in message, (piece, message)
 
 
 def test_assumed_role_credentials_refresh_themselves_before_expiry(aws):

@@ -6,6 +6,8 @@ import sys
 import types
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from iot_defender.aws import (
     Account,
@@ -85,6 +87,94 @@ def test_proxy_url_and_its_redaction():
     assert "TA-aws-iot-defender/" in config.user_agent_extra
 
 
+# --- issue 17, class 5: every setting through params.py; proxy host/port/type validated; no value echoed.
+
+SETTING_SECRET = "s3cr3t-PASTED-value"
+
+
+@given(
+    field=st.sampled_from(["max_attempts", "timeout_seconds"]),
+    value=st.one_of(
+        st.just(True),
+        st.just("true"),
+        st.just("1_0"),
+        st.text(alphabet="٠١٢٣٤٥٦٧٨٩", min_size=1, max_size=2),
+        st.just("\uff15"),
+        st.text(alphabet="abc+_ ", min_size=1, max_size=5).filter(str.strip),
+        st.just("1.5"),
+        st.just(f"3{SETTING_SECRET}"),
+    ),
+)
+def test_aws_api_tab_refuses_what_is_not_ascii_digits_and_never_echoes(field, value):
+    """Regression: a JSON ``true`` became 1, ``"1_0"`` 10 and Arabic-Indic digits numbers (int() takes them)."""
+    with pytest.raises(ConfigError) as info:
+        ClientSettings.from_conf({field: value})
+    assert field in str(info.value) and SETTING_SECRET not in str(info.value)
+
+
+@given(st.integers(min_value=1, max_value=20), st.integers(min_value=1, max_value=300))
+def test_aws_api_tab_accepts_ascii_numbers_in_range(attempts, timeout):
+    settings = ClientSettings.from_conf({"max_attempts": f" {attempts} ", "timeout_seconds": str(timeout)})
+    assert (settings.max_attempts, settings.timeout_seconds) == (attempts, timeout)
+
+
+def proxy(**overrides):
+    base = {"proxy_enabled": "1", "proxy_type": "http", "proxy_url": "proxy.corp", "proxy_port": "3128"}
+    base.update(overrides)
+    return base
+
+
+@given(
+    host=st.builds(
+        lambda left, mark, right: left + mark + right,
+        st.text(alphabet="abcxyz019.", min_size=1, max_size=8),
+        st.sampled_from(["@", "#", "/", "?", ":", "%", " ", "\\", "\n", "\u202e", "[", "@evil.example#"]),
+        st.text(alphabet="abcxyz019.", min_size=1, max_size=8),
+    )
+)
+def test_proxy_host_that_would_change_the_url_is_refused(host):
+    """Regression: 'user@evil.example#' built http://user@evil.example#.corp:3128, another host."""
+    with pytest.raises(ConfigError) as info:
+        proxy_url_from_conf(proxy(proxy_url=host))
+    assert "proxy_url" in str(info.value) and host.strip() not in str(info.value)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "80a", "٨٠", "8_0", "-1", "3128 3129", "true"])
+def test_proxy_port_must_be_an_ascii_port_number(port):
+    with pytest.raises(ConfigError, match="proxy_port"):
+        proxy_url_from_conf(proxy(proxy_port=port))
+
+
+@pytest.mark.parametrize(
+    ("host", "url"), [("10.0.0.1", "http://10.0.0.1:3128"), ("[fd00::1]", "http://[fd00::1]:3128")]
+)
+def test_proxy_hosts_that_are_addresses(host, url):
+    assert proxy_url_from_conf(proxy(proxy_url=host)) == url
+
+
+@pytest.mark.parametrize("kind", ["HTTPS", "ftp", "gopher", "http;"])
+def test_unknown_proxy_type_is_refused_without_echo(kind):
+    with pytest.raises(ConfigError, match="proxy_type") as info:
+        proxy_url_from_conf(proxy(proxy_type=kind))
+    assert kind not in str(info.value)
+
+
+def test_proxy_enabled_is_a_boolean_never_guessed():
+    with pytest.raises(ConfigError, match="proxy_enabled"):
+        proxy_url_from_conf(proxy(proxy_enabled="enabled"))
+
+
+@given(
+    st.sampled_from(["role_session_name", "aws_access_key_id", "default_region"]),
+    st.sampled_from(["é" * 3, "session\u202ename", "a\nb", "AKIAIOSFODNN7EXAMPLE\u0661"]),
+)
+def test_account_names_are_ascii_whole_string(field, value):
+    """Regression: ``\\w`` matched any Unicode letter in the session name and role ARN patterns."""
+    with pytest.raises(ConfigError) as info:
+        Account.from_conf("prod", conf(**{field: value}))
+    assert value.strip() not in str(info.value)
+
+
 def test_client_settings_bounds():
     with pytest.raises(ConfigError):
         ClientSettings.from_conf({"max_attempts": "50"})
@@ -96,8 +186,11 @@ def test_client_settings_bounds():
 def test_regions_parameter():
     assert parse_regions(" us-east-1, eu-west-1 ,us-east-1", "x") == ["us-east-1", "eu-west-1"]
     assert parse_regions("", "ap-south-1") == ["ap-south-1"]
-    with pytest.raises(ConfigError, match="not AWS region names: Europe"):
+    with pytest.raises(ConfigError, match="not AWS region names: 'Europe'"):
         parse_regions("Europe", "x")
+    for bad in ("us-east-1\nx", "us-east-\u0661", "US-EAST-1", "us-east-1x"):
+        with pytest.raises(ConfigError):
+            parse_regions(f"eu-west-1,{bad}", "x")
 
 
 @pytest.fixture
@@ -219,3 +312,11 @@ def test_response_plan_is_optional_checked_and_never_echoed():
     assert PASTED not in str(info.value)
     with pytest.raises(ConfigError, match="partition 'aws-cn'"):
         Account.from_conf("prod", conf(response_plan_arn=plan.replace("arn:aws:", "arn:aws-cn:")))
+
+
+@pytest.mark.parametrize("region", ["us-east-1\n", "us-east-\u0661", "us-east-1 ", "xus-east-1"])
+def test_region_re_kept_for_other_callers_matches_the_whole_ascii_name(region):
+    """Regression: REGION_RE's ``$`` let a trailing newline through and ``\\d`` matched any Unicode digit."""
+    from iot_defender.aws import REGION_RE
+
+    assert REGION_RE.match(region) is None and REGION_RE.match("us-east-1")

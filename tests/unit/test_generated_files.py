@@ -77,3 +77,30 @@ def test_global_config_has_ucc_monitoring_dashboard_in_the_app_bar():
     assert config["pages"]["dashboard"]["settings"]["custom_license_usage"]["determine_by"] == "sourcetype"
     nav = (ROOT / "package" / "default" / "data" / "ui" / "nav" / "default.xml").read_text()
     assert '<view name="dashboard"/>' in nav
+
+
+def _definitions():
+    import re
+
+    for path in sorted(VIEWS.glob("iot_defender_*.xml")):
+        text = path.read_text()
+        body = re.search(r"<definition><!\[CDATA\[\n(.*?)\n\]\]></definition>", text, re.S)
+        assert body, path.name
+        yield path.name, json.loads(body.group(1))
+
+
+def test_no_view_prints_a_token_in_markdown_or_a_title():
+    """Regression (issue 17, class 4): the thing page's markdown said '## Thing: $thing$' and a chart title
+    '(thing: $thing$)': a thing or client id crafted as [text](url) became a link in the analyst's page."""
+    make_dashboards = generators.load("make_dashboards")
+    for name, definition in _definitions():
+        assert make_dashboards.printed_tokens(definition) == [], name
+
+
+def test_the_printed_token_check_catches_every_printed_place():
+    make_dashboards = generators.load("make_dashboards")
+    for key in ("title", "description", "markdown"):
+        for token in ("$thing$", "$row.thing_name.value$", "$thing|h$", "$click.value$"):
+            definition = {"visualizations": {"viz": {"options": {key: f"x {token} y"}}}}
+            assert make_dashboards.printed_tokens(definition), (key, token)
+    assert make_dashboards.printed_tokens({"dataSources": {"ds": {"options": {"query": "a=$thing|s$"}}}}) == []

@@ -35,7 +35,8 @@ def aws(server, monkeypatch):
 
 def session_for(aws) -> AwsSession:
     account = Account(name="t", access_key_id=aws.access_key, secret_access_key=aws.secret_key)
-    return AwsSession(account, ClientSettings(max_attempts=2, retry_mode="standard"))
+    # As the input builds it: raw timestamps, plain JSON answers as sent (a malformed record reaches the library).
+    return AwsSession(account, ClientSettings(max_attempts=2, retry_mode="standard"), raw_timestamps=True)
 
 
 class Rows:
@@ -303,3 +304,166 @@ def test_options_refuse_unknown_values():
         inventory.InventoryOptions.from_params({"fleet_indexing": "sometimes"})
     with pytest.raises(ValueError, match="link_sweep_hours"):
         inventory.InventoryOptions.from_params({"link_sweep_hours": "0"})
+
+
+# --- issue 17, class 7: one bad record never aborts the run; one digest for both paths; duplicates dropped.
+
+
+def nested(depth):
+    value = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+BAD_THINGS = {
+    "invalid-name": ({"thingName": "bad/name"}, "invalid_name"),
+    "long-name": ({"thingName": "n" * 129}, "invalid_name"),
+    "bidi-name": ({"thingName": "evil\u202egnp"}, "invalid_name"),
+    "name-not-a-string": ({"thingName": 42}, "wrong_type"),
+    "attributes-a-list": ({"thingName": "odd-1", "attributes": ["owner"]}, "wrong_type"),
+    "attribute-not-a-string": ({"thingName": "odd-2", "attributes": {"site": {"deep": 1}}}, "wrong_type"),
+    "deep-attributes": ({"thingName": "odd-3", "attributes": nested(60)}, "wrong_type"),
+    "groups-a-string": ({"thingName": "odd-4", "thingGroupNames": "site-a"}, "wrong_type"),
+    "group-not-a-name": ({"thingName": "odd-5", "thingGroupNames": ["a b"]}, "wrong_type"),
+    "version-a-string": ({"thingName": "odd-6", "version": "7"}, "wrong_type"),
+    "not-an-object": (["thingName", "x"], "wrong_type"),
+    "no-name": ({"thingTypeName": "sensor"}, "missing_field"),
+}
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["fleet-indexing", "per-thing"])
+@pytest.mark.parametrize("bad", sorted(BAD_THINGS))
+def test_a_malformed_listed_thing_is_skipped_and_counted_the_run_goes_on(aws, bad, indexed):
+    """Regression: one invalid name or wrong type in a page failed the whole run, every run."""
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 7)
+    if indexed:
+        registry.set_indexing(aws.account_id, REGION, "REGISTRY")
+    record, reason = BAD_THINGS[bad]
+    aws.faults.malformed_next_page("SearchIndex" if indexed else "ListThings", record, "things")
+    rows = Rows()
+    result, events, stats = run(aws, rows)
+    assert result.complete and stats.status == "ok" and result.things == 7 and len(rows.docs) == 7
+    assert stats.summary()["skipped_records"] == 1 and stats.skipped_reasons == {reason: 1}
+    assert f"skipped_reasons={reason}:1" in stats.summary_line()
+    assert all(events_model_valid(e.data["thingName"]) for e in events)
+
+
+def events_model_valid(name):
+    from iot_defender import events
+
+    return events.valid_thing_name(name)
+
+
+@pytest.mark.parametrize("pair", [("invalid-name", "deep-attributes"), ("no-name", "groups-a-string")])
+def test_bad_records_on_several_pages_are_each_counted(aws, pair):
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 600)  # two SearchIndex pages: one bad record injected into each
+    registry.set_indexing(aws.account_id, REGION, "REGISTRY")
+    for bad in pair:
+        aws.faults.malformed_next_page("SearchIndex", BAD_THINGS[bad][0], "things")
+    rows = Rows()
+    result, _events, stats = run(aws, rows)
+    assert result.complete and result.things == 600 and stats.malformed == 2
+    reasons = [BAD_THINGS[bad][1] for bad in pair]
+    assert stats.skipped_reasons == {r: reasons.count(r) for r in reasons}
+
+
+@pytest.mark.parametrize("first_indexed", [True, False], ids=["index-then-list", "list-then-index"])
+def test_falling_back_between_paths_keeps_the_change_digest(aws, first_indexed):
+    """Regression: SearchIndex documents carry groups and no version, ListThings entries the reverse; the digest
+    mixed them, so every thing looked changed after a fallback and had its links (and groups) read again."""
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 120)
+    rows = Rows()
+    mode = lambda indexed: registry.set_indexing(aws.account_id, REGION, "REGISTRY" if indexed else "OFF")  # noqa: E731
+    mode(first_indexed)
+    run(aws, rows)
+    mode(not first_indexed)
+    aws.requests.clear()
+    later = NOW + 60
+    result, events, _ = run(aws, rows, now=later)
+    due = sum(1 for n in range(120) if inventory.first_due(f"thing-{n:07d}", NOW, 86400.0) <= later)
+    assert result.links_refreshed == due
+    assert calls(aws, "ListThingPrincipals") == due
+    assert calls(aws, "ListThingGroupsForThing") == (due if first_indexed else 0)
+    assert len(events) == 120
+
+
+def test_a_document_listed_twice_is_delivered_once(aws):
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 600)
+    registry.set_indexing(aws.account_id, REGION, "REGISTRY")
+    # The index moving under the pages: the first page's first thing comes back on the second page too, and a
+    # thing is listed twice within one page.
+    aws.faults.malformed_next_page("SearchIndex", {"thingName": "thing-0000599"}, "things")
+    aws.faults.malformed_next_page("SearchIndex", {"thingName": "thing-0000000"}, "things")
+    rows = Rows()
+    result, events, stats = run(aws, rows)
+    names = [e.data["thingName"] for e in events]
+    assert len(names) == len(set(names)) == 600 and result.things == 600
+    assert result.duplicates == 2 and stats.duplicates_skipped == 2
+
+
+@pytest.mark.parametrize("size", [1, 5000, 9000, 30000])
+def test_seen_keys_answer_like_a_set(size):
+    import random
+
+    rng = random.Random(size)
+    seen, truth = inventory.SeenKeys(), set()
+    for _ in range(size):
+        value = rng.getrandbits(12 if size < 5000 else 64)
+        assert seen.add(value) == (value not in truth)
+        truth.add(value)
+    gone = next(iter(truth))
+    seen.discard(gone)
+    truth.discard(gone)
+    assert list(seen.sorted()) == sorted(truth) and len(seen) == len(truth)
+
+
+def test_changed_rows_carry_their_certificate_index_rows_and_removed_links(aws):
+    """The inventory input keeps iot_defender_certificate_things in step: the library hands the adapter the link rows
+    of every row it writes and the keys of links that went away (certificate_index's contract)."""
+    from iot_defender import certificate_index
+
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 5)
+    rows = Rows()
+    first, _events, _ = run(aws, rows)
+    assert len(first.link_rows) == 5 and not first.link_removed
+    assert first.link_rows == [link for row in rows.docs.values() for link in certificate_index.rows(row)]
+    rd = registry.region(aws.account_id, REGION)
+    arn = rd.thing_principals["thing-0000003"][0]
+    with registry.lock:
+        rd.thing_principals["thing-0000003"].remove(arn)
+        rd.things["thing-0000003"]["attributes"] = {"site": "moved"}
+        rd.changed()
+    result, _events, _ = run(aws, rows, now=NOW + 60)
+    cid = arn.rsplit("/", 1)[-1]
+    assert result.link_removed == [certificate_index.link_key(aws.account_id, REGION, cid, "thing-0000003")]
+    assert not any(link["thing_name"] == "thing-0000003" for link in result.link_rows)
+    assert len(result.rows) == 0  # drained by run(): every changed row was handed over
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["fleet-indexing", "per-thing"])
+def test_rows_with_the_digest_of_the_previous_version_are_not_changed_things(aws, indexed):
+    """After the upgrade to one digest, a row written by the previous version (its path's digest) is not a changed
+    thing: its links are not all re-read at once."""
+    registry = aws.registry
+    registry.seed(aws.account_id, REGION, 50)
+    if indexed:
+        registry.set_indexing(aws.account_id, REGION, "REGISTRY")
+    rows = Rows()
+    run(aws, rows)
+    rd = registry.region(aws.account_id, REGION)
+    for row in rows.docs.values():
+        thing = dict(rd.things[row["thing_name"]])
+        listed = {"thingTypeName": thing.get("thingTypeName"), "attributes": thing["attributes"]}
+        listed.update({"thingGroupNames": thing["groups"]} if indexed else {"version": thing["version"]})
+        row["registry_digest"] = inventory.legacy_registry_digest(listed)
+    aws.requests.clear()
+    later = NOW + 60
+    result, _events, _ = run(aws, rows, now=later)
+    due = sum(1 for n in range(50) if inventory.first_due(f"thing-{n:07d}", NOW, 86400.0) <= later)
+    assert result.links_refreshed == due == calls(aws, "ListThingPrincipals")

@@ -7,7 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iot_defender import audit, detect, inventory
-from iot_defender.params import FALSE_SPELLINGS, TRUE_SPELLINGS, ParameterError, boolean, choice, integer, text
+from iot_defender.params import (
+    FALSE_SPELLINGS,
+    TRUE_SPELLINGS,
+    ParameterError,
+    aws_name,
+    boolean,
+    choice,
+    integer,
+    text,
+)
 
 
 @pytest.mark.parametrize("spelling", (*TRUE_SPELLINGS, "TRUE", " Yes ", "T", "Y", "On"))
@@ -56,6 +65,53 @@ def test_integers_are_bounded_and_named():
         integer(True, "n", 0, 0, 100)
 
 
+@given(
+    st.one_of(
+        st.builds(lambda a, b: f"{a}_{b}", st.integers(0, 99), st.integers(0, 99)),
+        st.text(alphabet="٠١٢٣٤٥٦٧٨٩۰۱۲३४५０１２", min_size=1, max_size=4),
+        st.builds(lambda n: f"+{n}", st.integers(0, 99)),
+        st.builds(lambda n: f"{n}.0", st.integers(0, 99)),
+        st.just("1" * 40),
+    )
+)
+def test_integers_are_ascii_digits_only(value):
+    """Regression (issue 17, class 5): int() accepted '1_0' and non-ASCII digits."""
+    with pytest.raises(ParameterError, match="whole number"):
+        integer(value, "n", 0, -(10**50), 10**50)
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_ascii_integers_round_trip(number):
+    assert integer(f" {number} ", "n", 0, -(10**12), 10**12) == number
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        ("thing_name", "sensor-1:a_b", ["a b", "a/b", "é", "x" * 129, "a\nb"]),
+        ("thing_group_name", "Quarantine", ["g#1", "g@x", ""]),
+        ("policy_name", "deny.all+v=1,@x", ["a b", "a/b", "x" * 129]),
+        ("account_id", "123456789012", ["12345678901", "1234567890123", "١٢٣٤٥٦٧٨٩٠١٢"]),
+        ("region", "ap-southeast-7", ["us-east-1\nx", "US-EAST-1", "useast1"]),
+        (
+            "role_arn",
+            "arn:aws:iam::123456789012:role/a/b",
+            ["arn:aws:iam::12:role/a", "arn:aws:iam::123456789012:role/é"],
+        ),
+        ("proxy_host", "proxy.corp", ["a@b", "a#b", "a:1", "a/b", "-a", "a b"]),
+    ],
+)
+def test_aws_names_with_their_patterns(kind, good, bad):
+    assert aws_name(good, "f", kind) == good
+    for value in bad:
+        if not value:
+            assert aws_name(value, "f", kind, "dflt") == "dflt"
+            continue
+        with pytest.raises(ParameterError) as info:
+            aws_name(value, "f", kind)
+        assert value.strip() not in info.value.without_value()
+
+
 def test_choices_match_case_insensitively_and_refuse_the_rest():
     assert choice("static", "c", ("ANY", "STATIC")) == "STATIC"
     with pytest.raises(ParameterError, match=r"parameter c: 'STATICAL' is not one of ANY, STATIC"):
@@ -84,3 +140,7 @@ def test_inputs_parse_their_options_with_the_same_parsers():
     ]:
         with pytest.raises(ParameterError, match=key):
             parse({key: "sometimes"})
+    for name in ("a b", "profile/x", "prof\u202eile", "p" * 129):
+        with pytest.raises(ParameterError, match="security_profile_name"):
+            detect.ViolationOptions.from_params({"security_profile_name": name})
+    assert detect.ViolationOptions.from_params({"security_profile_name": " p-1 "}).security_profile_name == "p-1"

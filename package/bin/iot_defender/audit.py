@@ -44,15 +44,15 @@ def _task_prefix(task_id: str) -> str:
 
 def _finding_items(
     records: List[Any], *, task_id: str, account_id: str, region: str
-) -> Tuple[List[Tuple[Optional[str], events.Event]], List[str]]:
+) -> Tuple[List[Tuple[Optional[str], events.Event]], List[Any]]:
     items: List[Tuple[Optional[str], events.Event]] = []
-    malformed: List[str] = []
+    malformed: List[Any] = []
     for record in records:
         try:
             event = events.audit_finding_event(record, account_id=account_id, region=region)
             items.append((f"{_task_prefix(task_id)}finding/{record['findingId']}", event))
         except MalformedRecord as exc:
-            malformed.append(f"{exc} (task {task_id})")
+            malformed.append(MalformedRecord(f"{exc} (task {task_id})", reason=exc.reason))
     return items, malformed
 
 
@@ -93,7 +93,13 @@ def _task_pages(session: AwsSession, client: Any, task_id: str, scope: RunScope)
         status = described.get("taskStatus")
         started = events.to_epoch(described.get("taskStartTime"))
     except (ValueError, TypeError):
-        yield Page(malformed=[f"audit task {task_id}: DescribeAuditTask answer has no usable taskStartTime"])
+        yield Page(
+            malformed=[
+                MalformedRecord(
+                    f"audit task {task_id}: DescribeAuditTask answer has no usable taskStartTime", reason="bad_time"
+                )
+            ]
+        )
         return
     if status not in FINISHED_TASK_STATUSES:
 
@@ -124,7 +130,7 @@ def _task_event_page(described: Dict[str, Any], task_id: str, scope: RunScope) -
             described, account_id=scope.account_id, region=scope.region, task_id=task_id
         )
     except MalformedRecord as exc:
-        return Page(malformed=[f"{exc} (task {task_id})"])
+        return Page(malformed=[MalformedRecord(f"{exc} (task {task_id})", reason=exc.reason)])
     items: List[Tuple[Optional[str], events.Event]] = []
     for event in task_events:
         suffix = "task" if event.data["record_type"] == "task" else f"check/{event.data.get('checkName')}"

@@ -36,20 +36,15 @@ from botocore.paginate import TokenEncoder
 from botocore.parsers import ResponseParserFactory, RestJSONParser
 
 from . import USER_AGENT_EXTRA
-from .params import boolean
+from .params import AWS_NAMES, ParameterError, aws_match, boolean, choice, integer, shown
 
 PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
 CREDENTIAL_SOURCES = ("access_key", "default_chain")
 RETRY_MODES = ("standard", "adaptive")
 DEFAULT_SESSION_NAME = "splunk-ta-aws-iot-defender"
 
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov|aws-cn):iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}$")
-SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
-RESPONSE_PLAN_ARN_RE = re.compile(
-    r"^arn:(aws|aws-us-gov|aws-cn):ssm-incidents::(\d{12}):response-plan/([a-zA-Z0-9_-]{1,200})$"
-)
+# Kept for callers that match a region; the pattern is params.AWS_NAMES' (ASCII only, whole string with fullmatch).
+REGION_RE = re.compile("^(?:" + AWS_NAMES["region"][0].pattern + r")\Z", re.ASCII)
 
 # Error codes that mean "these temporary credentials are no longer good": refresh and retry once.
 EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
@@ -130,52 +125,51 @@ class Account:
         return account
 
     def check(self) -> None:
-        """Raise :class:`ConfigError` naming the first unusable field."""
+        """Raise :class:`ConfigError` naming the first unusable field.
+
+        Messages name the field, never its value: a secret pasted into the wrong field must not come back in the UI
+        and the log. Every name goes through :mod:`iot_defender.params` with its AWS pattern.
+        """
         where = f"account '{self.name}'"
-        if self.credential_source not in CREDENTIAL_SOURCES:
+        try:
+            self._check_fields(where)
+        except ParameterError as exc:
+            raise ConfigError(f"{where}: {exc.without_value()}") from None
+
+    def _check_fields(self, where: str) -> None:
+        choice(self.credential_source, "credential source", CREDENTIAL_SOURCES)
+        if self.credential_source not in CREDENTIAL_SOURCES:  # choice() accepts any case; the conf value must be exact
             raise ConfigError(f"{where}: credential source must be one of {', '.join(CREDENTIAL_SOURCES)}")
         if self.credential_source == "access_key":
             if not self.access_key_id or not self.secret_access_key:
                 raise ConfigError(f"{where}: access key ID and secret access key are both required")
-            if not ACCESS_KEY_RE.match(self.access_key_id):
-                raise ConfigError(f"{where}: the access key ID is not 16-128 upper-case letters and digits")
+            aws_match(self.access_key_id, "access key ID", "access_key_id")
         if self.partition not in PARTITIONS:
             raise ConfigError(f"{where}: partition must be one of {', '.join(PARTITIONS)}")
-        # Messages name the field, never its value: a secret pasted into the wrong field must not come back in the
-        # UI and the log.
-        if not REGION_RE.match(self.default_region):
-            raise ConfigError(f"{where}: the default region is not an AWS region name (e.g. us-east-1)")
+        aws_match(self.default_region, "default region", "region")
         region_partition = partition_of_region(self.default_region)
         if region_partition != self.partition:
             raise ConfigError(
                 f"{where}: the default region is in partition '{region_partition}' but the account's partition is "
                 f"'{self.partition}'"
             )
-        if self.role_arn:
-            match = ROLE_ARN_RE.match(self.role_arn)
-            if not match:
-                raise ConfigError(
-                    f"{where}: the role ARN is not an IAM role ARN "
-                    "(arn:<partition>:iam::<12-digit account>:role/<name>)"
-                )
-            if match.group(1) != self.partition:
-                raise ConfigError(
-                    f"{where}: role ARN is in partition '{match.group(1)}' but the account is '{self.partition}'"
-                )
-        if self.response_plan_arn:
-            plan = RESPONSE_PLAN_ARN_RE.match(self.response_plan_arn)
-            if not plan:
-                raise ConfigError(
-                    f"{where}: the response plan ARN is not an Incident Manager response plan ARN "
-                    "(arn:<partition>:ssm-incidents::<12-digit account>:response-plan/<name>)"
-                )
-            if plan.group(1) != self.partition:
-                raise ConfigError(
-                    f"{where}: the response plan is in partition '{plan.group(1)}' but the account is "
-                    f"'{self.partition}'"
-                )
-        if not SESSION_NAME_RE.match(self.role_session_name):
-            raise ConfigError(f"{where}: role session name must be 2-64 characters of [\\w+=,.@-]")
+        for value, label, kind in (
+            (self.role_arn, "role ARN", "role_arn"),
+            (self.response_plan_arn, "response plan ARN", "response_plan_arn"),
+        ):
+            if value:
+                arn_partition = aws_match(value, label, kind).group(1)
+                if arn_partition != self.partition:
+                    raise ConfigError(
+                        f"{where}: the {label} is in partition '{arn_partition}' but the account is '{self.partition}'"
+                    )
+        aws_match(self.role_session_name, "role session name", "role_session_name")
+
+    def field_values(self) -> List[str]:
+        """Every configured value an admin typed (secrets and names): scrubbed from AWS's own error messages, which
+        may quote a role ARN holding a secret pasted into the wrong field."""
+        values = (self.access_key_id, self.role_arn, self.role_session_name, self.response_plan_arn)
+        return [*self.secrets(), *(v for v in values if v and v != DEFAULT_SESSION_NAME)]
 
     def secrets(self) -> List[str]:
         """The secret values of this account, for log scrubbing and leak tests."""
@@ -196,18 +190,17 @@ class ClientSettings:
     def from_conf(
         cls, advanced: Optional[Mapping[str, Any]] = None, proxy: Optional[Mapping[str, Any]] = None
     ) -> ClientSettings:
+        """The AWS API and proxy tabs, every field through :mod:`iot_defender.params` (errors never echo a value)."""
         advanced = advanced or {}
         try:
-            max_attempts = int(advanced.get("max_attempts") or 8)
-            timeout = int(advanced.get("timeout_seconds") or 30)
-        except (TypeError, ValueError):
-            raise ConfigError("max attempts and timeout must be whole numbers") from None
-        settings = cls(
-            retry_mode=str(advanced.get("retry_mode") or "adaptive"),
-            max_attempts=max_attempts,
-            timeout_seconds=timeout,
-            proxy_url=proxy_url_from_conf(proxy or {}),
-        )
+            settings = cls(
+                retry_mode=choice(advanced.get("retry_mode"), "retry_mode", RETRY_MODES, "adaptive"),
+                max_attempts=integer(advanced.get("max_attempts"), "max_attempts", 8, 1, 20),
+                timeout_seconds=integer(advanced.get("timeout_seconds"), "timeout_seconds", 30, 1, 300),
+                proxy_url=proxy_url_from_conf(proxy or {}),
+            )
+        except ParameterError as exc:
+            raise ConfigError(exc.without_value()) from None
         settings.check()
         return settings
 
@@ -232,16 +225,27 @@ class ClientSettings:
         return Config(**options)
 
 
+PROXY_TYPES = ("http",)  # botocore speaks HTTP CONNECT to a proxy; UCC's tab also offers socks4/socks5
+
+
 def proxy_url_from_conf(proxy: Mapping[str, Any]) -> Optional[str]:
-    """The proxy URL from UCC's proxy tab fields, or None when the proxy is off."""
-    if not boolean(proxy.get("proxy_enabled"), "proxy_enabled", False):
-        return None
-    host = str(proxy.get("proxy_url") or "").strip()
-    port = str(proxy.get("proxy_port") or "").strip()
-    kind = str(proxy.get("proxy_type") or "http").strip().lower()
-    if not host or not port.isdigit():
-        raise ConfigError("the proxy is enabled but its host or port is missing")
-    if kind != "http":
+    """The proxy URL from UCC's proxy tab fields, or None when the proxy is off.
+
+    Host, port and type go through :mod:`iot_defender.params`: a host with ``@``, ``#``, ``/`` or ``:`` would make
+    a URL that names another host; user name and password are percent-encoded. Errors name the field, never its
+    value (a password pasted into the host field must not be logged).
+    """
+    try:
+        if not boolean(proxy.get("proxy_enabled"), "proxy_enabled", False):
+            return None
+        if not str(proxy.get("proxy_url") or "").strip() or not str(proxy.get("proxy_port") or "").strip():
+            raise ConfigError("the proxy is enabled but its host or port is missing")
+        host = aws_match(proxy.get("proxy_url"), "proxy_url", "proxy_host").group(0)
+        port = integer(proxy.get("proxy_port"), "proxy_port", 0, 1, 65535)
+        kind = choice(proxy.get("proxy_type"), "proxy_type", ("http", "socks4", "socks5"), "http")
+    except ParameterError as exc:
+        raise ConfigError(exc.without_value()) from None
+    if kind not in PROXY_TYPES:
         raise ConfigError(f"proxy type '{kind}' is not supported by the AWS SDK; use an HTTP proxy")
     credentials = ""
     user = str(proxy.get("proxy_username") or "")
@@ -537,7 +541,10 @@ def validate_account(
         account.check()
     except ConfigError as exc:
         raise AccountValidationError(str(exc), "InvalidConfiguration") from None
-    step = f"assuming role {account.role_arn}" if account.role_arn else "calling STS GetCallerIdentity"
+    # The step names the role by its field, never by value (a secret pasted into the role ARN field), and AWS's own
+    # message is scrubbed of every configured value for the same reason.
+    step = "assuming the configured role" if account.role_arn else "calling STS GetCallerIdentity"
+    scrub = account.field_values()
     try:
         session = AwsSession(account, settings, base_session_factory=base_session_factory)
         step = "calling STS GetCallerIdentity"
@@ -545,7 +552,7 @@ def validate_account(
     except ClientError as exc:
         code = error_code(exc)
         hint = _VALIDATION_HINTS.get(code, "AWS refused the request")
-        detail = redact(error_message(exc), account.secrets())
+        detail = redact(error_message(exc), scrub)
         raise AccountValidationError(
             f"Account '{account.name}': {hint} while {step} ({code}: {detail})", code
         ) from None
@@ -557,12 +564,12 @@ def validate_account(
         ) from None
     except (EndpointConnectionError, ProxyConnectionError) as exc:
         raise AccountValidationError(
-            f"Account '{account.name}': could not reach AWS STS while {step}: {redact(str(exc), account.secrets())}",
+            f"Account '{account.name}': could not reach AWS STS while {step}: {redact(str(exc), scrub)}",
             type(exc).__name__,
         ) from None
     except BotoCoreError as exc:
         raise AccountValidationError(
-            f"Account '{account.name}': {redact(str(exc), account.secrets())}", type(exc).__name__
+            f"Account '{account.name}': {redact(str(exc), scrub)}", type(exc).__name__
         ) from None
 
 
@@ -571,7 +578,8 @@ def parse_regions(value: Optional[str], default_region: str) -> List[str]:
     regions = [part.strip() for part in (value or "").split(",") if part.strip()]
     if not regions:
         regions = [default_region]
-    bad = [region for region in regions if not REGION_RE.match(region)]
+    pattern = AWS_NAMES["region"][0]
+    bad = [region for region in regions if pattern.fullmatch(region) is None]
     if bad:
-        raise ConfigError(f"not AWS region names: {', '.join(bad)}")
+        raise ConfigError(f"not AWS region names: {', '.join(shown(region) for region in bad[:5])}")
     return list(dict.fromkeys(regions))

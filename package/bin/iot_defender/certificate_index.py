@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Mapping
 
 COLLECTION = "iot_defender_certificate_things"
 FIELDS = ("account_id", "region", "certificate_id", "certificate_status", "thing_name", "updated_at")
+# The row format's version: part of every inventory row's digest, so changing it rewrites every thing's rows once.
+FORMAT = "1"
 
 
 def link_key(account_id: str, region: str, certificate_id: str, thing_name: str) -> str:
@@ -52,6 +54,16 @@ def rows(inventory_row: Mapping[str, Any]) -> List[Dict[str, Any]]:
 
 
 def removed_keys(before: Mapping[str, Any], after: Mapping[str, Any] | None) -> List[str]:
-    """Keys of the index rows ``before`` had and ``after`` no longer has (``after`` None: the thing is gone)."""
+    """Keys of the index rows ``before`` had and ``after`` no longer has (``after`` None: the thing is gone).
+    A ``before`` row without its identifying fields (written by hand, or by a much older version) had no links."""
     kept = {row["_key"] for row in rows(after)} if after else set()
-    return [row["_key"] for row in rows(before) if row["_key"] not in kept]
+    try:
+        previous = rows(before)
+    except KeyError:
+        return []
+    return [row["_key"] for row in previous if row["_key"] not in kept]
+
+
+def thing_query(account_id: str, region: str, thing_names: List[str]) -> Dict[str, Any]:
+    """The KV query selecting every link row of these things (their inventory rows are being deleted)."""
+    return {"account_id": account_id, "region": region, "$or": [{"thing_name": name} for name in thing_names]}

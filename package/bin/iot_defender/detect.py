@@ -9,7 +9,7 @@ from . import events
 from .aws import AwsSession
 from .checkpoint import DAY, InputState, advance_to, next_window, utc_datetime
 from .events import MalformedRecord
-from .params import boolean, choice, integer, text
+from .params import aws_name, boolean, choice, integer
 from .pipeline import Page, RunScope
 
 VIOLATION_RETENTION_SECONDS = 30 * DAY
@@ -43,7 +43,9 @@ class ViolationOptions:
         return cls(
             backfill_seconds=integer(get("backfill_hours"), "backfill_hours", 24, 0, 720) * 3600.0,
             overlap_seconds=integer(get("overlap_minutes"), "overlap_minutes", 15, 0, 1440) * 60.0,
-            security_profile_name=text(get("security_profile_name")) or None,
+            security_profile_name=aws_name(
+                get("security_profile_name"), "security_profile_name", "security_profile_name"
+            ),
             behavior_criteria_type=None if criteria == "ANY" else criteria,
             include_suppressed=boolean(get("include_suppressed"), "include_suppressed", True),
             collect_active=boolean(get("collect_active_violations"), "collect_active_violations", True),
@@ -61,16 +63,16 @@ class ViolationOptions:
 
 def shape_violation_page(
     records: List[Any], *, account_id: str, region: str
-) -> Tuple[List[Tuple[Optional[str], events.Event]], List[str]]:
-    """Keyed events for one API page; malformed records become messages, the rest still go through."""
+) -> Tuple[List[Tuple[Optional[str], events.Event]], List[Any]]:
+    """Keyed events for one API page; malformed records are reported (with their reason), the rest go through."""
     items: List[Tuple[Optional[str], events.Event]] = []
-    malformed: List[str] = []
+    malformed: List[Any] = []
     for record in records:
         try:
             event = events.violation_event(record, account_id=account_id, region=region)
             items.append((events.violation_event_key(event), event))
         except MalformedRecord as exc:
-            malformed.append(str(exc))
+            malformed.append(exc)
     return items, malformed
 
 
@@ -142,14 +144,14 @@ def active_violation_pages(session: AwsSession, scope: RunScope) -> Iterator[Pag
         **scope.options.filters(),
     ):
         items: List[Tuple[Optional[str], events.Event]] = []
-        malformed: List[str] = []
+        malformed: List[Any] = []
         for record in records:
             try:
                 event = events.active_violation_event(
                     record, account_id=scope.account_id, region=scope.region, snapshot_time=scope.now
                 )
             except MalformedRecord as exc:
-                malformed.append(str(exc))
+                malformed.append(exc)
                 continue
             items.append((None, event))
         yield Page(items=items, malformed=malformed)

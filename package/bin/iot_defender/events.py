@@ -15,12 +15,31 @@ Rules every builder follows:
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+# The event model's neutraliser, time and text helpers live in their own modules and are part of its interface.
+from .names import NEUTRAL_ATTRIBUTE_PREFIX as NEUTRAL_ATTRIBUTE_PREFIX
+from .names import NEUTRAL_CLIENT_ID_PREFIX as NEUTRAL_CLIENT_ID_PREFIX
+from .names import NEUTRAL_GROUP_PREFIX as NEUTRAL_GROUP_PREFIX
+from .names import NEUTRAL_THING_NAME_PREFIX as NEUTRAL_THING_NAME_PREFIX
+from .names import REJECTED_ATTRIBUTES_FIELD as REJECTED_ATTRIBUTES_FIELD
+from .names import REJECTED_CLIENT_IDS_FIELD as REJECTED_CLIENT_IDS_FIELD
+from .names import REJECTED_THING_NAME_FIELD as REJECTED_THING_NAME_FIELD
+from .names import THING_NAME_PATTERN as THING_NAME_PATTERN
+from .names import checked_attributes, checked_client_ids, checked_thing_name
+from .names import neutral_thing_name as neutral_thing_name
+from .names import neutral_value as neutral_value
+from .names import valid_thing_name as valid_thing_name
+from .text import markdown_text as markdown_text
+from .text import plain_text as plain_text
+from .text import title_text as title_text
+from .times import to_datetime as to_datetime
+from .times import to_epoch as to_epoch
+from .times import to_epoch_ms as to_epoch_ms
+from .times import to_iso as to_iso
 
 SOURCETYPE_AUDIT_FINDING = "aws:iot:defender:audit:finding"
 SOURCETYPE_AUDIT_TASK = "aws:iot:defender:audit:task"
@@ -62,25 +81,18 @@ TIME_FIELDS = frozenset(
     }
 )
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-# Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
-_MILLIS_THRESHOLD = 1e11
-
-
 # One encoder for every event body: building a JSONEncoder per call costs more than the encoding of a small body.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
-# Thing names as AWS IoT allows them. A name outside this set did not come from the registry (a forged metrics
-# message, a hostile MQTT client id): it never reaches ``thingName``/``thing``/``host``, see neutral_thing_name().
-THING_NAME_PATTERN = r"[a-zA-Z0-9:_-]{1,128}"
-_THING_NAME = re.compile(THING_NAME_PATTERN)
-NEUTRAL_THING_NAME_PREFIX = "invalid-thing-name-"
-REJECTED_THING_NAME_FIELD = "rejected_thing_name"
-_REJECTED_NAME_MAX = 256
-
 
 class MalformedRecord(ValueError):
-    """A record that cannot become an event. The message names the record kind and the missing/bad field."""
+    """A record that cannot become an event. The message names the record kind and the missing/bad field;
+    ``reason`` is one word for the run summary's ``skipped_reasons`` (missing_field, wrong_type, invalid_name,
+    too_deep, too_large, bad_time, malformed)."""
+
+    def __init__(self, message: str, *, reason: str = "malformed"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -128,100 +140,35 @@ class Event:
         }
 
 
-def to_epoch_ms(seconds: float) -> float:
-    """Epoch seconds cut to the millisecond as ``Event.time`` is sent (the ISO strings cut the same way)."""
-    return math.floor(round(seconds * 1000.0, 3)) / 1000.0
-
-
-# ------------------------------------------------------------------------------------ thing names
-
-
-def valid_thing_name(value: Any) -> bool:
-    """True for a string AWS IoT accepts as a thing name (``[a-zA-Z0-9:_-]{1,128}``)."""
-    return type(value) is str and _THING_NAME.fullmatch(value) is not None
-
-
-def neutral_thing_name(value: Any) -> str:
-    """The stand-in indexed for an invalid thing name: ``invalid-thing-name-<16 hex>`` (a digest of the raw
-    value, so one device keeps one stand-in), itself a valid thing name that carries nothing of the raw text."""
-    text = value if isinstance(value, str) else repr(value)
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return NEUTRAL_THING_NAME_PREFIX + digest
-
-
-def _checked_thing_name(data: Dict[str, Any], field_name: str) -> str:
-    """The thing name in ``data[field_name]``; an invalid one is replaced in place by :func:`neutral_thing_name`
-    and its raw text (cut to 256 characters) kept in ``rejected_thing_name``, which no search reads as a name."""
-    value = data[field_name]
-    if valid_thing_name(value):
-        return value
-    neutral = neutral_thing_name(value)
-    data[field_name] = neutral
-    raw = value if isinstance(value, str) else repr(value)
-    data[REJECTED_THING_NAME_FIELD] = raw[:_REJECTED_NAME_MAX]
-    return neutral
-
-
 def thing_name_rejected(event: Event) -> bool:
     """True when the event's thing name was invalid and replaced by its neutral stand-in."""
     return REJECTED_THING_NAME_FIELD in event.data
 
 
-# --------------------------------------------------------------------------------------------- time
+def neutralised(event: Event) -> bool:
+    """True when any device-influenced name of the event was replaced by a stand-in (for the run summary)."""
+    data = event.data
+    return REJECTED_THING_NAME_FIELD in data or REJECTED_CLIENT_IDS_FIELD in data or REJECTED_ATTRIBUTES_FIELD in data
 
 
-def to_datetime(value: Any) -> _dt.datetime:
-    """A UTC datetime from a datetime, an epoch number (s or ms) or an ISO-8601 string."""
-    if isinstance(value, _dt.datetime):
-        return value.replace(tzinfo=_dt.timezone.utc) if value.tzinfo is None else value
-    if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = value / 1000.0 if abs(value) >= _MILLIS_THRESHOLD else float(value)
-        return _EPOCH + _dt.timedelta(seconds=seconds)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = _dt.datetime.fromisoformat(text)
-        except ValueError:
-            try:
-                return to_datetime(float(text))
-            except ValueError:
-                raise ValueError(f"not a time: {value!r}") from None
-        return parsed.replace(tzinfo=_dt.timezone.utc) if parsed.tzinfo is None else parsed
-    raise ValueError(f"not a time: {value!r}")
+# Deepest nesting a record may have: Device Defender records nest a handful of levels; a record nested deeper is
+# refused (MalformedRecord, reason too_deep) before recursion could hit Python's limit and fail the whole page.
+MAX_DEPTH = 32
 
 
-def to_epoch(value: Any) -> float:
-    """Epoch seconds (float) from any time representation :func:`to_datetime` accepts."""
-    return (to_datetime(value) - _EPOCH).total_seconds()
+def normalize(value: Any, key: Optional[str] = None, _depth: int = 0) -> Any:
+    """Deep copy of an API record with datetimes (and epoch numbers in known time fields) as ISO strings.
 
-
-def to_iso(value: Any) -> str:
-    """ISO-8601 UTC with milliseconds and a ``Z``: the one time format in every event body."""
-    if type(value) is float or type(value) is int:  # the hot path: epoch numbers from raw API answers
-        seconds = value / 1000.0 if abs(value) >= _MILLIS_THRESHOLD else float(value)
-        # Whole microseconds first, exactly as datetime.fromtimestamp makes them (fraction by modf, rounded half
-        # to even), then down to the millisecond, so an epoch number and the datetime botocore makes of it give the
-        # same string.
-        fraction, whole = math.modf(seconds)
-        micros = int(whole) * 1_000_000 + round(fraction * 1e6)
-        moment = _EPOCH + _dt.timedelta(milliseconds=micros // 1000)
-    else:
-        moment = to_datetime(value).astimezone(_dt.timezone.utc)
-        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def normalize(value: Any, key: Optional[str] = None) -> Any:
-    """Deep copy of an API record with datetimes (and epoch numbers in known time fields) as ISO strings."""
+    Raises :class:`MalformedRecord` (reason ``too_deep``) for a record nested deeper than :data:`MAX_DEPTH`."""
     kind = type(value)
     if kind is dict:
-        return {k: normalize(v, k) for k, v in value.items() if k != "ResponseMetadata"}
+        if _depth >= MAX_DEPTH:
+            raise _too_deep()
+        return {k: normalize(v, k, _depth + 1) for k, v in value.items() if k != "ResponseMetadata"}
     if kind is list:
-        return [normalize(v) for v in value]
+        if _depth >= MAX_DEPTH:
+            raise _too_deep()
+        return [normalize(v, None, _depth + 1) for v in value]
     if kind is str or value is None or kind is bool:
         return value
     if kind is float or kind is int:
@@ -229,10 +176,14 @@ def normalize(value: Any, key: Optional[str] = None) -> Any:
     if isinstance(value, _dt.datetime):
         return to_iso(value)
     if isinstance(value, Mapping):
-        return {str(k): normalize(v, str(k)) for k, v in value.items() if k != "ResponseMetadata"}
+        return normalize({str(k): v for k, v in value.items()}, key, _depth)
     if isinstance(value, tuple):
-        return [normalize(v) for v in value]
+        return normalize(list(value), key, _depth)
     return value
+
+
+def _too_deep() -> MalformedRecord:
+    return MalformedRecord(f"record: nested deeper than {MAX_DEPTH} levels", reason="too_deep")
 
 
 def _is_mapping(value: Any) -> bool:
@@ -242,18 +193,18 @@ def _is_mapping(value: Any) -> bool:
 
 def _require(record: Mapping[str, Any], kind: str, fields: Iterable[str]) -> None:
     if not _is_mapping(record):
-        raise MalformedRecord(f"{kind}: expected an object, got {type(record).__name__}")
+        raise MalformedRecord(f"{kind}: expected an object, got {type(record).__name__}", reason="wrong_type")
     for name in fields:
         value = record.get(name)
         if value is None or value == "":
-            raise MalformedRecord(f"{kind}: required field '{name}' is missing")
+            raise MalformedRecord(f"{kind}: required field '{name}' is missing", reason="missing_field")
 
 
 def _time_of(record: Mapping[str, Any], kind: str, name: str) -> float:
     try:
         return to_epoch(record[name])
     except (KeyError, ValueError, OverflowError, TypeError) as exc:
-        raise MalformedRecord(f"{kind}: field '{name}' is not a time ({exc})") from None
+        raise MalformedRecord(f"{kind}: field '{name}' is not a time ({exc})", reason="bad_time") from None
 
 
 def source_for(account_id: str, region: str, api: str) -> str:
@@ -290,7 +241,7 @@ def violation_event(
         raise MalformedRecord(f"{kind}: unknown violationEventType {record['violationEventType']!r}")
     when = _time_of(record, kind, "violationEventTime")
     data = _with_scope(normalize(record), account_id, region)
-    host = _checked_thing_name(data, "thingName")
+    host = checked_thing_name(data, "thingName")
     return Event(
         time=when,
         sourcetype=SOURCETYPE_VIOLATION,
@@ -313,7 +264,7 @@ def active_violation_event(record: Mapping[str, Any], *, account_id: str, region
     _require(record, kind, ("violationId", "thingName"))
     data = _with_scope(normalize(record), account_id, region)
     data["snapshot_time"] = to_iso(snapshot_time)
-    host = _checked_thing_name(data, "thingName")
+    host = checked_thing_name(data, "thingName")
     return Event(
         time=to_epoch(snapshot_time),
         sourcetype=SOURCETYPE_ACTIVE_VIOLATION,
@@ -336,39 +287,86 @@ SNS_COUNT_TO_STATISTIC = {
 FINISHED_TASK_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
 
+# What an audit task may hold (DescribeAuditTask's model; the SNS notification uses the same values). Each check
+# becomes an event carrying the task's fields, so these bounds also bound how much a message expands in the
+# Firehose transform (infra/ingestion/template.yaml sizes the processor buffer from them).
+AUDIT_TASK_STATUSES = ("IN_PROGRESS", "COMPLETED", "FAILED", "CANCELED")
+AUDIT_TASK_TYPES = ("ON_DEMAND_AUDIT_TASK", "SCHEDULED_AUDIT_TASK")
+MAX_AUDIT_CHECKS = 100  # Device Defender has about 25 audit checks; each task lists each at most once
+_AUDIT_TASK_ID = re.compile(r"[a-zA-Z0-9_-]{1,40}")
+_AUDIT_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")  # scheduled audit names and check names
+
+
+def _check_audit_fields(merged: Mapping[str, Any], kind: str) -> None:
+    task_id, status, task_type = merged["taskId"], merged["taskStatus"], merged.get("taskType")
+    if type(task_id) is not str or _AUDIT_TASK_ID.fullmatch(task_id) is None:
+        raise MalformedRecord(f"{kind}: taskId is not an audit task id ([a-zA-Z0-9_-], 1-40)", reason="wrong_type")
+    if status not in AUDIT_TASK_STATUSES:
+        raise MalformedRecord(f"{kind}: taskStatus is not one of {', '.join(AUDIT_TASK_STATUSES)}", reason="wrong_type")
+    if task_type is not None and task_type not in AUDIT_TASK_TYPES:
+        raise MalformedRecord(f"{kind}: taskType is not one of {', '.join(AUDIT_TASK_TYPES)}", reason="wrong_type")
+    name = merged.get("scheduledAuditName")
+    if name is not None and (type(name) is not str or _AUDIT_NAME.fullmatch(name) is None):
+        raise MalformedRecord(f"{kind}: scheduledAuditName is not an audit name", reason="wrong_type")
+
+
+def _audit_checks(details: Any, kind: str) -> List[Dict[str, Any]]:
+    """The checks of a task (a map by name from DescribeAuditTask, a list from SNS): objects with distinct names of
+    the audit-name pattern, at most :data:`MAX_AUDIT_CHECKS`."""
+    if _is_mapping(details):
+        if not all(_is_mapping(detail) for detail in details.values()):
+            raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object", reason="wrong_type")
+        checks = [dict(detail, checkName=name) for name, detail in sorted(details.items())]
+    elif isinstance(details, list):
+        checks = [dict(detail) for detail in details if _is_mapping(detail)]
+        if len(checks) != len(details):
+            raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object", reason="wrong_type")
+        if any(not check.get("checkName") for check in checks):
+            raise MalformedRecord(f"{kind}: an auditDetails entry has no checkName", reason="missing_field")
+    else:
+        raise MalformedRecord(f"{kind}: auditDetails is neither an object nor a list", reason="wrong_type")
+    _check_check_names([check["checkName"] for check in checks], kind)
+    return checks
+
+
+def _check_check_names(names: List[Any], kind: str) -> None:
+    if len(names) > MAX_AUDIT_CHECKS:
+        raise MalformedRecord(f"{kind}: more than {MAX_AUDIT_CHECKS} checks", reason="too_large")
+    if not all(type(n) is str and _AUDIT_NAME.fullmatch(n) for n in names) or len(set(names)) != len(names):
+        raise MalformedRecord(f"{kind}: check names are not distinct audit check names", reason="wrong_type")
+
+
+def check_audit_bounds(message: Mapping[str, Any]) -> None:
+    """What :func:`normalize_audit_task` refuses in a notification whose ``auditDetails`` is a list of objects with
+    a ``checkName`` (the HEC fast path's case), without copying it: raises :class:`MalformedRecord` alike."""
+    kind = "audit task"
+    _check_audit_fields(message, kind)
+    _check_check_names([detail["checkName"] for detail in message.get("auditDetails") or ()], kind)
+
+
 def normalize_audit_task(task: Mapping[str, Any], task_id: Optional[str] = None) -> Dict[str, Any]:
     """One shape for an audit task from DescribeAuditTask (statistics object, checks keyed by name) or from
     an audit SNS notification (flat ``*ChecksCount`` fields, checks as a list)."""
     kind = "audit task"
     if not _is_mapping(task):
-        raise MalformedRecord(f"{kind}: expected an object, got {type(task).__name__}")
+        raise MalformedRecord(f"{kind}: expected an object, got {type(task).__name__}", reason="wrong_type")
     merged = dict(task)
     if task_id:
         merged.setdefault("taskId", task_id)
     _require(merged, kind, ("taskId", "taskStatus", "taskStartTime"))
+    _check_audit_fields(merged, kind)
     statistics = dict(merged.get("taskStatistics") or {})
     for sns_name, statistic in SNS_COUNT_TO_STATISTIC.items():
         if sns_name in merged and statistic not in statistics:
             statistics[statistic] = merged[sns_name]
-    details = merged.get("auditDetails") or {}
-    if _is_mapping(details):
-        checks = [dict(detail, checkName=name) for name, detail in sorted(details.items())]
-    elif isinstance(details, list):
-        checks = [dict(detail) for detail in details if _is_mapping(detail)]
-        if len(checks) != len(details):
-            raise MalformedRecord(f"{kind}: auditDetails holds an entry that is not an object")
-        if any(not check.get("checkName") for check in checks):
-            raise MalformedRecord(f"{kind}: an auditDetails entry has no checkName")
-    else:
-        raise MalformedRecord(f"{kind}: auditDetails is neither an object nor a list")
     return {
-        "taskId": str(merged["taskId"]),
+        "taskId": merged["taskId"],
         "taskStatus": merged["taskStatus"],
         "taskType": merged.get("taskType"),
         "taskStartTime": merged["taskStartTime"],
         "scheduledAuditName": merged.get("scheduledAuditName"),
         "taskStatistics": statistics,
-        "checks": checks,
+        "checks": _audit_checks(merged.get("auditDetails") or {}, kind),
     }
 
 
@@ -427,6 +425,7 @@ def audit_finding_event(
     when = _time_of(finding, kind, time_field)
     data = _with_scope(normalize(finding), account_id, region)
     data.setdefault("isSuppressed", False)
+    checked_client_ids(data)
     return Event(
         time=when,
         sourcetype=SOURCETYPE_AUDIT_FINDING,
@@ -455,7 +454,8 @@ def thing_event(
     data["thingGroups"] = sorted(groups or [])
     data["certificates"] = [normalize(cert) for cert in (certificates or [])]
     data["snapshot_time"] = to_iso(snapshot_time)
-    host = _checked_thing_name(data, "thingName")
+    host = checked_thing_name(data, "thingName")
+    checked_attributes(data)
     return Event(
         time=to_epoch(snapshot_time),
         sourcetype=SOURCETYPE_THING,
@@ -512,7 +512,7 @@ def metric_event(datum: Mapping[str, Any], *, account_id: str, region: str, sour
     """One metric datum (export shape: name, thing, value, version, timestamp[, dimension])."""
     _check_metric_datum(datum, 0)
     data = _with_scope(normalize(datum), account_id, region)
-    host = _checked_thing_name(data, "thing")
+    host = checked_thing_name(data, "thing")
     return Event(
         time=to_epoch(datum["timestamp"]),
         sourcetype=SOURCETYPE_METRIC,
@@ -596,10 +596,14 @@ def action_event(result: ActionResult, *, when: Any) -> Event:
         "action_time": to_iso(when),
     }
     data = {k: v for k, v in data.items() if v is not None}
+    host = None
+    if result.thing_name is not None:
+        host = checked_thing_name(data, "thing_name")  # a row's text: neutralised like any device name
+        data["dest"] = host
     return Event(
         time=to_epoch(when),
         sourcetype=SOURCETYPE_ACTION,
         source=source_for(result.account_id or "", result.region or "", result.action),
-        host=result.thing_name,
+        host=host,
         data=data,
     )

@@ -25,6 +25,7 @@ from operator import itemgetter
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from iot_defender.events import (
+    MAX_DEPTH,
     REJECTED_THING_NAME_FIELD,
     SNS_COUNT_TO_STATISTIC,
     SOURCETYPE_AUDIT_TASK,
@@ -33,7 +34,9 @@ from iot_defender.events import (
     TIME_FIELDS,
     VIOLATION_EVENT_TYPES,
     Event,
+    MalformedRecord,
     audit_task_events,
+    check_audit_bounds,
     metric_events,
     source_for,
     thing_name_rejected,
@@ -95,9 +98,16 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _NUMBERS = frozenset({int, float})
 
 
-def _plain(value: Any) -> bool:
+# Nesting the fast paths take; deeper values go to the event model, which refuses past events.MAX_DEPTH. The margin
+# covers where a value sits in its record (a check in an audit message's list, a datum's value...).
+_PLAIN_DEPTH = MAX_DEPTH - 8
+
+
+def _plain(value: Any, _depth: int = 0) -> bool:
     """True when :func:`events.normalize` would return an equal copy of ``value``: JSON types only, and no time
-    field or ``ResponseMetadata`` key at any depth."""
+    field or ``ResponseMetadata`` key at any depth, nested less than :data:`_PLAIN_DEPTH` levels."""
+    if _depth >= _PLAIN_DEPTH:
+        return False
     if type(value) is dict:
         if not _NORMALIZED_KEYS.isdisjoint(value):
             return False
@@ -107,7 +117,7 @@ def _plain(value: Any) -> bool:
     else:
         return type(value) in _SCALARS
     for item in items:  # noqa: SIM110 - a loop: all() over a generator is slower on this hot path
-        if type(item) not in _SCALARS and not _plain(item):
+        if type(item) not in _SCALARS and not _plain(item, _depth + 1):
             return False
     return True
 
@@ -200,6 +210,9 @@ def _uniform_lane(
             return None
         if type(value) is not dict or type(name) is not str or not name or not _NORMALIZED_KEYS.isdisjoint(value):
             return None
+        for item in value.values():  # lists nested past the model's depth limit: the model refuses them
+            if type(item) is list and not _plain(item, 2):
+                return None
         version = datum.get("version", 0)
         if type(version) not in _NUMBERS:
             return None
@@ -384,6 +397,10 @@ def _audit_payloads(
             return None
         if not _plain(detail):
             return None
+    try:  # the model's bounds (ids, names, statuses, check count): what it refuses, it refuses itself
+        check_audit_bounds(message)
+    except MalformedRecord:
+        return None
     try:  # a time the model refuses: its error, from the general path
         when, iso = event_time(start), iso_time(start)
     except Exception:  # whatever it is, the general path raises it

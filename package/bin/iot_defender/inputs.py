@@ -36,7 +36,8 @@ class Lookup(Protocol):
     """The inventory's KV lookup (``iot_thing_inventory``), supplied by the adapter."""
 
     def rows(self) -> Any:
-        """The :class:`iot_defender.inventory.RowStore` the run reads prior rows from and writes rows to."""
+        """The :class:`iot_defender.inventory.RowStore` the run reads prior rows from, with ``write_page(result)``
+        that drains a page's rows and certificate index rows (see ``iot_defender_kv.KvRows``)."""
 
     def finish(self, result: inventory.InventoryResult, *, account_id: str, region: str) -> None:
         """After the last page: write what is left, delete the rows of things a complete run did not see."""
@@ -99,10 +100,9 @@ def _inventory_source(
     for page in inventory.inventory_pages(
         session, scope.region, scope.options, result, account_id=scope.account_id, now=scope.now, state=rows
     ):
-        # A page's rows are saved before its events are delivered: an event never names a row that is not there.
-        if result.rows:
-            rows.write(result.rows)
-            result.rows = []
+        # A page's rows (and its certificate index rows, first) are saved before its events are delivered: an event
+        # never names a row that is not there.
+        rows.write_page(result)
         yield page
     # Resumed only once every page was delivered: the lookup follows the events, never runs ahead of them.
     lookup.finish(result, account_id=scope.account_id, region=scope.region)

@@ -17,12 +17,16 @@ Produces ``aws:iot:thing`` snapshot events and the rows of the ``iot_thing_inven
   always ends before the next starts.
 - **Deleted mid-run**: a thing or certificate that answers 404 is skipped and counted, never a failed region.
 - **Memory flat**: pages are streamed; the run keeps 8 bytes per certificate and per thing seen (for stale-row
-  deletion), never the fleet. Prior rows are read per page through a :class:`RowStore` the adapter provides.
+  deletion and for dropping a document the index returns twice, :class:`SeenKeys`), never the fleet. Prior rows are
+  read per page through a :class:`RowStore` the adapter provides.
+- **Bad records skipped and counted**: a listed thing with an invalid name or a field of the wrong type is reported
+  (reason ``invalid_name`` / ``wrong_type``) and skipped; the rest of the page and the run go on.
+- **One change digest for both paths** (:func:`registry_digest`: type and attributes, what fleet indexing and
+  ListThings both carry), so falling back from one path to the other does not make every thing "changed".
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import hashlib
 import json
@@ -33,9 +37,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 from botocore.exceptions import ClientError
 
-from . import events
+from . import certificate_index, events, keysets
 from .aws import AwsSession, error_code
 from .events import MalformedRecord
+from .keysets import CertificateIndex as CertificateIndex
+from .keysets import SeenKeys as SeenKeys
+from .keysets import contains as contains
+from .keysets import fingerprint as fingerprint
 from .params import boolean, choice, integer
 from .pipeline import Page
 
@@ -56,7 +64,7 @@ QUOTA_SHARE = 0.9  # of each quota: leaves room for the alert actions and other 
 NOT_FOUND = "ResourceNotFoundException"
 ACCESS_DENIED = frozenset({"AccessDeniedException", "UnauthorizedException"})
 INDEX_UNAVAILABLE = frozenset({NOT_FOUND, "IndexNotReadyException", "InvalidRequestException"})
-STATUS_CODES = ("ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION")
+STATUS_CODES = keysets.STATUS_CODES
 LOOKUP_FIELDS = (
     "thing_name",
     "thing_arn",
@@ -142,6 +150,10 @@ class InventoryResult:
 
     path: str = ""
     rows: List[Dict[str, Any]] = field(default_factory=list)  # changed rows of the current page, drained by the adapter
+    # certificate -> thing link rows (certificate_index) of the page's changed rows, and the keys of links gone:
+    # drained by the adapter with ``rows``, written before them
+    link_rows: List[Dict[str, Any]] = field(default_factory=list)
+    link_removed: List[str] = field(default_factory=list)
     things: int = 0
     things_gone: int = 0
     certificates_gone: int = 0
@@ -150,10 +162,11 @@ class InventoryResult:
     rows_unchanged: int = 0
     complete: bool = False
     bulk_certificates: bool = True
-    seen: array = field(default_factory=lambda: array("Q"))
+    duplicates: int = 0  # documents listed twice in one run (the index moving under the pages), dropped
+    seen: SeenKeys = field(default_factory=lambda: SeenKeys())
 
     def seen_sorted(self) -> array:
-        return array("Q", sorted(self.seen))
+        return self.seen.sorted()
 
     def counts(self) -> Dict[str, Any]:
         return {
@@ -164,42 +177,9 @@ class InventoryResult:
             "links_refreshed": self.links_refreshed,
             "links_deferred": self.links_deferred,
             "rows_unchanged": self.rows_unchanged,
+            "duplicates": self.duplicates,
             "bulk_certificates": self.bulk_certificates,
         }
-
-
-def fingerprint(text: str) -> int:
-    """64-bit fingerprint (collisions among a million names: ~3e-8)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
-
-
-def contains(sorted_keys: array, value: int) -> bool:
-    i = bisect.bisect_left(sorted_keys, value)
-    return i < len(sorted_keys) and sorted_keys[i] == value
-
-
-class CertificateIndex:
-    """Certificate id -> status for every certificate of a region, 8 bytes each (61-bit fingerprint + status)."""
-
-    def __init__(self) -> None:
-        self._packed = array("Q")
-        self.count = 0
-
-    def add(self, certificate_id: str, status: str) -> None:
-        code = STATUS_CODES.index(status) if status in STATUS_CODES else 7
-        self._packed.append((fingerprint(certificate_id) >> 3) << 3 | code)
-        self.count += 1
-
-    def freeze(self) -> None:
-        self._packed = array("Q", sorted(self._packed))
-
-    def status(self, certificate_id: str) -> Optional[str]:
-        base = (fingerprint(certificate_id) >> 3) << 3
-        i = bisect.bisect_left(self._packed, base)
-        if i < len(self._packed) and self._packed[i] >> 3 == base >> 3:
-            code = self._packed[i] & 7
-            return STATUS_CODES[code] if code < len(STATUS_CODES) else "UNKNOWN"
-        return None
 
 
 def lookup_key(account_id: str, region: str, thing_name: str) -> str:
@@ -247,14 +227,24 @@ def lookup_row(
         "links_checked_at": links[0] if links else "",
         "links_due_at": links[1] if links else "",
     }
-    row["digest"] = _digest(row)
+    # The digest also covers the link index's format: a row written before the certificate index existed (or in an
+    # older format) differs once, so its thing's link rows are written with it.
+    row["digest"] = _digest({**row, "_certificate_index": certificate_index.FORMAT})
     row["updated_at"] = events.to_iso(when)
     return row
 
 
 def registry_digest(thing: Dict[str, Any]) -> str:
-    """What makes a listed thing "changed" for the link refresh: type, attributes, version (ListThings) or
-    groups (SearchIndex); never connectivity or violation state."""
+    """What makes a listed thing "changed" for the link refresh: its type and attributes, which both paths list
+    alike (a SearchIndex document has no ``version``, a ListThings entry no groups): a run that falls back from
+    fleet indexing to ListThings, or back, finds the same digest. Never connectivity or violation state."""
+    content = {"type": thing.get("thingTypeName") or "", "attributes": thing.get("attributes") or {}}
+    return _digest(content)[:16]
+
+
+def legacy_registry_digest(thing: Dict[str, Any]) -> str:
+    """The digest rows written before one digest served both paths hold (version and groups included, as the path
+    that wrote them listed them): a thing that matches it has not changed, so an upgrade re-reads no links."""
     content = {
         "type": thing.get("thingTypeName") or "",
         "attributes": thing.get("attributes") or {},
@@ -262,6 +252,45 @@ def registry_digest(thing: Dict[str, Any]) -> str:
         "groups": sorted(str(g) for g in thing.get("thingGroupNames") or []),
     }
     return _digest(content)[:16]
+
+
+# The fields of a listed thing the input reads, with the JSON types AWS gives them; anything else is malformed.
+_THING_FIELD_TYPES: Dict[str, Tuple[type, ...]] = {
+    "thingName": (str,),
+    "thingId": (str,),
+    "thingArn": (str,),
+    "thingTypeName": (str,),
+    "version": (int,),
+    "attributes": (dict,),
+    "thingGroupNames": (list,),
+    "connectivity": (dict,),
+    "deviceDefender": (str, dict),
+}
+
+
+def check_thing(thing: Any) -> None:
+    """Raise :class:`MalformedRecord` (reason ``invalid_name`` or ``wrong_type``) for a listed thing the input
+    cannot use: not an object, a name AWS would not give a thing, a field of the wrong type, attributes that are
+    not a map of strings, groups that are not a list of group names."""
+    if not isinstance(thing, dict):
+        raise MalformedRecord(f"thing: expected an object, got {type(thing).__name__}", reason="wrong_type")
+    if "thingName" not in thing or thing["thingName"] in (None, ""):
+        raise MalformedRecord("thing: required field 'thingName' is missing", reason="missing_field")
+    for name, kinds in _THING_FIELD_TYPES.items():
+        value = thing.get(name)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise MalformedRecord(f"thing: field '{name}' is a {type(value).__name__}", reason="wrong_type")
+    if not events.valid_thing_name(thing["thingName"]):
+        raise MalformedRecord(
+            f"thing: thingName {events.neutral_thing_name(thing['thingName'])} is not a thing name",
+            reason="invalid_name",
+        )
+    attributes = thing.get("attributes") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
+        raise MalformedRecord("thing: attributes must map names to strings", reason="wrong_type")
+    for group in thing.get("thingGroupNames") or []:
+        if not events.valid_thing_name(group):
+            raise MalformedRecord("thing: thingGroupNames holds a value that is not a group name", reason="wrong_type")
 
 
 def first_due(thing_name: str, now: float, period: float) -> float:
@@ -366,7 +395,7 @@ def _due(run: _Run, thing: Dict[str, Any], prior: Optional[Dict[str, Any]]) -> O
     """Why this thing's links (and, on the per-thing path, groups) are read this run, or None."""
     if prior is None or prior.get("links_checked_at") in (None, ""):
         return "new"
-    if prior.get("registry_digest") != registry_digest(thing):
+    if prior.get("registry_digest") not in (registry_digest(thing), legacy_registry_digest(thing)):
         return "changed"
     due: Any = prior.get("links_due_at")  # None or not a number: read the links again
     try:
@@ -471,34 +500,51 @@ def _prior_groups(prior: Optional[Dict[str, Any]]) -> List[str]:
     return [g for g in str((prior or {}).get("thing_groups") or "").split(",") if g]
 
 
-def _page(run: _Run, things: List[Any], api: str) -> Page:
-    malformed: List[str] = []
-    valid = []
+def _valid_things(run: _Run, things: List[Any], malformed: List[Any]) -> List[Tuple[Dict[str, Any], str]]:
+    """The page's usable things with their keys, each listed once per run; the others reported in ``malformed``."""
+    valid: List[Tuple[Dict[str, Any], str]] = []
     for thing in things:
-        if isinstance(thing, dict) and thing.get("thingName"):
-            valid.append(thing)
-        else:
-            malformed.append("thing: required field 'thingName' is missing")
-    keys = [lookup_key(run.account_id, run.region, str(t["thingName"])) for t in valid]
-    prior = run.state.known(keys) if keys else {}
+        try:
+            check_thing(thing)
+        except MalformedRecord as exc:
+            malformed.append(exc)
+            continue
+        key = lookup_key(run.account_id, run.region, thing["thingName"])
+        if not run.result.seen.add(fingerprint(key)):
+            run.result.duplicates += 1
+            continue
+        valid.append((thing, key))
+    return valid
+
+
+def _page(run: _Run, things: List[Any], api: str) -> Page:
+    malformed: List[Any] = []
+    duplicates = run.result.duplicates
+    valid = _valid_things(run, things, malformed)
+    duplicates = run.result.duplicates - duplicates
+    prior = run.state.known([key for _thing, key in valid]) if valid else {}
     items: List[Tuple[Optional[str], events.Event]] = []
-    for thing, key in zip(valid, keys):
+    for thing, key in valid:
         try:
             made = _thing_item(run, thing, prior.get(key), api)
         except MalformedRecord as exc:
-            malformed.append(str(exc))
+            malformed.append(exc)
             continue
-        if made is None:
+        if made is None:  # deleted mid-run: not seen, so a row it had is deleted as stale
+            run.result.seen.discard(fingerprint(key))
             continue
         event, row = made
         run.result.things += 1
-        run.result.seen.append(fingerprint(key))
         items.append((None, event))
-        if (prior.get(key) or {}).get("digest") == row["digest"]:
+        before = prior.get(key)
+        if (before or {}).get("digest") == row["digest"]:
             run.result.rows_unchanged += 1
         else:
             run.result.rows.append(row)
-    return Page(items=items, malformed=malformed)
+            run.result.link_rows.extend(certificate_index.rows(row))
+            if before:
+                run.result.link_removed.extend(certificate_index.removed_keys(before, row))
+    return Page(items=items, malformed=malformed, duplicates=duplicates)
 
 
 def _fleet_indexing(run: _Run) -> bool:
@@ -585,6 +631,7 @@ def inventory_pages(
             raise
         # The index is configured but not answering (being rebuilt, or just turned on): the per-thing path.
         result.path = "registry"
+        result.seen = SeenKeys()  # nothing was delivered: the listing starts over
         for things in _list_pages(run):
             yield _page(run, things, "ListThings")
     result.complete = True

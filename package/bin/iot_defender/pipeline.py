@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
 from .checkpoint import InputState, Journal, checkpoint_key
-from .events import Event, to_iso
+from .events import Event, neutralised, to_iso
 
 # Malformed-record messages kept per run for the log (the count is always exact).
 MAX_REPORTED_MALFORMED = 20
@@ -52,7 +52,9 @@ class Page:
 
     items: List[Tuple[Optional[str], Event]] = field(default_factory=list)
     progress: Optional[Callable[[InputState], None]] = None
-    malformed: List[str] = field(default_factory=list)
+    # Records skipped: a message, or the MalformedRecord itself (its ``reason`` feeds ``skipped_reasons``).
+    malformed: List[Union[str, Exception]] = field(default_factory=list)
+    duplicates: int = 0  # snapshot records listed twice in one run and dropped
 
 
 @dataclass
@@ -71,19 +73,24 @@ class RunStats:
     errors: int = 0
     malformed: int = 0
     duplicates_skipped: int = 0
+    neutralised_names: int = 0  # events written with a device name replaced by its stand-in (events.neutralised)
     recovered_from_journal: int = 0
     lag_seconds: Optional[float] = None
     status: str = "ok"
     error_code: Optional[str] = None
     next_check: Optional[float] = None  # status=unavailable: when AWS is asked again (epoch seconds)
     malformed_samples: List[str] = field(default_factory=list)
+    skipped_reasons: Dict[str, int] = field(default_factory=dict)  # skipped records per reason
     by_sourcetype: Dict[str, int] = field(default_factory=dict)  # events written per sourcetype
 
-    def note_malformed(self, messages: Iterable[str]) -> None:
-        for message in messages:
+    def note_malformed(self, records: Iterable[Union[str, Exception]]) -> None:
+        """Count skipped records (reported, never fatal): per reason, with the first messages kept for the log."""
+        for record in records:
             self.malformed += 1
+            reason = str(getattr(record, "reason", "malformed"))
+            self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
             if len(self.malformed_samples) < MAX_REPORTED_MALFORMED:
-                self.malformed_samples.append(message)
+                self.malformed_samples.append(str(record))
 
     def summary(self) -> Dict[str, Any]:
         data: Dict[str, Any] = {
@@ -98,7 +105,10 @@ class RunStats:
             "throttles": self.throttles,
             "errors": self.errors,
             "malformed": self.malformed,
+            "skipped_records": self.malformed,
+            "skipped_reasons": ",".join(f"{k}:{v}" for k, v in sorted(self.skipped_reasons.items())) or None,
             "duplicates_skipped": self.duplicates_skipped,
+            "neutralised_names": self.neutralised_names,
             "recovered_from_journal": self.recovered_from_journal,
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 1),
             "duration_seconds": round(time.time() - self.started, 3),
@@ -148,7 +158,10 @@ def deliver(
                 sink.write(event)
             stats.events += 1
             counts[event.sourcetype] = counts.get(event.sourcetype, 0) + 1
+            if neutralised(event):
+                stats.neutralised_names += 1
         stats.note_malformed(page.malformed)
+        stats.duplicates_skipped += page.duplicates
         stats.pages += 1
         if page.progress is not None:
             page.progress(state)

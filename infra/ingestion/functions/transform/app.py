@@ -34,8 +34,9 @@ every record is reserved first, then each ``Ok`` record is kept in order if its 
 not fit becomes ``ProcessingFailed`` (reason ``response-size``) while later, smaller records may still fit. Nothing
 is lost: Firehose keeps the original record in ``firehose-errors/processing-failed/`` for replay. We do not
 re-ingest with ``PutRecordBatch`` (the CloudWatch-Logs blueprint's way): it needs write access to the stream from its
-own processor and can loop or duplicate on retries. The template's processor buffer (1 MB) keeps a batch's worst
-expansion well below the limit, so the path is a safety net (logged and counted), not a routine one.
+own processor and can loop or duplicate on retries. The template's processor buffer (0.25 MB) is sized from the worst
+expansion (an audit notification's checks, ~22x through its SNS envelope; the arithmetic is in the template), so the
+path is a safety net (logged and counted) for records that arrive otherwise, not a routine one.
 
 **Account and region.** Metrics exports carry neither: they come from the invocation's ``deliveryStreamArn``
 (the stream lives in the account/region of the IoT rule). Audit messages carry ``accountId``; SNS envelopes
