@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import quote, urlparse
 
@@ -61,20 +60,6 @@ def clean_text(value: Any, limit: Optional[int] = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 3)].rstrip() + "..."
     return text
-
-
-_UNSEEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # controls, format (bidi overrides, zero-width), unassigned
-_MARKUP = str.maketrans({c: " " for c in "[]<>`|\\"})
-
-
-def plain_text(value: Any, limit: Optional[int] = None) -> str:
-    """Row text made inert for a rendered title or markdown description (OpsItems): no control, format (bidi
-    override, zero-width) or unassigned characters, no link or markup syntax (``[]<>`|\\``, ``://``).
-
-    [the lead folds this into the event model's neutraliser once it lands]"""
-    text = "".join(" " if unicodedata.category(ch) in _UNSEEN else ch for ch in str(value if value is not None else ""))
-    text = text.translate(_MARKUP).replace("://", ": //")
-    return clean_text(text, limit)
 
 
 def row_value(row: Mapping[str, Any], name: str) -> str:

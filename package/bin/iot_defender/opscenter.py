@@ -29,6 +29,7 @@ from urllib.parse import quote, urlparse
 
 from . import APP_ID
 from . import incident as inc
+from .events import markdown_text, plain_text
 
 SOURCE = "Splunk IoT Device Defender add-on"
 SOURCE_MAX = 128
@@ -135,16 +136,16 @@ def description(subject: Subject, title: str) -> str:
     """Markdown for the OpsItem's description (<= 2048 characters): what fired, on which thing, where to look."""
     s = subject
     lines = [
-        inc.plain_text(title, 500),
+        markdown_text(title, 500),
         "",
         f"- IoT thing: `{s.thing_name}` (account {s.account_id}, region {s.region})",
     ]
     if s.violation_id:
         lines.append(f"- Device Defender violation: `{s.violation_id}`")
     if s.search_name:
-        lines.append(f"- Splunk search: {inc.plain_text(s.search_name, 300)}")
+        lines.append(f"- Splunk search: {markdown_text(s.search_name, 300)}")
     if s.sid:
-        lines.append(f"- Splunk search id: {inc.plain_text(s.sid, 200)}")
+        lines.append(f"- Splunk search id: {markdown_text(s.sid, 200)}")
     lines.append("")
     lines.append(
         "Operational data holds the thing's console and Splunk dashboard links and the triggering result. Run the "
@@ -167,7 +168,7 @@ def create_request(
     severity, priority = severity_priority(impact)
     dedup = dedup_string(s.account_id, s.region, s.thing_name, s.violation_id, s.search_name)
     request: Dict[str, Any] = {
-        "Title": inc.plain_text(title, TITLE_MAX) or f"IoT incident: thing {s.thing_name}",
+        "Title": plain_text(title, TITLE_MAX) or f"IoT incident: thing {s.thing_name}",
         "Description": description(s, title),
         "Source": source,
         "Category": CATEGORY,
