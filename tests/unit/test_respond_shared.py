@@ -89,3 +89,33 @@ def test_a_policy_someone_else_attached_to_the_shared_certificate_stays(shared):
     make_responder().quarantine(CLONES[0], REGION, QuarantineOptions(), run_context())
     make_responder().release(CLONES[0], REGION, QuarantineOptions(), run_context())
     assert policies_on(client, cert["certificateArn"]) == ["TA-IoTDefender-Quarantine"]
+
+
+def test_a_human_change_ends_an_earlier_quarantines_hold(shared, monkeypatch):
+    """Found by the state machine: the first clone's quarantine deactivated the certificate, a human reactivated
+    it, the second clone's quarantine deactivated it again. Releasing the second must reactivate it (the human's
+    state), not keep it INACTIVE for the first quarantine, whose hold the human's change ended."""
+    import datetime as dt
+
+    from tests.harness.aws import moto_iot
+
+    client, cert = shared
+    now = [dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)]
+    monkeypatch.setattr(moto_iot, "clock", lambda: now[0])
+
+    def later() -> None:
+        now[0] += dt.timedelta(seconds=5)
+
+    options = QuarantineOptions(deactivate_certificates=True)
+    assert make_responder().quarantine(CLONES[0], REGION, options, run_context()).outcome == "done"
+    later()
+    client.update_certificate(certificateId=cert["certificateId"], newStatus="ACTIVE")  # the human
+    later()
+    assert make_responder().quarantine(CLONES[1], REGION, options, run_context()).outcome == "done"
+    assert status_of(client, cert["certificateId"]) == "INACTIVE"
+    later()
+    released = make_responder().release(CLONES[1], REGION, QuarantineOptions(), run_context())
+    assert released.outcome == "done" and status_of(client, cert["certificateId"]) == "ACTIVE", released.message
+    later()
+    assert make_responder().release(CLONES[0], REGION, QuarantineOptions(), run_context()).outcome == "done"
+    assert status_of(client, cert["certificateId"]) == "ACTIVE"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -232,8 +232,8 @@ class Release:
             if cert_id is None:
                 planned.notes.append(f"certificate {recorded} is no longer attached to the thing: left unchanged")
                 continue
-            why = self._keep_inactive(region, cert_id, quarantined_at)
-            holder = None if why else records.holder(region, by_id[cert_id], thing_name, "c")
+            why, stamp = self._keep_inactive(region, cert_id, quarantined_at)
+            holder = None if why else records.holder(region, by_id[cert_id], thing_name, "c", stamp)
             if why:
                 planned.notes.append(f"certificate {cert_id} left unchanged: {why}")
             elif holder:
@@ -241,17 +241,20 @@ class Release:
             else:
                 planned.reactivate.append(cert_id)
 
-    def _keep_inactive(self, region: str, cert_id: str, quarantined_at: Optional[int]) -> Optional[str]:
-        """Why a recorded certificate must not be reactivated (not INACTIVE, or changed since the quarantine)."""
+    def _keep_inactive(
+        self, region: str, cert_id: str, quarantined_at: Optional[int]
+    ) -> Tuple[Optional[str], Optional[float]]:
+        """(Why a recorded certificate must not be reactivated - not INACTIVE, or changed since the quarantine -
+        or None; its lastModifiedDate)."""
         answer = self.s.registry.certificate(region, cert_id)
         status = str(answer.get("status") or "UNKNOWN")
-        if status != "INACTIVE":
-            return f"it is {status}"
         modified = answer.get("lastModifiedDate")
-        late = isinstance(modified, _dt.datetime) and quarantined_at is not None
-        if late and modified.timestamp() > quarantined_at + MODIFIED_SLACK_SECONDS:  # type: ignore[union-attr,operator]
-            return "it was changed after the quarantine (by someone else): reactivate it by hand if intended"
-        return None
+        stamp = modified.timestamp() if isinstance(modified, _dt.datetime) else None
+        if status != "INACTIVE":
+            return f"it is {status}", stamp
+        if stamp is not None and quarantined_at is not None and stamp > quarantined_at + MODIFIED_SLACK_SECONDS:
+            return "it was changed after the quarantine (by someone else): reactivate it by hand if intended", stamp
+        return None, stamp
 
     def _claim(self, thing_name: str, region: str, planned: _Plan, context: RunContext) -> bool:
         """Hold the thing for this release (compare-and-set): a trusted record is written back with the lease; any
