@@ -300,7 +300,7 @@ class Quarantine:
         details.update(changes=changes, certificates_deactivated=deactivated, certificates_isolated=isolated)
         if found.hold_policy or found.hold_inactive:
             details["certificates_held_with_other_quarantines"] = sorted(set(found.hold_policy + found.hold_inactive))
-        details["record_stored"] = problem is None or problem.startswith("the quarantine record is not auth")
+        details["record_stored"] = problem is None
         if problem is None and self.s.records.signer(region, thing_name) is None and (isolated or deactivated):
             if self.s.keyless_recovery:
                 details["recovery"] = f"certificates are released by {self.s.keyless_recovery}"
