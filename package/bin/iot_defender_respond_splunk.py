@@ -59,10 +59,12 @@ class KeyUnavailable(Exception):
 
 def record_keyring(session_key: str, server_uri: Optional[str] = None) -> Keyring:
     """The quarantine record keys: the *Response* tab's ``record_keys`` (newest first), then the key earlier
-    versions created on first use (realm ``{RECORD_KEY_REALM}``), which now only verifies. Nothing is created here:
-    keys come from setup only. Raises :class:`KeyUnavailable` when the credential store cannot be read."""
+    versions created on first use (realm ``TA-aws-iot-defender#quarantine_record``), which now only verifies.
+    Nothing is created here: keys come from setup only. Raises :class:`KeyUnavailable` when the credential store
+    cannot be read."""
     from solnlib import conf_manager
-    from solnlib.credentials import CredentialManager, CredentialNotExistException
+    from solnlib.credentials import CredentialManager
+    from solnlib.splunk_rest_client import SplunkRestClient
 
     configured = ""
     try:
@@ -74,11 +76,11 @@ def record_keyring(session_key: str, server_uri: Optional[str] = None) -> Keyrin
     except Exception as exc:
         raise KeyUnavailable(f"the record keys could not be read ({type(exc).__name__})") from None
     legacy: List[bytes] = []
-    try:
-        legacy_manager = CredentialManager(session_key, APP_ID, realm=RECORD_KEY_REALM, **_where(server_uri))
-        legacy.append(bytes.fromhex(legacy_manager.get_password(RECORD_KEY_NAME)))
-    except CredentialNotExistException:
-        pass
+    try:  # looked for first: its absence is the normal case, and solnlib logs a failed look-up as an error
+        client = SplunkRestClient(session_key, APP_ID, owner="nobody", **_where(server_uri))
+        if any(p.realm == RECORD_KEY_REALM for p in client.storage_passwords.list(count=-1)):
+            credentials = CredentialManager(session_key, APP_ID, realm=RECORD_KEY_REALM, **_where(server_uri))
+            legacy.append(bytes.fromhex(credentials.get_password(RECORD_KEY_NAME)))
     except Exception as exc:
         raise KeyUnavailable(f"the former record key could not be read ({type(exc).__name__})") from None
     return Keyring.from_text(configured, legacy)
