@@ -56,6 +56,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --python-version 3.11 scripts
 	$(VENV)/bin/mypy --python-version 3.12 $(LAMBDA_CODE)
+	PYTHONPATH=package/bin $(VENV)/bin/lint-imports --no-cache
 
 # The product's unit tests; `selftest` proves the test harness itself (loopback AWS, splunkd stand-in, fleet, runner).
 unit: $(VENV)/.installed

@@ -16,6 +16,10 @@ with 0 failures after retries. Two measurements against a fresh LoopbackAWS each
 - ``alert_unthrottled_baseline``: the alert run again without any rate limit, to show how much of the time is
   the loopback emulator's own per-request cost rather than the quota.
 
+- ``stateful``: the response actions' state machine (``tests/unit/test_respond_stateful.py``: quarantine,
+  release, human changes, copied-back records, key rotation, KV faults, races) run with random seeds for
+  ``STATEFUL_EXAMPLES`` examples instead of the fixed-seed dozen of ``make test``; reports the example count.
+
 Writes ``build/bench/respond.json``. Run alone: ``.venv/bin/python -m benchmarks.bench_respond``.
 """
 
@@ -217,6 +221,42 @@ def median_of(runs: int, measure: Callable[[], Dict[str, Any]]) -> Dict[str, Any
     return chosen
 
 
+STATEFUL_EXAMPLES = 100
+STATEFUL_STEPS = 20
+
+
+def bench_stateful(examples: int = STATEFUL_EXAMPLES, steps: int = STATEFUL_STEPS) -> Dict[str, Any]:
+    """The state machine with random seeds; ``ok`` False (and the failure) when an invariant broke."""
+    from hypothesis import HealthCheck, Phase, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from tests.unit import test_respond_stateful as machine
+
+    before, started = len(machine.RUNS), time.monotonic()
+    outcome: Dict[str, Any] = {"ok": True}
+    try:
+        run_state_machine_as_test(
+            machine.Responses,
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=steps,
+                deadline=None,
+                derandomize=False,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.generate],
+            ),
+        )
+    except Exception as exc:  # an invariant broke: the report says which
+        outcome = {"ok": False, "failure": f"{type(exc).__name__}: {str(exc)[:2000]}"}
+    return {
+        "examples": len(machine.RUNS) - before,
+        "max_steps_per_example": steps,
+        "examples_in_make_test": machine.EXAMPLES,
+        "wall_s": round(time.monotonic() - started, 3),
+        **outcome,
+    }
+
+
 def run() -> Dict[str, Any]:
     report = {
         "scenario": f"quarantine {THINGS} things, AddThingToThingGroup limited to {TPS} TPS (token bucket, burst {TPS})",
@@ -235,6 +275,7 @@ def run() -> Dict[str, Any]:
         # The same alert run with no rate limit at all: how fast the loopback emulator itself can serve the
         # ~3 calls per thing. When this is close to the throttled time, the emulator, not the quota, is the bound.
         "alert_unthrottled_baseline": bench_alert(rate_limited=False),
+        "stateful": bench_stateful(),
     }
     alert, baseline = report["alert"], report["alert_unthrottled_baseline"]
     if "wall_s" in alert and "wall_s" in baseline:

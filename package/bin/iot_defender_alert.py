@@ -7,13 +7,11 @@ results back into Splunk:
 
 1. every result row is read and checked as untrusted input (size, thing name / violation id against AWS's
    patterns, region against the account's partition); a bad row is refused on its own, without any AWS call;
-2. parameters are checked once; an unusable parameter (bad ARN, impact out of range, unknown account...) refuses
-   the whole run before any AWS call;
-3. more distinct things than ``max_things`` (default 25) refuses the whole run before any AWS call, so a
-   runaway search cannot act on a fleet;
-4. the account comes from the add-on's configured accounts (secrets never travel in alert parameters); the
+2. parameters are checked once; an unusable one (bad ARN, impact out of range, unknown account...), or more
+   distinct things than ``max_things`` (default 25), refuses the whole run before any AWS call;
+3. the account comes from the add-on's configured accounts (secrets never travel in alert parameters); the
    targets run on a bounded thread pool, paced at the API quotas with botocore retries;
-5. one ``aws:iot:defender:action`` event per row (Enterprise Security adaptive-response result with
+4. one ``aws:iot:defender:action`` event per row (Enterprise Security adaptive-response result with
    ``orig_sid``/``orig_rid``), a ``sendmodaction`` log line per row, a summary line, and an exit code:
 
    ==== =====================================================================================
@@ -497,7 +495,8 @@ def _targets(
             if respond.partition_of_region(region) != account.partition:
                 raise RowRefused(f"region {region} is not in partition {account.partition} of the account")
             target = action.target(position, row, common, options, region)
-            target.context = replace(context, sid=str(row.get("orig_sid") or context.sid))
+            # a row's orig_sid narrows the idempotency scope, never replaces the run's sid (docs/security.md)
+            target.context = replace(context, origin=str(row.get("orig_sid") or ""))
             targets.append(target)
         except RowRefused as exc:
             results[position] = ActionResult(
@@ -578,7 +577,8 @@ def _perform(run: _Run, targets: List[Target], stats: Dict[str, Any]) -> Dict[Tu
         limiter=run.deps.limiter(),
         store=store,
         run_size=len(targets),
-        record_key=run.deps.record_key_or_none(helper) if action.uses_record_key() else None,
+        keyring=run.deps.keyring(helper) if action.uses_record_key() else None,
+        dedup_required=True,
     )
     try:
         action.preflight(responder, sorted({t.region for t in targets}), options)

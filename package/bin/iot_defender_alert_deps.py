@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from iot_defender import APP_ID
 from iot_defender.aws import Account, AwsSession, ClientSettings, caller_identity
-from iot_defender.respond import RateLimiter, SuppressionStore, show
+from iot_defender.respond import Keyring, RateLimiter, SuppressionStore, show
 from iot_defender_respond_splunk import RESPOND_CAPABILITY
 
 SUPPRESSION_COLLECTION = "ta_aws_iot_defender_incident_suppression"
@@ -45,6 +45,27 @@ class KvSuppressionStore(SuppressionStore):
     def put(self, key: str, value: Dict[str, Any]) -> None:
         with self._lock:
             self._ckpt.update(key, value)
+
+    def claim(self, key: str, value: Dict[str, Any]) -> bool:
+        """Insert-only (the KV store answers 409 for an existing ``_key``): atomic across overlapping runs.
+        solnlib's checkpointer has no insert, so its collection (the same documents: ``_key`` and the JSON
+        ``state``) is used directly."""
+        import json
+
+        from splunklib import binding
+
+        with self._lock:
+            try:
+                self._ckpt._collection_data.insert(json.dumps({"_key": key, "state": json.dumps(value)}))
+            except binding.HTTPError as exc:
+                if exc.status == 409:
+                    return False
+                raise
+        return True
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._ckpt.delete(key)
 
 
 class Deps:
@@ -96,16 +117,27 @@ class Deps:
             "require (granted to admin and ess_admin; Settings > Roles); nothing was done"
         )
 
-    def record_key_or_none(self, helper: Any) -> Optional[bytes]:
-        """The quarantine record key; without it records are unauthenticated (quarantine then ends as warning)."""
+    def keyring(self, helper: Any) -> Keyring:
+        """The quarantine record keys; unreadable or unusable keys are a warning (never a failed run): records
+        are then written unauthenticated and release keeps the records it cannot verify."""
         try:
-            return self.record_key(helper)
+            keyring = self.record_keyring(helper)
         except Exception as exc:
             helper.message(
-                f"quarantine record key unavailable ({type(exc).__name__}): records will not be authenticated",
+                f"quarantine record keys unavailable ({type(exc).__name__}): quarantine records will not be "
+                "authenticated and release keeps the records it cannot verify",
                 level=logging.WARNING,
             )
-            return None
+            return Keyring()
+        for problem in keyring.problems:
+            helper.message(f"quarantine record keys: {problem}", level=logging.WARNING)
+        if not keyring:
+            helper.message(
+                "no quarantine record key is configured (Configuration > Response actions): quarantine records will "
+                "not be authenticated",
+                level=logging.WARNING,
+            )
+        return keyring
 
     def caller(self, helper: Any) -> Tuple[str, List[str]]:
         """The user of the alert payload's session and their capabilities (current-context)."""
@@ -113,8 +145,8 @@ class Deps:
 
         return caller(helper.session_key, (helper.settings or {}).get("server_uri"))
 
-    def record_key(self, helper: Any) -> bytes:
-        """The quarantine record key from Splunk's credential store (created on first use)."""
-        from iot_defender_respond_splunk import record_key
+    def record_keyring(self, helper: Any) -> Keyring:
+        """The record keys configured at setup (never created here)."""
+        from iot_defender_respond_splunk import record_keyring
 
-        return record_key(helper.session_key, (helper.settings or {}).get("server_uri"))
+        return record_keyring(helper.session_key, (helper.settings or {}).get("server_uri"))

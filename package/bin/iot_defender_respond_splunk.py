@@ -5,23 +5,25 @@ act), and the key that authenticates quarantine records.
   ``/services/authentication/current-context`` (the session is the search owner's for a scheduled alert, the
   analyst's for an ad hoc adaptive response). Every response action requires :data:`RESPOND_CAPABILITY`
   (``authorize.conf``: granted to admin and ess_admin).
-- :func:`record_key`: a random 256-bit key kept in Splunk's credential store (``storage/passwords``), created on
-  first use; the first writer wins when two runs create it at once, and both then use the stored one. Quarantine
-  records signed with it cannot be written by the device side (see ``iot_defender.respond.record``).
+- :func:`record_keyring`: the keys that authenticate quarantine records, entered at setup (the *Response* tab,
+  encrypted in ``storage/passwords``); never created here. See ``iot_defender.respond.keys`` and docs/security.md.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from typing import List, Optional, Tuple
 from urllib.parse import urlparse
 
 from iot_defender import APP_ID
+from iot_defender.respond import Keyring
 
 RESPOND_CAPABILITY = "iot_defender_respond"
 RECORD_KEY_REALM = f"{APP_ID}#quarantine_record"
 RECORD_KEY_NAME = "hmac_key"
+SETTINGS_CONF = "ta_aws_iot_defender_settings"
+SETTINGS_REALM = f"__REST_CREDENTIAL__#{APP_ID}#configs/conf-{SETTINGS_CONF}"
+RESPONSE_STANZA = "response"
 
 
 class CallerUnknown(Exception):
@@ -51,21 +53,34 @@ def caller(session_key: str, server_uri: Optional[str] = None) -> Tuple[str, Lis
     return str(content.get("username") or ""), [str(c) for c in capabilities]
 
 
-def record_key(session_key: str, server_uri: Optional[str] = None) -> bytes:
-    """The quarantine record key from the credential store, created on first use."""
-    from solnlib.credentials import CredentialManager, CredentialNotExistException
-    from solnlib.splunk_rest_client import SplunkRestClient
-    from splunklib import binding
+class KeyUnavailable(Exception):
+    """The record keys could not be read (the message never holds a key)."""
 
-    manager = CredentialManager(session_key, APP_ID, realm=RECORD_KEY_REALM, **_where(server_uri))
+
+def record_keyring(session_key: str, server_uri: Optional[str] = None) -> Keyring:
+    """The quarantine record keys: the *Response* tab's ``record_keys`` (newest first), then the key earlier
+    versions created on first use (realm ``TA-aws-iot-defender#quarantine_record``), which now only verifies.
+    Nothing is created here: keys come from setup only. Raises :class:`KeyUnavailable` when the credential store
+    cannot be read."""
+    from solnlib import conf_manager
+    from solnlib.credentials import CredentialManager
+    from solnlib.splunk_rest_client import SplunkRestClient
+
+    configured = ""
     try:
-        return bytes.fromhex(manager.get_password(RECORD_KEY_NAME))
-    except CredentialNotExistException:
-        pass
-    client = SplunkRestClient(session_key, APP_ID, owner="nobody", **_where(server_uri))
-    try:  # create, never overwrite: a concurrent first run may have created it a moment ago
-        client.post("storage/passwords", name=RECORD_KEY_NAME, password=secrets.token_hex(32), realm=RECORD_KEY_REALM)
-    except binding.HTTPError as exc:
-        if exc.status != 409:
-            raise
-    return bytes.fromhex(manager.get_password(RECORD_KEY_NAME))
+        manager = conf_manager.ConfManager(session_key, APP_ID, realm=SETTINGS_REALM, **_where(server_uri))
+        stanza = manager.get_conf(SETTINGS_CONF).get(RESPONSE_STANZA)
+        configured = str(stanza.get("record_keys") or "")
+    except (conf_manager.ConfStanzaNotExistException, conf_manager.ConfManagerException):
+        configured = ""
+    except Exception as exc:
+        raise KeyUnavailable(f"the record keys could not be read ({type(exc).__name__})") from None
+    legacy: List[bytes] = []
+    try:  # looked for first: its absence is the normal case, and solnlib logs a failed look-up as an error
+        client = SplunkRestClient(session_key, APP_ID, owner="nobody", **_where(server_uri))
+        if any(p.realm == RECORD_KEY_REALM for p in client.storage_passwords.list(count=-1)):
+            credentials = CredentialManager(session_key, APP_ID, realm=RECORD_KEY_REALM, **_where(server_uri))
+            legacy.append(bytes.fromhex(credentials.get_password(RECORD_KEY_NAME)))
+    except Exception as exc:
+        raise KeyUnavailable(f"the former record key could not be read ({type(exc).__name__})") from None
+    return Keyring.from_text(configured, legacy)

@@ -58,6 +58,16 @@ def _account(standin: Any, aws: Any) -> str:
     return "demo"
 
 
+def _record_keys(standin: Any) -> None:
+    """The quarantine record key, as an admin enters it on the Response actions tab (the actions never create
+    one); a demo key, not a secret of anything."""
+    settings = (standin.get_conf("ta_aws_iot_defender_settings") or {}).get("response")
+    if not settings:
+        standin.create_account(
+            "response", {}, {"record_keys": "demo-record-key-" + "0" * 32}, conf="ta_aws_iot_defender_settings"
+        )
+
+
 def _notify_topic(aws: Any) -> str:
     """The SOC's topic OpsCenter notifies of new OpsItems (SNS in moto)."""
     return aws.client("sns").create_topic(Name="soc-iot-incidents")["TopicArn"]
@@ -137,6 +147,7 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
     violation = _compromised_thing(iot)
     thing = kw.get("thing") or violation["thingName"]
     account = kw.get("account") or _account(standin, aws)
+    _record_keys(standin)
     env = {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"}
     row = {
         "thing_name": thing,

@@ -22,7 +22,12 @@ REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO / "infra" / "response" / "functions"
 THING = "pump-station-017"
 VIOLATION = "8a1b0c2d3e4f56789a0b1c2d3e4f5a6b"
-STACK_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]}
+# the stack's isolation policy in deny-all mode: the add-on's own document (a test keeps the template identical)
+STACK_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "QuarantineDenyAll", "Effect": "Deny", "Action": "iot:*", "Resource": "*"}],
+}
+STACK_TAGS = [{"Key": "managed-by", "Value": "TA-aws-iot-defender"}]  # infra/response/template.yaml tags both
 CONTEXT = SimpleNamespace(
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:iot-response", aws_request_id="req-1"
 )
@@ -54,8 +59,8 @@ def world(aws, monkeypatch):
     iot.attach_thing_principal(thingName=THING, principal=cert["certificateArn"])
     plan = aws.incidents.add_response_plan("iot-critical", title="IoT device compromise", impact=2)
     # the response stack owns the quarantine group and the isolation policy (CloudFormation)
-    iot.create_thing_group(thingGroupName="QUARANTINED")
-    iot.create_policy(policyName="IoTQuarantineIsolation", policyDocument=json.dumps(STACK_POLICY))
+    iot.create_thing_group(thingGroupName="QUARANTINED", tags=STACK_TAGS)
+    iot.create_policy(policyName="IoTQuarantineIsolation", policyDocument=json.dumps(STACK_POLICY), tags=STACK_TAGS)
     sns, sqs = aws.client("sns"), aws.client("sqs")
     topic = sns.create_topic(Name="iot-incident-notify")["TopicArn"]
     queue = sqs.create_queue(QueueName="soc-contacts")["QueueUrl"]

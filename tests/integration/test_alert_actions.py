@@ -82,7 +82,12 @@ def env(tmp_path_factory):
             },
             {"aws_secret_access_key": aws.secret_key},
         )
+        # the record keys, as the Response tab saves them (setup creates them; the actions never do)
+        splunkd.create_account("response", {}, {"record_keys": RECORD_KEYS}, conf="ta_aws_iot_defender_settings")
         yield Env(aws, splunkd, home, fleet)
+
+
+RECORD_KEYS = "Zr3cord-key-2026-rotated-in-" + "q" * 16 + ",older-record-key-still-verifies-" + "w" * 8
 
 
 def outcomes(result) -> List[str]:
@@ -143,6 +148,18 @@ def test_quarantine_then_release_restores_exactly(env):
     assert released.exit_code == 0, released.log_lines
     assert outcomes(released) == ["done"]
     assert env.state(thing) == before  # membership, certificate status and attributes exactly as before
+
+
+def test_a_big_run_reads_the_quarantine_group_once(env):
+    """From 50 things on (no protected groups), quarantine reads the group's members once instead of each thing's
+    groups: a dry run over 50 new things shows it without writing anything."""
+    names = [f"bulk-device-{n:02d}" for n in range(50)]
+    for name in names:
+        env.iot.create_thing(thingName=name)
+    result = env.run("iot_quarantine_thing", {"dry_run": "1", "max_things": "60"}, [{"thing_name": n} for n in names])
+    assert result.exit_code == 0, result.log_lines
+    assert set(outcomes(result)) == {"dry-run"} and result.aws_writes == []
+    assert result.aws_calls.count("ListThingsInThingGroup") == 1 and "ListThingGroupsForThing" not in result.aws_calls
 
 
 def test_dry_run_changes_nothing(env):

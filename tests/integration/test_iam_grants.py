@@ -40,6 +40,8 @@ NOT_GRANTED_BY_THE_ROLE = {
 GRANTED_WITHOUT_A_CALL = {
     "kms:GenerateDataKey": "SNS asks KMS with the publisher's permissions when the notify topic is encrypted",
     "kms:Decrypt": "SNS asks KMS with the publisher's permissions when the notify topic is encrypted",
+    "iot:TagResource": "tags passed to CreateThingGroup/CreatePolicy may be authorised as iot:TagResource too "
+    "[verify]; only the add-on's tag on the configured names (aws:RequestTag, aws:TagKeys)",
 }
 
 
@@ -94,7 +96,11 @@ def test_grants_without_a_call_are_confined_to_their_reason(template: Dict) -> N
     for policy in iam_policy.role_policies(template):
         for statement in iam_policy.statements(template, policy):
             actions = set(iam_policy.as_list(statement["Action"]))
-            if actions & set(GRANTED_WITHOUT_A_CALL):
+            if "iot:TagResource" in actions:  # only with the add-on's tag in the request
+                condition = statement["Condition"]
+                assert condition["StringEquals"]["aws:RequestTag/managed-by"] == "TA-aws-iot-defender"
+                assert condition["ForAllValues:StringEquals"]["aws:TagKeys"] == ["managed-by"]
+            elif actions & set(GRANTED_WITHOUT_A_CALL):
                 assert actions <= set(GRANTED_WITHOUT_A_CALL), statement.get("Sid")
                 via = statement["Condition"]["StringLike"]["kms:ViaService"]
                 assert via == "sns.*.amazonaws.com", statement.get("Sid")

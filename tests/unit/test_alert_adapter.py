@@ -13,8 +13,9 @@ import pytest
 from moto import mock_aws
 
 import iot_defender_alert as alert
+from iot_defender import respond
 from iot_defender.aws import AwsSession, ClientSettings, ConfigError
-from iot_defender.respond import MemorySuppressionStore, RateLimiter
+from iot_defender.respond import Keyring, MemorySuppressionStore, RateLimiter
 from tests.unit.test_respond_support import ACCOUNT_ID, REGION, account, seed_registry
 
 NOW = dt.datetime(2025, 11, 22, 10, 15, tzinfo=dt.timezone.utc)
@@ -105,8 +106,8 @@ class Deps(alert.Deps):
     def caller(self, helper):
         return "admin", ["admin_all_objects", "iot_defender_respond"]
 
-    def record_key(self, helper):
-        return bytes(range(32))
+    def record_keyring(self, helper):
+        return Keyring([bytes(range(32))])
 
 
 @pytest.fixture
@@ -144,8 +145,9 @@ def test_every_row_gets_one_result_event_and_a_log_line(iot):
 
 
 def test_policy_managed_elsewhere_is_only_attached(iot):
-    stack_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]}
-    iot.create_policy(policyName="StackIsolation", policyDocument=json.dumps(stack_policy))
+    stack_policy = respond.isolation_policy("aws", REGION, ACCOUNT_ID, False)  # the response stack's, tagged
+    tags = [{"Key": "managed-by", "Value": "TA-aws-iot-defender"}]
+    iot.create_policy(policyName="StackIsolation", policyDocument=json.dumps(stack_policy), tags=tags)
     params = {"policy_name": "StackIsolation", "manage_policy": "0"}
     code, helper, _ = run(alert.QUARANTINE, params, [{"thing_name": "sensor-001"}])
     assert code == alert.EXIT_OK, helper.results()

@@ -116,3 +116,45 @@ def test_any_row_makes_a_valid_request(title, search, sid, row, big):
     req = request(title=title, search_name=search, sid=sid, row=row)
     assert_valid(req)
     assert len(req["Description"]) <= opscenter.DESCRIPTION_MAX
+
+
+# ------------------------------------------------------------------ OpsItem text without control, bidi or links
+
+HOSTILE = [
+    "pump \u202eexe.tnuocca\u202c [click](https://evil.example/phish)",
+    "a\u2066b\u2069c\u200bd <script>alert(1)</script> `code` | table",
+    "ok\x00\x1b[31mred\x7f ![img](http://x/y.png) www ftp://files.example/a",
+]
+UNSEEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def _clean(text: str) -> bool:
+    """No hidden character, no link or embed syntax (the event model's neutraliser's contract)."""
+    import unicodedata
+
+    return (
+        not any(unicodedata.category(ch) in UNSEEN for ch in text)
+        and not any(ch in text for ch in "[]<>`")
+        and "://" not in text
+        and "www." not in text.lower()
+    )
+
+
+def test_titles_and_descriptions_carry_no_control_bidi_or_link_characters():
+    """Seen failing on the code before the fix: bidi overrides, zero-width characters, markdown links and angle
+    brackets from the row reached the OpsItem's title and description."""
+    for text in HOSTILE:
+        req = request(title=text, search_name=text, sid=text)
+        assert _clean(req["Title"]), req["Title"]
+        for line in req["Description"].split("\n"):  # markdown: escaped row text, never a raw link
+            # the description's own markup: backticks around the thing and violation id, which are AWS names
+            assert _clean(line.replace("`pump-station-001`", "").replace("`37e18651d207bbc74236c13faf146127`", "")), (
+                line
+            )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=300))
+def test_any_row_text_becomes_inert_title_text(text):
+    req = request(title=text)
+    assert _clean(req["Title"]) and len(req["Title"]) <= opscenter.TITLE_MAX

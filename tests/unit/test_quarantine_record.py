@@ -1,4 +1,4 @@
-"""The v2 quarantine record: fits one thing attribute, and only the add-on can write one release trusts."""
+"""The quarantine record: fits one thing attribute, and only the add-on can write one release trusts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from iot_defender.respond.keys import Keyring
 from iot_defender.respond.record import (
     RECORD_VALUE_MAX,
     QuarantineRecord,
@@ -30,7 +31,7 @@ ATTRIBUTE = re.compile(r"^[a-zA-Z0-9_.,@/:#=\[\]-]*$")
 
 
 def signer(thing="pump-station-001", key=KEY, account="123456789012", region="us-east-1"):
-    return RecordSigner(key, account, region, thing)
+    return RecordSigner(Keyring([key]), account, region, thing)
 
 
 def record(**kw):
@@ -129,3 +130,17 @@ def test_any_record_that_encodes_is_a_valid_attribute_and_round_trips(by, certs,
     back = QuarantineRecord.decode(value, signer())
     assert back.authenticated and back.group == group
     assert set(resolve(back.certificates, certs).values()) == set(certs)
+
+
+@pytest.mark.parametrize(
+    ("offset", "held"), [(0, True), (299, True), (-299, True), (300, False), (-300, False), (86400, False)]
+)
+def test_a_lease_is_held_for_five_minutes_either_side_of_this_clock(offset, held):
+    """Two search heads' clocks differ: a lease another host took "in the future" still holds."""
+    from iot_defender.respond.record import LEASE_SECONDS, live_lease, new_lease
+
+    now = 1_800_000_000.0
+    lease = new_lease("r", now + offset)
+    assert LEASE_SECONDS == 300
+    assert (live_lease(lease, now) == "release") is held
+    assert live_lease("r.12.zzzzzzzz", now) is None and live_lease(None, now) is None

@@ -19,6 +19,7 @@ from iot_defender.aws import AwsSession, ClientSettings
 from iot_defender.respond import (
     RECORD_ATTRIBUTE,
     IncidentOptions,
+    Keyring,
     MemorySuppressionStore,
     QuarantineOptions,
     QuarantineRecord,
@@ -42,13 +43,19 @@ WRITES = {
     "PutVerificationStateOnViolation",
 }
 NOW = dt.datetime(2025, 11, 22, 10, 15, tzinfo=dt.timezone.utc)
+OWN_TAGS = [{"Key": "managed-by", "Value": "TA-aws-iot-defender"}]
 RECORD_KEY = bytes(range(32))  # the Splunk path's record key (the credential store's, in production)
 
 
 def responder(dry_run: bool = False, store=None) -> Responder:
     session = AwsSession(account(), ClientSettings(retry_mode="standard", max_attempts=3))
     return Responder(
-        session, account_id=ACCOUNT_ID, dry_run=dry_run, limiter=RateLimiter({}), store=store, record_key=RECORD_KEY
+        session,
+        account_id=ACCOUNT_ID,
+        dry_run=dry_run,
+        limiter=RateLimiter({}),
+        store=store,
+        keyring=Keyring([RECORD_KEY]),
     )
 
 
@@ -121,7 +128,7 @@ def test_quarantine_and_release_with_certificates_restore_exactly(iot):
 
 def test_big_runs_read_the_quarantine_group_once_instead_of_each_things_groups(iot):
     client, _ = iot
-    client.create_thing_group(thingGroupName="QUARANTINED")
+    client.create_thing_group(thingGroupName="QUARANTINED", tags=OWN_TAGS)  # the add-on's, from an earlier run
     client.add_thing_to_thing_group(thingGroupName="QUARANTINED", thingName="sensor-002")
     session = AwsSession(account(), ClientSettings(retry_mode="standard", max_attempts=3))
     r = Responder(
@@ -129,7 +136,7 @@ def test_big_runs_read_the_quarantine_group_once_instead_of_each_things_groups(i
         account_id=ACCOUNT_ID,
         limiter=RateLimiter({}),
         run_size=respond.BULK_MEMBERSHIP_MIN,
-        record_key=RECORD_KEY,
+        keyring=Keyring([RECORD_KEY]),
     )
     results = [r.quarantine(t, REGION, QuarantineOptions(), context()) for t in ("sensor-001", "sensor-002")]
     # sensor-002 was put in the group by hand: quarantine still isolates its certificate
@@ -137,14 +144,16 @@ def test_big_runs_read_the_quarantine_group_once_instead_of_each_things_groups(i
     assert "added to thing group" not in results[1].message and results[1].details["certificates_isolated"]
     calls = r.stats.summary()["calls"]
     assert calls["ListThingsInThingGroup"] == 1 and "ListThingGroupsForThing" not in calls
-    guarded = Responder(session, account_id=ACCOUNT_ID, limiter=RateLimiter({}), run_size=100, record_key=RECORD_KEY)
+    guarded = Responder(
+        session, account_id=ACCOUNT_ID, limiter=RateLimiter({}), run_size=100, keyring=Keyring([RECORD_KEY])
+    )
     guarded.quarantine("sensor-001", REGION, QuarantineOptions(protected_groups=("pumps",)), context())
     assert "ListThingGroupsForThing" in guarded.stats.summary()["calls"]  # protection needs each thing's groups
 
 
 def test_release_keeps_membership_that_predates_quarantine(iot):
     client, _ = iot
-    client.create_thing_group(thingGroupName="QUARANTINED")
+    client.create_thing_group(thingGroupName="QUARANTINED", tags=OWN_TAGS)  # the add-on's, from an earlier run
     client.add_thing_to_thing_group(thingGroupName="QUARANTINED", thingName="sensor-002")
     before = state(client, "sensor-002")
     result = responder().quarantine("sensor-002", REGION, QuarantineOptions(deactivate_certificates=True), context())
@@ -350,11 +359,8 @@ class StubbedResponder(Responder):
     def __init__(self, stubbed: dict, **kw):
         super().__init__(AwsSession(account()), account_id=ACCOUNT_ID, limiter=RateLimiter({}), **kw)
         self.stubbed = stubbed
-
-    def _client(self, service, region):
-        if service in self.stubbed:
-            return self.stubbed[service]
-        return super()._client(service, region)
+        own = self.calls._client
+        self.calls._client = lambda service, region: stubbed.get(service) or own(service, region)  # type: ignore[method-assign]
 
 
 def incident_stub():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 import iot_defender_respond_splunk as rs
+from iot_defender.respond.keys import key_id
 from tests.harness.splunkd import APP_ID, SplunkdStandIn
 
 
@@ -27,16 +26,54 @@ def test_caller_reads_the_sessions_user_and_capabilities(splunkd):
         rs.caller("not-a-session", splunkd.uri)
 
 
-def test_record_key_is_created_once_and_shared(splunkd):
-    keys = []
-    threads = [
-        threading.Thread(target=lambda: keys.append(rs.record_key(splunkd.session_key, splunkd.uri))) for _ in range(4)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert len(keys) == 4 and len(set(keys)) == 1 and len(keys[0]) == 32
-    assert rs.record_key(splunkd.session_key, splunkd.uri) == keys[0]
-    stored = [p for p in splunkd._passwords.values() if p.realm == rs.RECORD_KEY_REALM]
-    assert len(stored) == 1 and bytes.fromhex(stored[0].clear_password) == keys[0]
+KEYS = "n" * 40 + ", " + "o" * 32  # as the Response tab stores them: newest first
+
+
+def configure_keys(splunkd, text: str) -> None:
+    """What saving the Response tab does: the field encrypted in storage/passwords, ****** in the conf."""
+    splunkd.create_account("response", {}, {"record_keys": text}, conf=rs.SETTINGS_CONF)
+
+
+def test_record_keys_come_from_setup_and_are_never_created(splunkd):
+    """Seen failing on the old code: release and quarantine created a key on first use, silently."""
+    assert not rs.record_keyring(splunkd.session_key, splunkd.uri)
+    assert not [p for p in splunkd._passwords.values() if p.realm == rs.RECORD_KEY_REALM]  # nothing created
+    configure_keys(splunkd, KEYS)
+    keyring = rs.record_keyring(splunkd.session_key, splunkd.uri)
+    assert keyring.ids() == [key_id(b"n" * 40), key_id(b"o" * 32)] and keyring.newest_id == key_id(b"n" * 40)
+
+
+def test_the_former_key_still_verifies_after_setup(splunkd):
+    """Records signed with the key earlier versions created on first use stay releasable: it verifies, last."""
+    legacy = bytes(range(32))
+    splunkd.set_credential(rs.RECORD_KEY_REALM, rs.RECORD_KEY_NAME, legacy.hex(), APP_ID)
+    configure_keys(splunkd, "p" * 32)
+    keyring = rs.record_keyring(splunkd.session_key, splunkd.uri)
+    assert keyring.ids() == [key_id(b"p" * 32), key_id(legacy)]
+
+
+def test_short_keys_are_ignored_with_a_problem_that_names_no_key(splunkd):
+    configure_keys(splunkd, "short-key, " + "q" * 32)
+    keyring = rs.record_keyring(splunkd.session_key, splunkd.uri)
+    assert keyring.ids() == [key_id(b"q" * 32)]
+    assert keyring.problems and "short-key" not in " ".join(keyring.problems)
+
+
+def test_setup_refuses_what_a_run_would_ignore():
+    """The Response tab's validator and the runs agree: the same minimum length, the same separators."""
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import global_config_response as tab
+
+    from iot_defender.respond.keys import MIN_KEY_CHARACTERS, Keyring
+
+    assert tab.MIN_KEY_CHARACTERS == MIN_KEY_CHARACTERS
+    pattern = re.compile(tab.response_tab()["entity"][0]["validators"][0]["pattern"])
+    good, short = "a" * 32, "b" * 31
+    for text in (good, f"{good}, {'c' * 40}", f" {good} "):
+        assert pattern.match(text) and not Keyring.from_text(text).problems
+    for text in (short, f"{good},{short}", "", f"{good};{good}"):
+        assert not pattern.match(text)

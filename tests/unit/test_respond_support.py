@@ -16,6 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from iot_defender.aws import Account
+from tests.harness.aws.server import _moto_thing_versions
+
+# moto as the loopback AWS serves it: thing versions, tags on groups and policies, certificate modification dates
+_moto_thing_versions()
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -89,3 +93,44 @@ def registry_state(client, thing: str) -> dict:
         "attributes": client.describe_thing(thingName=thing)["attributes"],
         "certificates": statuses,
     }
+
+
+KEY = bytes(range(32))
+OWN_TAGS = [{"Key": "managed-by", "Value": "TA-aws-iot-defender"}]
+
+
+def make_responder(keys=(KEY,), **kw):
+    """A Responder on moto with the record keys ``keys`` (newest first), whatever the Responder's age: the
+    regression tests run unchanged against the code before the fix (which took one ``record_key``)."""
+    import inspect
+
+    from iot_defender import respond
+    from iot_defender.aws import AwsSession, ClientSettings
+    from iot_defender.respond import RateLimiter, Responder
+
+    accepted = inspect.signature(Responder.__init__).parameters
+    if "keyring" in accepted:
+        kw["keyring"] = respond.Keyring(list(keys))
+    elif keys:
+        kw["record_key"] = keys[0]
+    kw = {k: v for k, v in kw.items() if k in accepted}
+    session = AwsSession(account(), ClientSettings(retry_mode="standard", max_attempts=3))
+    return Responder(session, account_id=ACCOUNT_ID, limiter=RateLimiter({}), **kw)
+
+
+def run_context(sid: str = "scheduler__admin__search__RMD5abc_at_1763806200_42"):
+    from iot_defender.respond import RunContext
+
+    return RunContext(sid=sid)
+
+
+def groups_of(client, thing: str) -> List[str]:
+    return sorted(g["groupName"] for g in client.list_thing_groups_for_thing(thingName=thing)["thingGroups"])
+
+
+def status_of(client, cert_id: str) -> str:
+    return client.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"]
+
+
+def policies_on(client, target: str) -> List[str]:
+    return sorted(p["policyName"] for p in client.list_attached_policies(target=target)["policies"])

@@ -151,9 +151,13 @@ def raw_data(row: Mapping[str, Any], limit: int = RAW_DATA_MAX) -> str:
     return _json(kept)
 
 
-def client_token(sid: str, thing_name: str, violation_id: str) -> str:
-    """Idempotency token: the same (search, thing, violation) always maps to the same 64-hex token."""
-    material = "\x1f".join(("ta-aws-iot-defender/v1", sid or "", thing_name or "", violation_id or ""))
+def client_token(sid: str, thing_name: str, violation_id: str, origin: str = "") -> str:
+    """Idempotency token: the same (search, thing, violation) always maps to the same 64-hex token. ``origin``
+    (a row's orig_sid) narrows the scope; it never replaces the run's own ``sid``."""
+    parts = ["ta-aws-iot-defender/v1", sid or "", thing_name or "", violation_id or ""]
+    if origin:
+        parts.append(origin)
+    material = "\x1f".join(parts)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

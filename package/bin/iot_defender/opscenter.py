@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import quote, urlparse
 
 from . import APP_ID
 from . import incident as inc
+from .events import markdown_text, plain_text
 
 SOURCE = "Splunk IoT Device Defender add-on"
 SOURCE_MAX = 128
@@ -38,6 +40,9 @@ DESCRIPTION_MAX = 2048
 VALUE_MAX_BYTES = 20 * 1024
 DEDUP_KEY = "/aws/dedup"
 RESOURCES_KEY = "/aws/resources"
+# A random marker per CreateOpsItem call: OpsCenter answers a duplicate with the open OpsItem's id, and only this
+# marker (read back with GetOpsItem) tells whether the call created the OpsItem or found it.
+REQUEST_KEY = "iot_defender_request"
 
 
 def check_source(source: str) -> Optional[str]:
@@ -113,6 +118,7 @@ def operational_data(subject: Subject, dedup: str) -> Dict[str, Dict[str, str]]:
         "iot_account_id": _searchable(s.account_id),
         "iot_region": _searchable(s.region),
         "iot_console_url": _searchable(inc.console_url(s.partition, s.region, s.thing_name)),
+        REQUEST_KEY: {"Value": secrets.token_hex(16), "Type": "String"},
     }
     optional = {
         "iot_violation_id": s.violation_id,
@@ -130,16 +136,16 @@ def description(subject: Subject, title: str) -> str:
     """Markdown for the OpsItem's description (<= 2048 characters): what fired, on which thing, where to look."""
     s = subject
     lines = [
-        inc.clean_text(title, 500),
+        markdown_text(title, 500),
         "",
         f"- IoT thing: `{s.thing_name}` (account {s.account_id}, region {s.region})",
     ]
     if s.violation_id:
         lines.append(f"- Device Defender violation: `{s.violation_id}`")
     if s.search_name:
-        lines.append(f"- Splunk search: {inc.clean_text(s.search_name, 300)}")
+        lines.append(f"- Splunk search: {markdown_text(s.search_name, 300)}")
     if s.sid:
-        lines.append(f"- Splunk search id: `{inc.clean_text(s.sid, 200)}`")
+        lines.append(f"- Splunk search id: {markdown_text(s.sid, 200)}")
     lines.append("")
     lines.append(
         "Operational data holds the thing's console and Splunk dashboard links and the triggering result. Run the "
@@ -162,7 +168,7 @@ def create_request(
     severity, priority = severity_priority(impact)
     dedup = dedup_string(s.account_id, s.region, s.thing_name, s.violation_id, s.search_name)
     request: Dict[str, Any] = {
-        "Title": inc.clean_text(title, TITLE_MAX) or f"IoT incident: thing {s.thing_name}",
+        "Title": plain_text(title, TITLE_MAX) or f"IoT incident: thing {s.thing_name}",
         "Description": description(s, title),
         "Source": source,
         "Category": CATEGORY,

@@ -38,6 +38,7 @@ from .defender import AUDIT_OPERATIONS, DETECT_OPERATIONS, SHARED_OPERATIONS, De
 from .faults import Faults
 from .incidents import INCIDENT_OPERATIONS, IncidentStore
 from .models import ModelViolation, RequestError
+from .moto_iot import patch_moto_iot
 from .opsitems import OPSITEM_OPERATIONS, OpsItemStore
 from .registry import REGISTRY_OPERATIONS, RegistryStore
 
@@ -240,6 +241,7 @@ class LoopbackAWS:
             self.reset_moto()
         _moto_valid_certs()
         _moto_thing_versions()
+        patch_moto_iot()
         self._server = make_server(
             self.host, self._requested_port, self._wsgi, threaded=True, request_handler=_quiet_handler()
         )
@@ -852,6 +854,7 @@ def _moto_thing_versions() -> None:
     at a time (the moto state lock), so the check and the update are atomic."""
     from moto.iot import exceptions, responses
 
+    patch_moto_iot()
     if getattr(responses.IoTResponse.update_thing, "_loopback_versions", False):
         return
     original = responses.IoTResponse.update_thing

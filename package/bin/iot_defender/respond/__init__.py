@@ -8,20 +8,25 @@ Safety rules every action follows:
   patterns *before* any call, and a refused input never leads to an AWS write;
 - each action reads the current state first and writes only the difference, so running it twice is harmless
   (outcome ``already-in-state``), and a dry run reports the exact plan without writing anything;
-- quarantine isolates through the quarantine group *and* the thing's certificates, and records what it changed
-  on the thing itself (one attribute, :class:`QuarantineRecord`, authenticated with a key the device side
-  cannot read) so that release restores exactly that and nothing else; a certificate that was inactive or
-  revoked before quarantine is never recorded, so never reactivated, and release touches certificates only
-  from an authenticated record;
+- only what the add-on created is changed: the quarantine group and the isolation policy carry its tag, the
+  policy its own deny document, checked before any write (:mod:`.ownership`);
+- quarantine isolates through the quarantine group *and* the thing's certificates, and records what it holds on
+  the thing itself (one attribute, :class:`QuarantineRecord`, authenticated with keys configured at setup, bound
+  to one quarantine, the thing's version and AWS's certificate dates) so that release restores exactly that and
+  nothing else; a certificate shared by several quarantined things is released with the last of them;
+- quarantine and release of one thing are serialised (record first, compare-and-set, lease): the loser reports
+  a conflict and writes nothing;
 - calls are paced per operation at the documented TPS quotas (:class:`RateLimiter`) and botocore retries what
   is still throttled; one target failing never stops the others (:func:`run_all`).
 
-Modules: ``common`` (action names, AWS name patterns, option error, run context), ``pacing`` (rate limiting,
-call statistics, the bounded thread pool), ``record`` (the authenticated quarantine record), ``core`` (the responder's
-AWS plumbing and registry reads), ``isolation`` (quarantine group and isolating policy), ``quarantine``
-(quarantine), ``release`` (release), ``incidents`` (start incident, suppression store), ``verification`` (violation
-verification state), ``responder`` (the :class:`Responder` assembling them). This package re-exports what the
-alert actions, the Lambdas, the tests and the benchmarks use.
+Shape: composition, no base classes and no import cycles (``make lint`` checks the layering with import-linter).
+Services: ``calls`` (paced, counted AWS calls), ``registry`` (registry reads), ``ownership`` (what the add-on
+created: tags and its own deny document), ``isolation`` (quarantine group and isolation policy), ``keys`` and
+``record`` (the authenticated, versioned quarantine record) and ``store`` (reading and writing it
+compare-and-set), ``outcomes`` (results). Actions, each handed the services: ``quarantine``, ``release``,
+``incidents``, ``verification``; ``responder`` assembles them. ``common``, ``options`` and ``pacing`` hold names,
+options and the thread pool. This package re-exports what the alert actions, the Lambdas, the tests and the
+benchmarks use. The threat model is docs/security.md.
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ from .common import (
     valid_thing_name,
 )
 from .incidents import DEFAULT_TITLE, IncidentOptions, MemorySuppressionStore, SuppressionStore
-from .isolation import BULK_MEMBERSHIP_MIN, DEFAULT_POLICY_NAME, DEFAULT_QUARANTINE_GROUP, isolation_policy
+from .isolation import BULK_MEMBERSHIP_MIN
+from .keys import MIN_KEY_CHARACTERS, Keyring
+from .options import DEFAULT_POLICY_NAME, DEFAULT_QUARANTINE_GROUP, QuarantineOptions
+from .outcomes import CONFLICT, NOT_OWNED
+from .ownership import MANAGED_TAG, isolation_policy
 from .pacing import RateLimiter, run_all
-from .quarantine import QuarantineOptions
 from .record import RECORD_ATTRIBUTE, QuarantineRecord, RecordSigner
 from .responder import Responder
 from .verification import VERIFICATION_STATES
@@ -53,13 +61,18 @@ __all__ = [
     "ACTION_RELEASE",
     "ACTION_VERIFICATION",
     "BULK_MEMBERSHIP_MIN",
+    "CONFLICT",
     "DEFAULT_POLICY_NAME",
     "DEFAULT_QUARANTINE_GROUP",
     "DEFAULT_TITLE",
+    "MANAGED_TAG",
+    "MIN_KEY_CHARACTERS",
+    "NOT_OWNED",
     "RECORD_ATTRIBUTE",
     "VERIFICATION_STATES",
     "VIOLATION_ID_RE",
     "IncidentOptions",
+    "Keyring",
     "MemorySuppressionStore",
     "OptionError",
     "QuarantineOptions",

@@ -69,5 +69,7 @@ class RunContext:
 
     sid: str = ""
     search_name: str = ""
+    # The row's orig_sid (ES notables): part of the idempotency scope next to ``sid``, never in place of it.
+    origin: str = ""
     results_link: Optional[str] = None
     now: Callable[[], _dt.datetime] = field(default=lambda: _dt.datetime.now(_dt.timezone.utc))

@@ -6,92 +6,40 @@ OpsCenter deduplicates on ``/aws/dedup`` (per account, region, thing and violati
 :mod:`iot_defender.opscenter`) while the OpsItem is open, so neither a retried alert nor the alert firing again
 opens a second one. An optional per-thing suppression window is kept in a :class:`SuppressionStore` (the KV store
 in Splunk, memory in tests and Lambdas). The text comes from the untrusted row through
-:mod:`iot_defender.incident` / :mod:`iot_defender.opscenter`, cut to the API limits.
+:mod:`iot_defender.incident` / :mod:`iot_defender.opscenter`, cut to the API limits; the API calls are
+:mod:`.destinations`'.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import threading
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import incident as inc
-from .. import opscenter
-from ..aws import error_code
-from ..events import ActionResult, to_epoch, to_iso
+from ..events import ActionResult, to_epoch
+from .calls import AwsCalls
 from .common import (
     ACTION_INCIDENT,
-    RESPONSE_PLAN_ARN_RE,
-    SNS_TOPIC_ARN_RE,
     VIOLATION_ID_RE,
-    OptionError,
     RunContext,
-    check_arn,
-    parse_arn,
     show,
 )
-from .core import ResponderCore
+from .destinations import Destinations, Incident
+from .options import DEFAULT_TITLE, DESTINATIONS, IncidentOptions
+from .outcomes import Outcomes
+from .registry import Registry
 
-DESTINATIONS = ("opscenter", "incident_manager", "sns")
-DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
-
-
-@dataclass(frozen=True)
-class IncidentOptions:
-    destination: str = "incident_manager"
-    response_plan_arn: Optional[str] = None
-    sns_topic_arn: Optional[str] = None
-    title: str = DEFAULT_TITLE
-    impact: str = "3"
-    suppression_minutes: int = 0
-    source: str = inc.TRIGGER_SOURCE
-    opsitem_source: str = opscenter.SOURCE
-
-    def check(self, partition: Optional[str] = None) -> None:
-        if self.destination not in DESTINATIONS:
-            raise OptionError(f"destination must be one of {', '.join(DESTINATIONS)}")
-        if self.destination == "opscenter":
-            problem = opscenter.check_source(self.opsitem_source)
-            if problem:
-                raise OptionError(problem)
-            if self.sns_topic_arn:  # optional: the topic OpsCenter notifies of the OpsItem
-                check_arn(
-                    self.sns_topic_arn,
-                    SNS_TOPIC_ARN_RE,
-                    partition,
-                    what="SNS topic",
-                    expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
-                )
-        elif self.destination == "incident_manager":
-            check_arn(
-                self.response_plan_arn,
-                RESPONSE_PLAN_ARN_RE,
-                partition,
-                what="response plan",
-                expected="an Incident Manager response plan ARN (arn:<partition>:ssm-incidents::<account>:"
-                "response-plan/<name>)",
-            )
-        else:
-            check_arn(
-                self.sns_topic_arn,
-                SNS_TOPIC_ARN_RE,
-                partition,
-                what="SNS topic",
-                expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
-            )
-        if not self.title or not self.title.strip():
-            raise OptionError("the incident title template is empty")
-        if self.impact.strip() and not inc.template_fields(self.impact):
-            inc.render_impact(self.impact, {})  # a fixed impact is checked once, before any row
-        if not 0 <= self.suppression_minutes <= 7 * 24 * 60:
-            raise OptionError("suppression window must be between 0 and 10080 minutes (7 days)")
-        source = self.source or ""
-        if not source or len(source) > inc.SOURCE_MAX or source.lower().startswith("aws."):
-            raise OptionError("trigger source must be 1-50 characters and must not start with 'aws.'")
+__all__ = [
+    "DEFAULT_TITLE",
+    "DESTINATIONS",
+    "IncidentOptions",
+    "Incidents",
+    "MemorySuppressionStore",
+    "SuppressionStore",
+]
 
 
 class SuppressionStore:
@@ -101,6 +49,13 @@ class SuppressionStore:
         raise NotImplementedError
 
     def put(self, key: str, value: Dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def claim(self, key: str, value: Dict[str, Any]) -> bool:
+        """Create ``key`` only if absent (atomically): True when this call created it."""
+        raise NotImplementedError
+
+    def forget(self, key: str) -> None:
         raise NotImplementedError
 
 
@@ -118,19 +73,16 @@ class MemorySuppressionStore(SuppressionStore):
         with self._lock:
             self.data[key] = dict(value)
 
+    def claim(self, key: str, value: Dict[str, Any]) -> bool:
+        with self._lock:
+            if key in self.data:
+                return False
+            self.data[key] = dict(value)
+            return True
 
-@dataclass
-class _Incident:
-    """One incident to start, rendered from its row before any AWS call."""
-
-    thing_name: str
-    region: str
-    row: Mapping[str, Any]
-    options: IncidentOptions
-    title: str
-    impact: Optional[int]
-    token: str
-    details: Dict[str, Any]
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self.data.pop(key, None)
 
 
 def _trigger_time(row: Mapping[str, Any], trigger_time: Any, now: _dt.datetime) -> _dt.datetime:
@@ -146,8 +98,28 @@ def _trigger_time(row: Mapping[str, Any], trigger_time: Any, now: _dt.datetime) 
     return when
 
 
-class IncidentActions(ResponderCore):
-    """The responder's start-incident action."""
+class Incidents:
+    """The start-incident action, handed the account's AWS calls, results and registry reads."""
+
+    def __init__(
+        self,
+        calls: AwsCalls,
+        outcomes: Outcomes,
+        registry: Registry,
+        *,
+        dry_run: bool = False,
+        store: Optional[SuppressionStore] = None,
+        dedup_required: bool = False,
+    ):
+        self.calls = calls
+        self.outcomes = outcomes
+        self.registry = registry
+        self.dry_run = dry_run
+        self.store = store
+        self.destinations = Destinations(calls)
+        # True in Splunk: a destination that cannot deduplicate (an SNS standard topic) refuses when the KV store
+        # is unavailable rather than publish a replayed alert twice.
+        self.dedup_required = dedup_required
 
     def start_incident(
         self,
@@ -173,7 +145,7 @@ class IncidentActions(ResponderCore):
         try:
             return self._open_incident(incident, context, trigger_time, verify_thing)
         except (ClientError, BotoCoreError) as exc:
-            return self._failed(ACTION_INCIDENT, thing_name, region, exc, [], "start incident")
+            return self.outcomes.failed(ACTION_INCIDENT, thing_name, region, exc, [], "start incident")
 
     def _render_incident(
         self,
@@ -183,17 +155,17 @@ class IncidentActions(ResponderCore):
         options: IncidentOptions,
         context: RunContext,
         violation_id: str,
-    ) -> Union[_Incident, ActionResult]:
+    ) -> Union[Incident, ActionResult]:
         """The incident's title, impact and token from the row, or the refusal of an invalid request."""
         action = ACTION_INCIDENT
-        refused = self.refuse_invalid_name(action, thing_name, region)
+        refused = self.outcomes.refuse_invalid_name(action, thing_name, region)
         if refused is not None:
             return refused
         if violation_id and not VIOLATION_ID_RE.match(violation_id):
-            return self.result(
+            return self.outcomes.result(
                 action, "refused-invalid", thing_name, region, f"{show(violation_id)} is not a violation id"
             )
-        self.stats.reset_thread()
+        self.calls.stats.reset_thread()
         fields = dict(row)
         fields.setdefault("thing_name", thing_name)
         title = inc.render_template(options.title, fields, inc.TITLE_MAX) or f"IoT incident: thing {thing_name}"
@@ -201,34 +173,36 @@ class IncidentActions(ResponderCore):
             # an empty impact leaves the response plan's own impact in force
             impact = inc.render_impact(options.impact, fields) if options.impact.strip() else None
         except inc.TemplateError as exc:
-            return self.result(action, "refused-invalid", thing_name, region, str(exc))
-        token = inc.client_token(context.sid, thing_name, violation_id)
+            return self.outcomes.result(action, "refused-invalid", thing_name, region, str(exc))
+        token = inc.client_token(context.sid, thing_name, violation_id, context.origin)
         details: Dict[str, Any] = {"destination": options.destination, "title": title, "client_token": token}
         if impact is not None:
             details["impact"] = impact
         if violation_id:
             details["violation_id"] = violation_id
-        return _Incident(thing_name, region, row, options, title, impact, token, details)
+        return Incident(thing_name, region, row, options, title, impact, token, details)
 
     def _open_incident(
-        self, incident: _Incident, context: RunContext, trigger_time: Any, verify_thing: bool
+        self, incident: Incident, context: RunContext, trigger_time: Any, verify_thing: bool
     ) -> ActionResult:
         action, name, region, details = ACTION_INCIDENT, incident.thing_name, incident.region, incident.details
         if verify_thing:  # rows are untrusted; a Device Defender message (Lambda) names a real thing
-            thing = self.describe_thing(region, name)
+            thing = self.registry.describe_thing(region, name)
             if thing is None:
-                return self.result(action, "refused-invalid", name, region, f"thing {name} does not exist in {region}")
+                return self.outcomes.result(
+                    action, "refused-invalid", name, region, f"thing {name} does not exist in {region}"
+                )
         else:
-            thing = {"thingArn": self.thing_arn(region, name)}
+            thing = {"thingArn": self.calls.arn(region, "thing", name)}
         now = context.now()
-        key = f"{self.account_id or self.session.account.name}.{region}.{name}"
+        key = f"{self.calls.account_id or self.calls.session.account.name}.{region}.{name}"
         previous = self._store_get(key, details)
         suppressed = self._suppressed(incident, previous, now)
         if suppressed is not None:
             return suppressed
         when = _trigger_time(incident.row, trigger_time, now)
         items = inc.related_items(
-            partition=self.partition,
+            partition=self.calls.partition,
             region=region,
             thing_name=name,
             thing_arn=thing.get("thingArn"),
@@ -236,74 +210,95 @@ class IncidentActions(ResponderCore):
         )
         if self.dry_run:
             details["related_items"] = items
-            return self.result(
+            return self.outcomes.result(
                 action, "dry-run", name, region, f"dry run, would start incident {incident.title!r}", details=details
             )
-        repeat = bool(previous and previous.get("client_token") == incident.token)
-        if incident.options.destination == "opscenter":
-            reference, existed = self._open_ops_item(incident, str(thing.get("thingArn") or ""), context)
-            repeat = existed or bool(previous and previous.get("reference") == reference)
-        elif incident.options.destination == "incident_manager":
-            reference = self._start_in_incident_manager(incident, items, when)
-            repeat = repeat or bool(previous and previous.get("reference") == reference)
-        elif repeat:
-            details["message_id"] = previous.get("reference") if previous else None
-            message = f"incident for {name} already published to SNS by this alert"
-            return self.result(action, "already-in-state", name, region, message, details=details)
-        else:
-            reference = self._publish(incident, items, when)
-            details["message_id"] = reference
+        started = self._start(incident, items, when, previous, str(thing.get("thingArn") or ""), context)
+        if isinstance(started, ActionResult):
+            return started
+        reference, repeat = started
         self._store_put(key, {"client_token": incident.token, "reference": reference, "time": now.timestamp()}, details)
-        details["throttled_retries"] = self.stats.thread_throttled()
+        details["throttled_retries"] = self.calls.stats.thread_throttled()
         if repeat:
             message = f"incident already started: {reference}"
             if incident.options.destination == "opscenter":
-                message = f"OpsItem already open for this thing and violation: {reference}"
-            return self.result(action, "already-in-state", name, region, message, details=details)
+                message = f"OpsItem already open for this thing and violation (not opened by this run): {reference}"
+            return self.outcomes.result(action, "already-in-state", name, region, message, details=details)
         verb = "OpsItem opened" if incident.options.destination == "opscenter" else "incident started"
-        return self.result(action, "done", name, region, f"{verb}: {reference}", details=details)
+        return self.outcomes.result(action, "done", name, region, f"{verb}: {reference}", details=details)
 
-    def _open_ops_item(self, incident: _Incident, thing_arn: str, context: RunContext) -> Tuple[str, bool]:
-        """CreateOpsItem; returns (OpsItemId, whether OpsCenter answered with an open OpsItem it already had)."""
-        options, region, details = incident.options, incident.region, incident.details
-        topic = options.sns_topic_arn or ""
-        notify = topic if topic and parse_arn(topic).get("region") == region else None
-        if topic and not notify:
-            details["notification"] = f"not sent: OpsCenter notifies only topics in the OpsItem's region ({region})"
-        subject = opscenter.Subject(
-            partition=self.partition,
-            account_id=self.account_id,
-            region=region,
-            thing_name=incident.thing_name,
-            thing_arn=thing_arn or self.thing_arn(region, incident.thing_name),
-            violation_id=str(details.get("violation_id") or ""),
-            search_name=context.search_name,
-            sid=context.sid,
-            results_link=context.results_link,
-            row=incident.row,
-        )
-        request = opscenter.create_request(
-            subject,
-            title=incident.title,
-            impact=incident.impact,
-            source=options.opsitem_source,
-            notification_topic=notify,
-        )
-        details.update(dedup=opscenter.dedup_of(request), severity=request["Severity"], priority=request["Priority"])
+    def _start(
+        self,
+        incident: Incident,
+        items: List[Dict[str, Any]],
+        when: _dt.datetime,
+        previous: Optional[Dict[str, Any]],
+        thing_arn: str,
+        context: RunContext,
+    ) -> Union[Tuple[str, bool], ActionResult]:
+        """Open the incident at its destination: (reference, whether it existed before this run), or the result
+        when nothing was sent."""
+        repeat = bool(previous and previous.get("client_token") == incident.token)
+        destination = incident.options.destination
+        if destination == "opscenter":
+            reference, existed = self.destinations.open_ops_item(incident, thing_arn, context)
+            return reference, existed or bool(previous and previous.get("reference") == reference)
+        if destination == "incident_manager":
+            reference = self.destinations.start_in_incident_manager(incident, items, when)
+            return reference, repeat or bool(previous and previous.get("reference") == reference)
+        if repeat:
+            incident.details["message_id"] = previous.get("reference") if previous else None
+            message = f"incident for {incident.thing_name} already published to SNS by this alert"
+            return self.outcomes.result(
+                ACTION_INCIDENT,
+                "already-in-state",
+                incident.thing_name,
+                incident.region,
+                message,
+                details=incident.details,
+            )
+        return self._publish_once(incident, items, when)
+
+    def _publish_once(
+        self, incident: Incident, items: List[Dict[str, Any]], when: _dt.datetime
+    ) -> Union[Tuple[str, bool], ActionResult]:
+        """Publish to SNS at most once per (alert, thing, violation): a standard topic cannot deduplicate, so the
+        publication is claimed in the store first (create-only); without the store it is refused."""
+        name, region, details = incident.thing_name, incident.region, incident.details
+        fifo = (incident.options.sns_topic_arn or "").endswith(".fifo")
+        claim_key = f"sns.{incident.token}"
+        claimed: Optional[bool] = None
+        if self.store is not None:
+            try:
+                claimed = self.store.claim(claim_key, {"client_token": incident.token})
+            except Exception as exc:
+                details["deduplication"] = f"unavailable ({type(exc).__name__})"
+        if claimed is False:
+            message = f"incident for {name} already published to SNS by an earlier run of this alert"
+            return self.outcomes.result(ACTION_INCIDENT, "already-in-state", name, region, message, details=details)
+        if claimed is None and self.dedup_required and not fifo:
+            return self.outcomes.result(
+                ACTION_INCIDENT,
+                "failed",
+                name,
+                region,
+                "not published: the KV store that remembers what this alert already published is unavailable, and "
+                "an SNS standard topic cannot deduplicate a replayed alert (use a FIFO topic, or run it again once "
+                "the KV store answers)",
+                error_code="NoDeduplication",
+                details=details,
+            )
         try:
-            answer = self.call("ssm", region, "CreateOpsItem", **request)
-            ops_item_id, existed = str(answer["OpsItemId"]), False
-        except ClientError as exc:
-            error: Mapping[str, object] = exc.response  # botocore's typed answer omits the service's own members
-            if error_code(exc) != "OpsItemAlreadyExistsException" or not error.get("OpsItemId"):
-                raise
-            ops_item_id, existed = str(error["OpsItemId"]), True
-        details["ops_item_id"] = ops_item_id
-        details["ops_item_arn"] = f"arn:{self.partition}:ssm:{region}:{self.account_id}:opsitem/{ops_item_id}"
-        return ops_item_id, existed
+            reference = self.destinations.publish(incident, items, when)
+        except Exception:
+            if claimed:
+                self._store_forget(claim_key, details)
+            raise
+        details["message_id"] = reference
+        return reference, False
 
     def _suppressed(
-        self, incident: _Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime
+        self, incident: Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime
     ) -> Optional[ActionResult]:
         """The result when another incident was started for the thing within the suppression window."""
         window = incident.options.suppression_minutes
@@ -314,7 +309,7 @@ class IncidentActions(ResponderCore):
         if not 0 <= age < window * 60:
             return None
         incident.details.update(suppressed=True, previous=previous)
-        return self.result(
+        return self.outcomes.result(
             ACTION_INCIDENT,
             "already-in-state",
             incident.thing_name,
@@ -323,22 +318,6 @@ class IncidentActions(ResponderCore):
             f"({previous.get('reference')}), window {window} min",
             details=incident.details,
         )
-
-    def _start_in_incident_manager(self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
-        options = incident.options
-        request: Dict[str, Any] = {
-            "clientToken": incident.token,
-            "responsePlanArn": options.response_plan_arn,
-            "title": incident.title,
-            "relatedItems": items,
-            "triggerDetails": {"source": options.source, "timestamp": when, "rawData": inc.raw_data(incident.row)},
-        }
-        if incident.impact is not None:
-            request["impact"] = incident.impact
-        answer = self.call("ssm-incidents", incident.region, "StartIncident", **request)
-        reference = answer["incidentRecordArn"]
-        incident.details["incident_record_arn"] = reference
-        return reference
 
     def _store_get(self, key: str, details: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         """Suppression state is best effort: when it cannot be read, the incident is started (a duplicate
@@ -360,35 +339,10 @@ class IncidentActions(ResponderCore):
         except Exception as exc:
             details["suppression_state"] = f"not saved ({type(exc).__name__})"
 
-    def _publish(self, incident: _Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
-        options, thing_name, region = incident.options, incident.thing_name, incident.region
-        topic = options.sns_topic_arn or ""
-        topic_region = parse_arn(topic).get("region") or region
-        message = {
-            "type": "iot-defender-incident",
-            "title": incident.title,
-            "impact": incident.impact,
-            "thing_name": thing_name,
-            "account_id": self.account_id,
-            "region": region,
-            "related_items": [
-                {"type": i["identifier"]["type"], "title": i.get("title"), **i["identifier"]["value"]} for i in items
-            ],
-            "trigger": {"source": options.source, "timestamp": to_iso(when)},
-            "dedupe_key": incident.token,
-            "raw_data": json.loads(inc.raw_data(incident.row)),
-        }
-        params: Dict[str, Any] = {
-            "TopicArn": topic,
-            "Subject": inc.clean_text(incident.title.encode("ascii", "replace").decode("ascii"), inc.SNS_SUBJECT_MAX),
-            "Message": json.dumps(message, separators=(",", ":"), ensure_ascii=False),
-            "MessageAttributes": {
-                "thing_name": {"DataType": "String", "StringValue": thing_name},
-            },
-        }
-        if incident.impact is not None:
-            params["MessageAttributes"]["impact"] = {"DataType": "Number", "StringValue": str(incident.impact)}
-        if topic.endswith(".fifo"):
-            params["MessageGroupId"] = thing_name
-            params["MessageDeduplicationId"] = incident.token
-        return str(self.call("sns", topic_region, "Publish", **params)["MessageId"])
+    def _store_forget(self, key: str, details: Dict[str, Any]) -> None:
+        """Undo a claim whose publication failed, so that a retry may publish (best effort)."""
+        try:
+            if self.store is not None:
+                self.store.forget(key)
+        except Exception as exc:
+            details["deduplication"] = f"claim not withdrawn ({type(exc).__name__}): a retry reports already-in-state"

@@ -1,39 +1,52 @@
-"""Release one thing: undo exactly what quarantine recorded, and nothing it cannot prove it did.
+"""Release one thing: undo exactly one quarantine, and nothing it cannot prove it did.
 
-- Group membership: the record's group (any record: leaving the quarantine group gives nothing away); without a
-  record, the quarantine group (quarantined by hand or by a Device Defender mitigation action).
-- Certificates (reactivation, detaching the isolation policy): only from an *authenticated* record (its MAC proves
-  the add-on wrote it for this very thing, see :mod:`.record`), only for certificates still attached to the
-  thing, only if still INACTIVE (resp. still carrying the policy), and never for a certificate another
-  quarantined thing shares. A certificate named by an unauthenticated record (forged, copied from another thing,
-  written before records were authenticated, or by a response Lambda without the key) is left unchanged and the
-  release ends as ``warning`` saying which certificates a human should look at.
-- The record is removed compare-and-set on the thing's version: a quarantine that wrote in between is not erased.
+- The record must be authenticated (its MAC proves the add-on wrote it for this very thing, see :mod:`.record`)
+  and current (its ``tv`` is the thing's version: no record copied back or edited since). Only then are its
+  certificates released, and only those still attached, still INACTIVE (resp. still carrying the policy), not
+  changed since the quarantine (AWS's ``lastModifiedDate`` later than the one the quarantine read back), and held
+  by no other quarantine (a certificate shared by several quarantined things is released with the last of them).
+- Any other record (unauthenticated, stale, or signed with a key this run does not have) can only take the thing
+  out of the add-on's own quarantine group; the record is kept and the release ends as ``warning`` naming the
+  certificates a human should look at. No record: the thing leaves the quarantine group (quarantined by hand or
+  by a Device Defender mitigation action).
+- Serialised per thing like quarantine: release first writes the record back with its lease (``s=r...``,
+  compare-and-set), undoes, then removes the record (compare-and-set); a run meeting a live lease reports
+  ``conflict`` and writes nothing. If the undo fails half-way the record stays, and a later release finishes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+import datetime as _dt
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Tuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws import error_code
-from ..events import ActionResult
+from ..events import ActionResult, to_iso
 from .common import ACTION_RELEASE, RunContext
-from .isolation import IsolationSetup
-from .record import RECORD_ATTRIBUTE, QuarantineRecord, resolve
+from .options import QuarantineOptions
+from .record import RECORD_ATTRIBUTE, QuarantineRecord, new_lease, new_nonce, resolve
+from .services import Services
+from .store import ThingState
 
-if TYPE_CHECKING:  # QuarantineOptions lives in .quarantine, which imports this module
-    from .quarantine import QuarantineOptions
+# AWS's lastModifiedDate against the date the quarantine read back (both from AWS's clock).
+MODIFIED_SLACK_SECONDS = 0  # the recorded date is already rounded up to the next whole second
+_WHY_UNTRUSTED = {
+    "none": "is not authenticated (written without the add-on's key, or before records were authenticated)",
+    "bad": "is not authenticated (changed, copied from another thing, or forged)",
+    "unverifiable": "cannot be verified: no configured record key made it (missing, unreadable or rotated out)",
+    "stale": "is stale: the thing was written after it and is no longer in the group it names (a record copied back?)",
+}
 
 
 @dataclass
-class _ReleasePlan:
+class _Plan:
     """What release found on a thing and what it would undo."""
 
-    raw_record: Optional[str]
-    version: Optional[int]
+    state: ThingState
+    trusted: bool
+    claimed: bool = False
     leave: Optional[str] = None
     reactivate: List[str] = field(default_factory=list)
     detach: List[str] = field(default_factory=list)  # certificate ARNs
@@ -43,86 +56,91 @@ class _ReleasePlan:
     warnings: List[str] = field(default_factory=list)
 
 
-class ReleaseActions(IsolationSetup):
-    """The responder's release action."""
+class Release:
+    """The release action."""
 
-    def release(self, thing_name: str, region: str, options: QuarantineOptions, context: RunContext) -> ActionResult:
+    def __init__(self, services: Services):
+        self.s = services
+
+    def __call__(self, thing_name: str, region: str, options: QuarantineOptions, context: RunContext) -> ActionResult:
         action = ACTION_RELEASE
-        refused = self.refuse_invalid_name(action, thing_name, region)
+        refused = self.s.outcomes.refuse_invalid_name(action, thing_name, region)
         if refused is not None:
             return refused
-        self.stats.reset_thread()
+        self.s.calls.stats.reset_thread()
         changes: List[str] = []
         try:
-            thing = self.describe_thing(region, thing_name)
-            if thing is None:
-                return self.result(
+            state = self.s.records.read(region, thing_name)
+            if state is None:
+                return self.s.outcomes.result(
                     action, "refused-invalid", thing_name, region, f"thing {thing_name} does not exist in {region}"
                 )
+            busy = state.lease(context.now().timestamp(), trust_unsigned=not self.s.records.keyring)
+            if busy:
+                return self.s.outcomes.conflict(action, thing_name, region, f"a {busy} of {thing_name} is in progress")
             details: Dict[str, Any] = {}
-            planned = self._plan_release(thing_name, region, options, thing, details)
-            outcome = "warning" if planned.warnings else "done"
-            if not planned.plan:
-                text = f"not quarantined (not in {options.group}, no quarantine record)"
-                if planned.warnings:
-                    text = f"{text}. WARNING: {'; '.join(planned.warnings)}"
-                return self.result(
-                    action,
-                    outcome if planned.warnings else "already-in-state",
-                    thing_name,
-                    region,
-                    text,
-                    details=details,
+            planned = self._plan(thing_name, region, options, state, details)
+            early = self._early(thing_name, region, options, planned, details)
+            if early is not None:
+                return early
+            if not self._claim(thing_name, region, planned, context):
+                return self.s.outcomes.conflict(
+                    action, thing_name, region, "the thing changed while release was reading it; run it again"
                 )
-            if self.dry_run:
-                return self.result(
-                    action, "dry-run", thing_name, region, "dry run, would: " + "; ".join(planned.plan), details=details
-                )
-            self._undo_quarantine(thing_name, region, planned, changes)
-            details.update(
-                changes=changes,
-                certificates_reactivated=planned.reactivate,
-                certificates_released=[a.rsplit("/", 1)[-1] for a in planned.detach],
-                throttled_retries=self.stats.thread_throttled(),
-            )
-            message = "released: " + "; ".join(changes)
-            if planned.notes:
-                message += " (" + "; ".join(planned.notes) + ")"
-            if planned.warnings:
-                message += ". WARNING: " + "; ".join(planned.warnings)
-            return self.result(action, outcome, thing_name, region, message, details=details)
+            try:
+                self._undo(thing_name, region, planned, changes)
+            except (ClientError, BotoCoreError):
+                self._give_back(thing_name, region, planned)
+                raise
+            return self._report(thing_name, region, planned, changes, details)
         except (ClientError, BotoCoreError) as exc:
-            return self._failed(action, thing_name, region, exc, changes, "release")
+            return self.s.outcomes.failed(action, thing_name, region, exc, changes, "release")
 
-    def _plan_release(
-        self,
-        thing_name: str,
-        region: str,
-        options: QuarantineOptions,
-        thing: Dict[str, Any],
-        details: Dict[str, Any],
-    ) -> _ReleasePlan:
-        """What release would undo on ``thing`` (reads only); fills ``details`` with what it found."""
-        raw_record = dict(thing.get("attributes") or {}).get(RECORD_ATTRIBUTE)
-        record = QuarantineRecord.decode(raw_record, self.signer(region, thing_name))
-        groups = self.thing_groups(region, thing_name)
+    def _early(
+        self, thing_name: str, region: str, options: QuarantineOptions, planned: _Plan, details: Dict[str, Any]
+    ) -> Optional[ActionResult]:
+        """The result when nothing is to be written (or a dry run)."""
+        if not planned.plan:
+            text = f"not quarantined (not in {options.group}, no quarantine record to undo)"
+            outcome = "already-in-state"
+            if planned.warnings:
+                text, outcome = f"{text}. WARNING: {'; '.join(planned.warnings)}", "warning"
+            return self.s.outcomes.result(ACTION_RELEASE, outcome, thing_name, region, text, details=details)
+        if self.s.dry_run:
+            message = "dry run, would: " + "; ".join(planned.plan)
+            return self.s.outcomes.result(ACTION_RELEASE, "dry-run", thing_name, region, message, details=details)
+        return None
+
+    def _plan(
+        self, thing_name: str, region: str, options: QuarantineOptions, state: ThingState, details: Dict[str, Any]
+    ) -> _Plan:
+        """What release would undo (reads only); fills ``details`` with what it found."""
+        record = state.record
+        groups = self.s.registry.thing_groups(region, thing_name)
         details["thing_groups_before"] = groups
-        planned = _ReleasePlan(raw_record=raw_record, version=thing.get("version"))
-        if raw_record:
-            details["record"] = raw_record
+        trust = state.trust(groups)
+        planned = _Plan(state=state, trusted=trust == "ok")
+        if state.raw:
+            details["record"] = state.raw
             details["record_authenticated"] = bool(record and record.authenticated)
-        self._plan_group(planned, record, groups, options)
-        cert_arns = self.certificate_arns(region, thing_name)
-        planned.policy_name = (record.policy_name if record else None) or options.policy_name
-        if record is not None and record.authenticated:
+        planned.policy_name = (record.policy_name if record and planned.trusted else None) or options.policy_name
+        cert_arns = self.s.registry.certificate_arns(region, thing_name)
+        if planned.trusted and record is not None:
+            self._plan_group(region, planned, record, groups, options)
             self._plan_certificates(thing_name, region, record, planned, cert_arns)
         else:
-            self._untrusted_certificates(region, record, planned, cert_arns, options)
+            self._plan_untrusted(region, planned, groups, cert_arns, options, trust)
+        if planned.detach and not self._own_policy(region, planned.policy_name):
+            planned.warnings.append(
+                f"IoT policy {planned.policy_name} is no longer the add-on's (tag or document): it stays attached to "
+                f"certificates {', '.join(a.rsplit('/', 1)[-1] for a in planned.detach)}"
+            )
+            planned.detach = []
         planned.plan.extend(
             f"detach policy {planned.policy_name} from certificate {a.rsplit('/', 1)[-1]}" for a in planned.detach
         )
         planned.plan.extend(f"reactivate certificate {c}" for c in planned.reactivate)
-        if raw_record is not None:
+        if planned.trusted:
             planned.plan.append(f"remove attribute {RECORD_ATTRIBUTE}")
         details["plan"] = planned.plan
         if planned.notes:
@@ -131,126 +149,192 @@ class ReleaseActions(IsolationSetup):
             details["warnings"] = planned.warnings
         return planned
 
-    @staticmethod
+    def _own_policy(self, region: str, name: str) -> bool:
+        answer = self.s.registry.policy(region, name)
+        calls = self.s.calls
+        ownership = self.s.isolation.ownership
+        return (
+            answer is not None and ownership.policy_problem(region, answer, calls.account_id, calls.partition) is None
+        )
+
+    def _own_group(self, region: str, group: str) -> bool:
+        answer = self.s.registry.describe_group(region, group)
+        return answer is not None and self.s.isolation.ownership.group_problem(region, answer) is None
+
     def _plan_group(
-        planned: _ReleasePlan, record: Optional[QuarantineRecord], groups: List[str], options: QuarantineOptions
+        self, region: str, planned: _Plan, record: QuarantineRecord, groups: List[str], options: QuarantineOptions
     ) -> None:
-        if record is not None:
-            if record.group and record.group in groups:
+        if record.group and record.group in groups:
+            if self._own_group(region, record.group):
                 planned.leave = record.group
-            elif record.group:
-                planned.notes.append(f"no longer in thing group {record.group}")
-            elif options.group in groups:
-                planned.notes.append(f"stays in thing group {options.group}: it was a member before quarantine")
+            else:
+                planned.warnings.append(f"thing group {record.group} is not the add-on's: membership left as is")
+        elif record.group:
+            planned.notes.append(f"no longer in thing group {record.group}")
         elif options.group in groups:
-            planned.leave = options.group
-            planned.notes.append("no quarantine record on the thing")
+            planned.notes.append(f"stays in thing group {options.group}: it was a member before quarantine")
         if planned.leave:
             planned.plan.append(f"remove from thing group {planned.leave}")
 
-    def _plan_certificates(
-        self, thing_name: str, region: str, record: QuarantineRecord, planned: _ReleasePlan, cert_arns: List[str]
+    def _plan_untrusted(
+        self,
+        region: str,
+        planned: _Plan,
+        groups: List[str],
+        cert_arns: List[str],
+        options: QuarantineOptions,
+        trust: Optional[str],
     ) -> None:
-        """From an authenticated record: what to detach and reactivate among the certificates still attached."""
+        """Without a trusted record: at most leave the add-on's own quarantine group; name what a human checks."""
+        record = planned.state.record
+        # A record no configured key can check may become verifiable again (the key restored): change nothing,
+        # so that it still matches the thing when the key is back.
+        keep_all = trust == "unverifiable"
+        if not keep_all and options.group in groups and self._own_group(region, options.group):
+            planned.leave = options.group
+            planned.plan.append(f"remove from thing group {options.group}")
+            if record is None:
+                planned.notes.append("no quarantine record on the thing")
+        if record is not None:
+            why = _WHY_UNTRUSTED[trust or "none"]
+            named = sorted(set(record.certificates) | set(record.policy_certificates))
+            text = f"the quarantine record {why}; it was kept"
+            if keep_all:
+                text += " and nothing was undone (configure the record key and release again)"
+            if named:
+                text += f", and the certificates it names were left unchanged: {', '.join(named)}"
+            planned.warnings.append(text)
+        targets = self.s.isolation.isolated_targets(region, planned.policy_name)
+        still = [arn.rsplit("/", 1)[-1] for arn in cert_arns if arn in targets]
+        if still:
+            planned.warnings.append(
+                f"certificates {', '.join(still)} still carry isolation policy {planned.policy_name}: no trusted "
+                "record says this quarantine attached it; detach it by hand if the device may connect again"
+            )
+
+    def _plan_certificates(
+        self, thing_name: str, region: str, record: QuarantineRecord, planned: _Plan, cert_arns: List[str]
+    ) -> None:
+        """From a trusted record: what to detach and reactivate among the certificates still attached."""
         by_id = {arn.rsplit("/", 1)[-1]: arn for arn in cert_arns}
-        leaving = planned.leave or record.group
+        records = self.s.records
         for recorded, cert_id in resolve(record.policy_certificates, list(by_id)).items():
             if cert_id is None:
                 planned.notes.append(f"certificate {recorded} is no longer attached to the thing: policy left as is")
                 continue
-            holder = self._quarantined_co_owner(region, cert_id, thing_name, leaving)
+            holder = records.holder(region, by_id[cert_id], thing_name, "p")
             if holder:
-                planned.notes.append(
-                    f"certificate {cert_id} keeps the isolation policy: shared with quarantined thing {holder}"
-                )
-                continue
-            planned.detach.append(by_id[cert_id])
+                planned.notes.append(f"certificate {cert_id} keeps the isolation policy: held by quarantined {holder}")
+            else:
+                planned.detach.append(by_id[cert_id])
+        quarantined_at = record.certificates_modified
         for recorded, cert_id in resolve(record.certificates, list(by_id)).items():
             if cert_id is None:
                 planned.notes.append(f"certificate {recorded} is no longer attached to the thing: left unchanged")
                 continue
-            status = self._certificate_status(region, cert_id)
-            if status != "INACTIVE":
-                planned.notes.append(f"certificate {cert_id} is {status}: left unchanged")
-                continue
-            holder = self._quarantined_co_owner(region, cert_id, thing_name, leaving)
-            if holder:
-                planned.notes.append(f"certificate {cert_id} stays INACTIVE: shared with quarantined thing {holder}")
-                continue
-            planned.reactivate.append(cert_id)
+            why, stamp = self._keep_inactive(region, cert_id, quarantined_at)
+            holder = None if why else records.holder(region, by_id[cert_id], thing_name, "c", stamp)
+            if why:
+                planned.notes.append(f"certificate {cert_id} left unchanged: {why}")
+            elif holder:
+                planned.notes.append(f"certificate {cert_id} stays INACTIVE: held by quarantined thing {holder}")
+            else:
+                planned.reactivate.append(cert_id)
 
-    def _untrusted_certificates(
-        self,
-        region: str,
-        record: Optional[QuarantineRecord],
-        planned: _ReleasePlan,
-        cert_arns: List[str],
-        options: QuarantineOptions,
-    ) -> None:
-        """Without an authenticated record no certificate is touched; say what a human should check."""
-        if record is not None and (record.certificates or record.policy_certificates):
-            named = sorted(set(record.certificates) | set(record.policy_certificates))
-            planned.warnings.append(
-                "the quarantine record is not authenticated (changed, copied from another thing, or written "
-                f"without the add-on's key), so certificates it names were left unchanged: {', '.join(named)}"
-            )
-        targets = self.isolated_targets(region, planned.policy_name)
-        still = [arn.rsplit("/", 1)[-1] for arn in cert_arns if arn in targets]
-        if still:
-            planned.warnings.append(
-                f"certificates {', '.join(still)} still carry isolation policy {planned.policy_name}: no "
-                "authenticated record says quarantine attached it; detach it by hand if the device may connect again"
-            )
+    def _keep_inactive(
+        self, region: str, cert_id: str, quarantined_at: Optional[int]
+    ) -> Tuple[Optional[str], Optional[float]]:
+        """(Why a recorded certificate must not be reactivated - not INACTIVE, or changed since the quarantine -
+        or None; its lastModifiedDate)."""
+        answer = self.s.registry.certificate(region, cert_id)
+        status = str(answer.get("status") or "UNKNOWN")
+        modified = answer.get("lastModifiedDate")
+        stamp = modified.timestamp() if isinstance(modified, _dt.datetime) else None
+        if status != "INACTIVE":
+            return f"it is {status}", stamp
+        if stamp is not None and quarantined_at is not None and stamp > quarantined_at + MODIFIED_SLACK_SECONDS:
+            return "it was changed after the quarantine (by someone else): reactivate it by hand if intended", stamp
+        return None, stamp
 
-    def _undo_quarantine(self, thing_name: str, region: str, planned: _ReleasePlan, changes: List[str]) -> None:
+    def _claim(self, thing_name: str, region: str, planned: _Plan, context: RunContext) -> bool:
+        """Hold the thing for this release (compare-and-set): a trusted record is written back with the lease; any
+        other case gets a lease-only record, and the original value is put back at the end. False when another
+        run wrote the thing first."""
+        state, now = planned.state, context.now()
+        lease = new_lease("r", now.timestamp())
+        if planned.trusted and state.record is not None:
+            leased = replace(state.record, lease=lease)
+        else:
+            others = [k for k in (state.thing.get("attributes") or {}) if k != RECORD_ATTRIBUTE]
+            if not (state.raw or state.thing.get("thingTypeName") or len(others) < 3):
+                planned.notes.append("the thing cannot hold a lease attribute: release not serialised")
+                return True
+            leased = QuarantineRecord(at=to_iso(now), nonce=new_nonce(), lease=lease)
+        try:
+            state.version, _ = self.s.records.write(region, thing_name, leased, state.version)
+        except ClientError as exc:
+            if error_code(exc) != "VersionConflictException":
+                raise
+            return False
+        planned.claimed = True
+        return True
+
+    def _give_back(self, thing_name: str, region: str, planned: _Plan) -> None:
+        """After a failed undo: the record as it was, without the lease, so a later release can finish (best
+        effort: a failure here leaves the lease to expire)."""
+        if not planned.claimed:
+            return
+        record = planned.state.record
+        try:
+            if planned.trusted and record is not None:
+                self.s.records.write(region, thing_name, replace(record, lease=None), planned.state.version)
+            else:
+                self.s.records.put_raw(region, thing_name, planned.state.raw or "", planned.state.version)
+        except (ClientError, BotoCoreError):
+            pass
+
+    def _undo(self, thing_name: str, region: str, planned: _Plan, changes: List[str]) -> None:
+        calls, isolation = self.s.calls, self.s.isolation
         if planned.leave:
-            self.call("iot", region, "RemoveThingFromThingGroup", thingGroupName=planned.leave, thingName=thing_name)
+            calls.call("iot", region, "RemoveThingFromThingGroup", thingGroupName=planned.leave, thingName=thing_name)
             changes.append(f"removed from thing group {planned.leave}")
         for arn in planned.detach:
-            if self.detach_from_certificate(region, planned.policy_name, arn):
+            if isolation.detach(region, planned.policy_name, arn):
                 changes.append(f"detached policy {planned.policy_name} from certificate {arn.rsplit('/', 1)[-1]}")
         for cert_id in planned.reactivate:
-            self.call("iot", region, "UpdateCertificate", certificateId=cert_id, newStatus="ACTIVE")
+            calls.call("iot", region, "UpdateCertificate", certificateId=cert_id, newStatus="ACTIVE")
             changes.append(f"reactivated certificate {cert_id}")
-        if planned.raw_record is not None:
-            self._remove_record(thing_name, region, planned, changes)
-
-    def _remove_record(self, thing_name: str, region: str, planned: _ReleasePlan, changes: List[str]) -> None:
-        """Remove the record unless a quarantine wrote a new one since release read it."""
-        params: Dict[str, Any] = {
-            "thingName": thing_name,
-            "attributePayload": {"attributes": {RECORD_ATTRIBUTE: ""}, "merge": True},
-        }
-        if planned.version is not None:
-            params["expectedVersion"] = planned.version
-        try:
-            self.call("iot", region, "UpdateThing", **params)
+        if not planned.claimed:
+            return
+        try:  # a trusted record is undone: removed; any other value goes back as it was (evidence for a human)
+            self.s.records.put_raw(
+                region, thing_name, "" if planned.trusted else planned.state.raw or "", planned.state.version
+            )
         except ClientError as exc:
             if error_code(exc) != "VersionConflictException":
                 raise
             planned.warnings.append(
-                f"the thing was changed during release (a new quarantine?): attribute {RECORD_ATTRIBUTE} kept"
+                f"the thing was changed during release: attribute {RECORD_ATTRIBUTE} kept (release it again)"
             )
             return
-        changes.append(f"removed attribute {RECORD_ATTRIBUTE}")
+        if planned.trusted:
+            changes.append(f"removed attribute {RECORD_ATTRIBUTE}")
 
-    def _quarantined_co_owner(self, region: str, cert_id: str, thing_name: str, group: Optional[str]) -> Optional[str]:
-        """Another thing using this certificate that is still quarantined (releasing it would free that one too)."""
-        cert_arn = f"arn:{self.partition}:iot:{region}:{self.account_id}:cert/{cert_id}"
-        try:
-            others = [
-                t
-                for t in self._pages("iot", region, "ListPrincipalThings", "things", principal=cert_arn, maxResults=250)
-                if t != thing_name
-            ]
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise
-        for other in others:
-            other_thing = self.describe_thing(region, other)
-            other_groups = self.thing_groups(region, other) if other_thing else []
-            record = QuarantineRecord.decode(((other_thing or {}).get("attributes") or {}).get(RECORD_ATTRIBUTE))
-            if record is not None or (group and group in other_groups):
-                return other
-        return None
+    def _report(
+        self, thing_name: str, region: str, planned: _Plan, changes: List[str], details: Dict[str, Any]
+    ) -> ActionResult:
+        details.update(
+            changes=changes,
+            certificates_reactivated=planned.reactivate,
+            certificates_released=[a.rsplit("/", 1)[-1] for a in planned.detach],
+            throttled_retries=self.s.calls.stats.thread_throttled(),
+        )
+        message = "released: " + "; ".join(changes or ["nothing left to undo"])
+        if planned.notes:
+            message += " (" + "; ".join(planned.notes) + ")"
+        outcome = "done"
+        if planned.warnings:
+            details["warnings"] = planned.warnings
+            message += ". WARNING: " + "; ".join(planned.warnings)
+            outcome = "warning"
+        return self.s.outcomes.result(ACTION_RELEASE, outcome, thing_name, region, message, details=details)
