@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from global_config_alerts import alerts, single_select
+from global_config_response import response_tab
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = (ROOT / "VERSION").read_text().strip()
@@ -488,7 +489,7 @@ def global_config() -> dict:
             "configuration": {
                 "title": "Configuration",
                 "description": "AWS accounts, API behaviour, proxy and logging",
-                "tabs": [account_tab(), advanced_tab(), {"type": "proxyTab"}, {"type": "loggingTab"}],
+                "tabs": [account_tab(), advanced_tab(), response_tab(), {"type": "proxyTab"}, {"type": "loggingTab"}],
             },
             "inputs": inputs_page(),
             "dashboard": dashboard_page(),
