@@ -154,7 +154,7 @@ def test_inputlookup_where_and_max_are_one_kv_query_capped_at_max_rows_per_query
 def test_a_kv_lookups_filter_applies_to_inputlookup_and_lookup():
     r = runner({"c": kv_table(6, filter="published=1")})
     assert [row["n"] for row in r.run("| inputlookup c", now=T).rows] == ["0", "2", "4"]
-    rows = r.run("| makeresults count=2 | eval n=if(_time > 0, \"1\", \"x\") | lookup c n OUTPUT _key", now=T).rows
+    rows = r.run('| makeresults count=2 | eval n=if(_time > 0, "1", "x") | lookup c n OUTPUT _key', now=T).rows
     assert len(rows) == 2 and all("_key" not in row for row in rows)  # row n=1 is filtered out
 
 
