@@ -252,24 +252,34 @@ def test_scope_macro_publishes_only_the_chosen_things():
 
 
 def test_a_finding_on_a_thing_joins_its_asset_by_nt_host():
-    """ES's asset_lookup_by_str matches a finding's dest (also src, dvc) against the assets' nt_host, without regard
-    to case: every demo finding that names a thing finds that thing's asset, with its owner and priority."""
+    """ES's asset_lookup_by_str matches a finding's dest, src and dvc against the assets' nt_host, without regard to
+    case (ES, "Asset and identity correlation"): every finding of every detection that names a thing carries the
+    thing in dest (or dvc, where dest is the AWS resource a finding is about), and so finds that thing's asset, with
+    its owner and priority: the finding's urgency comes from the asset's priority."""
     r = runner()
     build_demo(r)
     assets_by_host = {row["nt_host"].lower(): row for row in es_view(r)}
     things = {th.name for th in behaviour.fleet().things}
-    joined = 0
+    joined, detections = 0, set()
     for name, rows in behaviour.simulate().rows.items():
         for finding in rows:
             names = [v for v in splrun._values(finding.get("thing_name")) if v in things]
             if not names:
                 continue  # a finding on an AWS resource (policy, CA certificate, account), not a thing
+            correlated = {
+                str(v).lower() for f in ("dest", "src", "dvc") for v in splrun._values(finding.get(f))
+            }  # fmt: skip
             for thing in names:
+                assert str(thing).lower() in correlated, (name, thing, {f: finding.get(f) for f in ("dest", "dvc")})
                 asset = assets_by_host.get(str(thing).lower())
                 assert asset is not None, (name, thing)
                 assert asset["owner"] and asset["priority"] in ES_PRIORITIES - {"unknown"}
                 joined += 1
-    assert joined >= 10, joined
+                detections.add(name)
+    assert joined >= 10 and len(detections) >= 10, (joined, sorted(detections))
+    for name, values in model.saved_searches().items():  # and the detections the demo has no thing finding of
+        if name.endswith(" - Rule") and "thing_name" in values["search"]:
+            assert "dvc=thing_name" in values["search"], name
 
 
 # ------------------------------------------------------------------------------------------------ fleet scale
