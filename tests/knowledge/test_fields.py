@@ -245,7 +245,9 @@ def test_the_violations_page_gets_thing_type_and_owner_on_a_distributed_deployme
 
     w = behaviour.world(distributed=True)
     inventory = {(r["account_id"], r["region"], r["thing_name"]): r for r in w.tables["iot_thing_inventory"].rows}
-    query = model.substitute_tokens(model.dashboard_queries(model.dashboard_definitions()["iot_defender_violations"])["ds_active"])
+    query = model.substitute_tokens(
+        model.dashboard_queries(model.dashboard_definitions()["iot_defender_violations"])["ds_active"]
+    )
     runner = splrun.Runner(model.macros(), w.tables, distributed=True)
     now = behaviour.NOW.timestamp()
     run = runner.run(query, now=now, earliest=0.0, latest=now + 1, events=w.store.window)
