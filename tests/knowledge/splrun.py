@@ -596,6 +596,8 @@ class Runner:
                     break
             found = self._sub(ctx, text[start : end + 1], limits.SUBSEARCH_MAXOUT, "subsearch", "[subsearch] maxout")
             terms = [_key(r.get("search")) for r in found if r.get("search") is not None]
+            if not terms:
+                raise splkit.SplError(f"subsearch {text[start : end + 1]!r} returned nothing: not modelled")
             text = text[:start] + " OR ".join(terms) + text[end + 1 :]
         return text
 

@@ -357,6 +357,19 @@ def test_cleanup_prunes_things_no_longer_inventoried_in_bounded_batches():
     assert len(es_view(r)) == len(things)
 
 
+def test_a_prune_batch_past_the_kv_query_cap_is_a_truncation_on_the_model():
+    """iot_defender_asset_prune_batch set above max_rows_per_query: the KV store answers 50,000 rows of the Cleanup's
+    query, and the model records the cut (the shipped 10,000 stays under it)."""
+    r = runner({"iot_defender_asset_prune_batch": "60000"})
+    stale = {"published": "1", "last_seen": "0", "nt_host": "x", "account_id": "1", "region": "r"}
+    kv(r).rows.extend({**stale, "_key": f"k{n}", "thing_name": f"t{n}"} for n in range(50_001))
+    cut = run(r, CLEANUP, behaviour.NOW.timestamp(), splrun.EventStore(), strict=False)
+    assert [str(t) for t in cut.truncations] == [
+        "inputlookup iot_defender_assets: [kvstore] max_rows_per_query=50000 kept 50,000 of 50,001 rows"
+    ]
+    assert kv(r).rows_written == 50_000
+
+
 def test_no_search_reads_the_whole_asset_collection():
     """Every read of iot_defender_assets is a lookup on the by_thing accelerated fields or a bounded inputlookup."""
     collection = model.conf("collections.conf")[LOOKUP]
