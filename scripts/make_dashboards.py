@@ -423,7 +423,7 @@ def egress_board() -> Board:
         + " | stats sum(bytes_out) as bytes_out sum(packets_out) as packets_out avg(bytes_out) as mean_bytes"
         " max(bytes_out) as peak_bytes by account_id region thing_name"
         " | eval peak_to_mean=round(peak_bytes / mean_bytes, 1), mean_bytes=round(mean_bytes, 0)"
-        " | lookup iot_thing_inventory account_id region thing_name OUTPUT thing_type site"
+        " | lookup local=true iot_thing_inventory account_id region thing_name OUTPUT thing_type site"
         " | sort 0 - bytes_out | head 25"
         " | table thing_name thing_type site bytes_out packets_out mean_bytes peak_bytes peak_to_mean account_id region",
     )
@@ -610,6 +610,8 @@ def violations_board() -> Board:
         "Active violations (latest snapshot)",
         active_violations()
         + " | eventstats max(_time) as latest_snapshot by account_id region | where _time = latest_snapshot"
+        # the inventory on the search head, on the snapshot's rows: indexers cannot serve the unreplicated collection
+        " | lookup local=true iot_thing_inventory account_id region thing_name OUTPUT thing_type owner site"
         ' | eval alarm_start=strptime(replace(violationStartTime, "Z$", "+0000"), "%Y-%m-%dT%H:%M:%S.%3N%z"),'
         " alarm_age_hours=round((now() - alarm_start) / 3600, 1)"
         " | sort 0 - alarm_age_hours"

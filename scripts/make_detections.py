@@ -210,11 +210,21 @@ def filter_macro(spec: Dict[str, Any]) -> str:
     return snake(spec["name"]) + "_filter"
 
 
+def asset_fields(search: str) -> str:
+    """ES correlates a finding with its assets through dest, src and dvc (asset_lookup_by_str on nt_host): a finding
+    that names a thing carries it in dest (the CIM Alerts target; an audit finding's dest stays the AWS resource it is
+    about) and in dvc, so ES finds the thing's asset (iot_defender_assets, docs/assets.md) and its priority."""
+    if "thing_name" not in search:
+        return ""
+    return "dvc=thing_name, " if re.search(r"\bdest\b", search) else "dest=thing_name, dvc=thing_name, "
+
+
 def detection_search(spec: Dict[str, Any]) -> str:
-    """The detection's search, then the token-safe drilldown fields, then its filter macro (tuning hook)."""
+    """The detection's search, then the asset correlation fields (if it names a thing), the token-safe drilldown
+    fields, then its filter macro (tuning hook)."""
     fields = dict.fromkeys([*drill_fields(spec), entities(spec)[0]["field"]])
     drills = ", ".join(f'{DRILL}{f}=replace(mvindex({f}, 0), "{SAFE}", "*")' for f in fields)
-    return spec["search"].strip() + f"\n| eval {drills}\n| `{filter_macro(spec)}`"
+    return spec["search"].strip() + f"\n| eval {asset_fields(spec['search'])}{drills}\n| `{filter_macro(spec)}`"
 
 
 def entities(spec: Dict[str, Any]) -> List[Dict[str, str]]:

@@ -199,6 +199,7 @@ def tables(kv_rows: Dict[str, List[Dict[str, Any]]], allowed_ports: Any = ALLOWE
                 case_sensitive=sensitive,
                 max_matches=max_matches,
                 replicate=replicate,
+                filter=values.get("filter"),
             )
         elif "filename" in values:
             columns, rows = model.csv_rows(values["filename"])

@@ -3,7 +3,12 @@
 ``outputlookup name`` replaces a table; on a KV collection ``outputlookup append=true`` inserts and ``outputlookup
 append=true key_field=_key`` upserts by key (Search Reference, outputlookup: "key_field ... to replace a specific
 record in a KV store collection"). A KV collection keeps only its declared fields (``fields_list``) plus ``_key``, as
-its lookup returns them. Counters (rows read by queries and lookups, rows written, batch saves) feed the benchmark.
+its lookup returns them. transforms.conf ``filter`` ("Filter results from the lookup table before returning data ... For
+KV Store lookups, filtering is done when data is initially retrieved", transforms.conf.spec; default none) applies to
+every read, ``lookup`` and ``inputlookup`` alike. ``inputlookup [max=N] <lookup> where <query>`` is one KV query: the
+filter and the where clause select the rows, ``max`` (Search Reference, inputlookup: default 1,000,000,000) keeps the
+first N, and the KV store answers at most ``max_rows_per_query`` of them (``limits.cap_kv_query``). Counters (rows
+read by queries and lookups, rows written, batch saves) feed the benchmark.
 """
 
 from __future__ import annotations
@@ -40,12 +45,30 @@ class Table:
     case_sensitive: bool = True
     max_matches: int = 100
     replicate: bool = False
+    filter: Optional[str] = None
     writes: int = 0
     version: int = 0
     rows_read: int = 0
     rows_written: int = 0
     batch_saves: int = 0
     _positions: Optional[Dict[str, int]] = field(default=None, repr=False, compare=False)
+    _filter_ast: Any = field(default=None, repr=False, compare=False)
+
+    def served(self) -> List[Row]:
+        """The rows a read returns: those the lookup's ``filter`` keeps (all of them without one)."""
+        if not self.filter:
+            return self.rows
+        if self._filter_ast is None:
+            self._filter_ast = splkit.parse_base_search(self.filter)
+        return [r for r in self.rows if splkit.matches(self._filter_ast, r, "")]
+
+    def query(self, where: Any, limit: Optional[int]) -> List[Row]:
+        """``inputlookup max=limit <lookup> where <where>``: the served rows matching ``where`` (a parsed base
+        search, or None), the first ``limit`` of them. The KV cap is applied by the caller (``limits.cap_kv_query``)."""
+        rows = self.served()
+        if where is not None:
+            rows = [r for r in rows if splkit.matches(where, r, "")]
+        return rows if limit is None else rows[:limit]
 
     def _shape(self, rows: Iterable[Row]) -> List[Row]:
         keep = [f for f in self.fields] if self.kv else None

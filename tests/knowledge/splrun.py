@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import itertools
 import math
 import re
@@ -138,7 +139,34 @@ class Evaluator(splkit.Evaluator):
         if name == "len":
             text = _txt(ev(args[0]))
             return None if text is None else len(text)
+        if name in ("md5", "substr") or (name == "tonumber" and len(args) == 2):
+            return self._text_function(name, [ev(a) for a in args])
         return super()._call(name, args, scope)
+
+    @staticmethod
+    def _text_function(name: str, values: List[Any]) -> Any:
+        """Search Reference, evaluation functions: ``md5(X)`` (hex digest), ``substr(X, Y[, Z])`` (Y 1-based, a
+        negative Y counts from the end; Z characters, default the rest), ``tonumber(X, base)`` (base 2 to 36; not a
+        number in that base: null)."""
+        text = _txt(values[0])
+        if text is None:
+            return None
+        if name == "md5":
+            return hashlib.md5(text.encode("utf-8")).hexdigest()
+        if name == "substr":
+            start = _num(values[1])
+            if start is None:
+                return None
+            begin = int(start) - 1 if start > 0 else max(len(text) + int(start), 0)
+            count = int(_num(values[2]) or 0) if len(values) > 2 else len(text)
+            return text[begin : begin + count]
+        base = int(_num(values[1]) or 0)
+        if not 2 <= base <= 36:
+            raise splkit.SplError(f"tonumber base {base} is outside 2..36")
+        try:
+            return float(int(text, base))
+        except ValueError:
+            return None
 
 
 def _truth(value: Any) -> bool:
@@ -537,16 +565,56 @@ class Runner:
         return self.tables[name]
 
     def _cmd_inputlookup(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
-        args = splkit.split_args(rest)
-        append = any(a.lower() in ("append=true", "append=t", "append=1") for a in args)
+        """Search Reference, inputlookup: ``[append=<bool>] [max=<int>] <lookup> [where <search-query>]``; on a KV
+        collection one query, capped by the KV store (see ``kvstore``)."""
+        m = re.search(r"\s+where\s+", rest, re.I)
+        head, where = (rest[: m.start()], rest[m.end() :]) if m else (rest, "")
+        args = splkit.split_args(head)
+        options = {k.lower(): v for k, v in (a.split("=", 1) for a in args if "=" in a)}
+        if set(options) - {"append", "max"}:
+            raise splkit.SplError(f"inputlookup options {sorted(options)} are not modelled")
+        append = options.get("append", "false").lower() in ("true", "t", "1")
+        limit = int(options["max"]) if "max" in options else None
         name = next(a for a in args if "=" not in a and a != ",")
         table = self.table(name)
-        fresh = [dict(r) for r in table.rows]
+        ast = splkit.parse_base_search(self._expand_subsearches(ctx, where)) if where else None
+        fresh = [dict(r) for r in table.query(ast, limit)]
         if table.kv:
             fresh, cut = limits.cap_kv_query(fresh, f"inputlookup {name}")
             ctx.truncations.extend(cut)
             table.rows_read += len(fresh)
         return rows + fresh if append else fresh
+
+    def _expand_subsearches(self, ctx: _Context, text: str) -> str:
+        """``[...]`` in a search query: a plain subsearch ([subsearch] maxout), its ``search`` field spliced in."""
+        while "[" in text:
+            start = text.index("[")
+            depth, end = 0, start
+            for end in range(start, len(text)):
+                depth += {"[": 1, "]": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            found = self._sub(ctx, text[start : end + 1], limits.SUBSEARCH_MAXOUT, "subsearch", "[subsearch] maxout")
+            terms = [_key(r.get("search")) for r in found if r.get("search") is not None]
+            if not terms:
+                raise splkit.SplError(f"subsearch {text[start : end + 1]!r} returned nothing: not modelled")
+            text = text[:start] + " OR ".join(terms) + text[end + 1 :]
+        return text
+
+    def _cmd_makeresults(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
+        """Search Reference, makeresults: ``count`` results (default 1), each with ``_time`` = now."""
+        options = dict(a.split("=", 1) for a in splkit.split_args(rest) if "=" in a)
+        if set(options) - {"count"}:
+            raise splkit.SplError(f"makeresults {sorted(options)} is not modelled")
+        return [{"_time": ctx.now} for _ in range(int(options.get("count", "1")))]
+
+    def _cmd_return(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
+        """Search Reference, return: ``return [<count>] $<field>`` gives the field's value itself (count default 1)."""
+        args = splkit.split_args(rest)
+        count = int(args.pop(0)) if args and args[0].isdigit() else 1
+        if len(args) != 1 or not args[0].startswith("$"):
+            raise splkit.SplError(f"return {rest!r} is not modelled")
+        return [{"search": _key(r.get(args[0][1:]))} for r in rows[:count] if r.get(args[0][1:]) is not None]
 
     def _cmd_outputlookup(self, ctx: _Context, rows: List[Row], rest: str) -> List[Row]:
         args = splkit.split_args(rest)
@@ -572,7 +640,7 @@ class Runner:
         if index is None:
             index = {}
             norm = (lambda v: v) if table.case_sensitive else (lambda v: v.lower())
-            for row in table.rows:
+            for row in table.served():
                 values = [[norm(_key(v)) for v in _values(row.get(c))] for c in columns]
                 for combo in itertools.product(*values):
                     index.setdefault(combo, []).append(row)

@@ -53,6 +53,19 @@ def test_automatic_lookups_use_defined_lookups_and_fields():
             assert {c for c, _ in auto.outputs} <= columns, auto
 
 
+def test_no_automatic_lookup_reads_a_kv_collection_that_is_not_replicated():
+    """Automatic lookups (props.conf LOOKUP-) run on the indexers in a distributed deployment; collections.conf.spec,
+    replicate (default false): "If false, lookups that depend on this collection are not available" there. Such a
+    lookup returns nothing on every indexer cluster (issue 16 item 3): searches add it with lookup local=true."""
+    knowledge = model.Model()
+    assert not [
+        (sourcetype, auto.name)
+        for sourcetype, stanza in knowledge.props.items()
+        for auto in stanza.lookups
+        if auto.name in knowledge.indexer_blind
+    ]
+
+
 def test_eval_expressions_parse_and_use_only_modelled_functions():
     knowledge = model.Model(kv_rows={"iot_thing_inventory": []})
     for stanza in knowledge.props.values():

@@ -237,11 +237,28 @@ def test_action_results_are_adaptive_response_results():
         assert {"orig_sid", "orig_rid", "thing_name"} <= set(item.fields)
 
 
-def test_inventory_enrichment_reaches_detect_events():
-    enriched = [
-        i for i in fleet_events.by_sourcetype()["aws:iot:defender:violation"] if i.transport in ("pull", "push")
-    ]
-    assert enriched and all({"thing_type", "thing_groups", "site", "owner"} <= set(i.fields) for i in enriched)
+def test_the_violations_page_gets_thing_type_and_owner_on_a_distributed_deployment():
+    """On an indexer cluster the indexers cannot serve the unreplicated inventory collection (collections.conf
+    replicate=false): the Violations page adds thing_type/owner/site itself, with ``lookup local=true`` on the search
+    head after its where (on the latest snapshot's rows), not through an automatic lookup."""
+    from tests.knowledge import behaviour, splrun
+
+    w = behaviour.world(distributed=True)
+    inventory = {(r["account_id"], r["region"], r["thing_name"]): r for r in w.tables["iot_thing_inventory"].rows}
+    query = model.substitute_tokens(
+        model.dashboard_queries(model.dashboard_definitions()["iot_defender_violations"])["ds_active"]
+    )
+    runner = splrun.Runner(model.macros(), w.tables, distributed=True)
+    now = behaviour.NOW.timestamp()
+    run = runner.run(query, now=now, earliest=0.0, latest=now + 1, events=w.store.window)
+    rows = [r for r in run.rows if (r.get("account_id"), r.get("region"), r.get("thing_name")) in inventory]
+    assert rows, "the fleet has active violations on inventoried things"
+    assert not run.truncations, [str(t) for t in run.truncations]
+    for row in rows:
+        thing = inventory[(row["account_id"], row["region"], row["thing_name"])]
+        assert (row.get("thing_type"), row.get("owner"), row.get("site")) == (
+            thing.get("thing_type"), thing.get("owner"), thing.get("site")
+        ), row["thing_name"]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- timestamps

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import re
 
-from tests.knowledge import behaviour, model, scheduler, splrun
+from tests.knowledge import behaviour, limits, model, scheduler, splrun
 
 SEARCHES = model.saved_searches()
 DETECTIONS = {n: v for n, v in SEARCHES.items() if n.endswith(" - Rule")}
 SCHEDULED = behaviour.searches_of()
+# every search the scheduler runs: detections and baselines, and the ES asset source's Lookup Gen / Lookup Cleanup
+EVERY_SCHEDULED = {n: v for n, v in SEARCHES.items() if v.get("enableSched") == "1"}
 SEEN = "IoT Defender - Seen ports and destinations - Baseline"
 
 
@@ -63,10 +65,16 @@ def test_1_a_baseline_run_keeps_a_collection_larger_than_one_kv_query():
 
 
 def test_1_no_scheduled_search_reads_a_whole_kv_collection():
+    """A scheduled search reads a KV collection with ``lookup`` or with one bounded query: ``inputlookup max=N <kv>
+    where ...`` with N under max_rows_per_query (the asset Cleanup's prune batch)."""
     kv = {n for n, v in model.conf("transforms.conf").items() if v.get("external_type") == "kvstore"}
-    for name, values in SCHEDULED.items():
-        for lookup in re.findall(r"inputlookup(?:\s+\w+=\S+)*\s+(\w+)", values["search"]):
-            assert lookup not in kv, f"{name} reads all of {lookup}"
+    assert {"IoT Defender Assets - Lookup Gen", "IoT Defender Assets - Lookup Cleanup"} <= set(EVERY_SCHEDULED)
+    for name, values in EVERY_SCHEDULED.items():
+        text = model.analyzer().expand(values["search"])
+        for options, lookup, rest in re.findall(r"inputlookup((?:\s+\w+=\S+)*)\s+(\w+)(\s+where\s)?", text):
+            bound = re.search(r"\bmax=(\d+)", options)
+            bounded = bound is not None and int(bound.group(1)) < limits.KV_MAX_ROWS_PER_QUERY and bool(rest)
+            assert lookup not in kv or bounded, f"{name} reads all of {lookup}"
 
 
 # 2. Certificate -> thing by join against the inventory -----------------------------------------------------------
@@ -95,10 +103,11 @@ def test_2_a_certificate_past_the_50000th_inventory_row_finds_its_thing():
 
 
 def test_3_allow_list_holds_on_a_distributed_deployment():
-    """Automatic lookups on unreplicated collections are empty on indexers: the allow-list still flags only the
-    planted ports (today's content flagged 6 clean things)."""
+    """On the distributed model (indexers see no unreplicated KV collection) the allow-list still flags only the
+    planted ports (today's content flagged 6 clean things), and no automatic lookup is left unserved (the inventory's
+    was removed from props.conf: test_conf checks no automatic lookup names an unreplicated collection)."""
     rows = {r[0]: r for r in behaviour.table("ordered")}
-    assert behaviour.world().unserved, "the distributed model leaves the indexers without the inventory"
+    assert not behaviour.world().unserved, behaviour.world().unserved
     assert rows["Listening port outside the allow-list"][3] == 0, rows["Listening port outside the allow-list"][5]
 
 
@@ -112,7 +121,7 @@ def test_3_no_detection_reads_an_inventory_field_from_events():
 
 
 def test_4_no_scheduled_search_may_be_skipped():
-    for name, values in SCHEDULED.items():
+    for name, values in EVERY_SCHEDULED.items():
         assert not scheduler.realtime(values), f"{name}: realtime_schedule = 1 lets the scheduler skip periods"
     assert behaviour.simulate("chaos").skipped == 0
 

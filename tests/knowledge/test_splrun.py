@@ -130,3 +130,40 @@ def test_the_field_analyzer_reads_baseline_pipelines():
     assert short.errors == ["outputlookup kv: the results lack ['first']"]
     with pytest.raises(splkit.SplError):
         analyzer.analyze('sourcetype="st" | inputlookup kv')
+
+
+def kv_table(count, **kwargs):
+    rows = [{"_key": f"k{n}", "n": str(n), "published": "1" if n % 2 == 0 else "0"} for n in range(count)]
+    return splrun.Table(["_key", "n", "published"], rows, kv=True, **kwargs)
+
+
+def test_inputlookup_where_and_max_are_one_kv_query_capped_at_max_rows_per_query():
+    table = kv_table(120_001)
+    r = runner({"c": table})
+    small = r.run("| inputlookup max=10 c where published=1", now=T)
+    assert [row["n"] for row in small.rows] == [str(n) for n in range(0, 20, 2)] and not small.truncations
+    assert table.rows_read == 10
+    big = r.run("| inputlookup max=70000 c where published=1", now=T)  # 60,001 match: the KV store answers 50,000
+    assert len(big.rows) == 50_000 and [str(t) for t in big.truncations] == [
+        "inputlookup c: [kvstore] max_rows_per_query=50000 kept 50,000 of 60,001 rows"
+    ]
+    with pytest.raises(splkit.SplError):
+        r.run("| inputlookup start=3 c", now=T)
+
+
+def test_a_kv_lookups_filter_applies_to_inputlookup_and_lookup():
+    r = runner({"c": kv_table(6, filter="published=1")})
+    assert [row["n"] for row in r.run("| inputlookup c", now=T).rows] == ["0", "2", "4"]
+    rows = r.run('| makeresults count=2 | eval n=if(_time > 0, "1", "x") | lookup c n OUTPUT _key', now=T).rows
+    assert len(rows) == 2 and all("_key" not in row for row in rows)  # row n=1 is filtered out
+
+
+def test_subsearch_return_and_the_text_functions():
+    r = runner({"c": kv_table(6)})
+    rows = r.run("| inputlookup c where n<[| makeresults | eval cut=3 | return $cut]", now=T).rows
+    assert [row["n"] for row in rows] == ["0", "1", "2"]
+    (row,) = r.run('| makeresults | eval h=md5("a"), s=substr("thing", 2, 3), e=substr("thing", -2), '
+                   'x=tonumber("ff", 16), bad=tonumber("zz", 16)', now=T).rows  # fmt: skip
+    assert (row["h"], row["s"], row["e"], row["x"], row.get("bad")) == (
+        "0cc175b9c0f1b6a831c399e269772661", "hin", "ng", 255.0, None
+    )  # fmt: skip

@@ -67,6 +67,7 @@ def _tables(records: List[Dict[str, Any]]) -> Tuple[model.Model, Dict[str, splru
                 kv=True,
                 case_sensitive=sensitive,
                 max_matches=int(values.get("max_matches", "100")),
+                filter=values.get("filter"),
             )
         elif "filename" in values:
             fields, table_rows = model.csv_rows(values["filename"])
@@ -129,9 +130,8 @@ class Search:
     """Runs a dashboard's searches over the demo's events (the whole demo is in the time range; now() is the
     demo's last event, so results do not depend on when the check runs).
 
-    The runner is the SPL model with the KV store behaviour of tests/knowledge/test_assets.py (``inputlookup max=N
-    <lookup> where ...``, the lookup's ``filter``), and the asset lookup holds what the shipped search "IoT Defender
-    Assets - Lookup Gen" writes from the demo's inventory events: the dashboard reads the rows Splunk would hold,
+    The runner is the SPL model (its KV store: ``inputlookup max=N <lookup> where ...``, the lookup's ``filter``),
+    and the asset lookup holds what the shipped search "IoT Defender Assets - Lookup Gen" writes from the demo's inventory events: the dashboard reads the rows Splunk would hold,
     made by the one definition of the mapping that ships (the search, not a second mapping in Python)."""
 
     def __init__(self) -> None:
@@ -139,15 +139,11 @@ class Search:
         self.events = len(events)
         self.store = splrun.EventStore(events)
         self.now = max(e["_time"] for e in events)
-        self.runner = test_assets.AssetRunner(
-            model.macros(),
-            self.tables,
-            {test_assets.LOOKUP: model.conf("transforms.conf")[test_assets.LOOKUP]["filter"]},
-        )
+        self.runner = splrun.Runner(model.macros(), self.tables)
         inventory_runs = {e["_time"] for e in events if e["sourcetype"] == "aws:iot:thing"}
         for when in sorted({test_assets.gen_time(t) for t in inventory_runs}):
             test_assets.run(self.runner, test_assets.GEN, when, self.store)
-        self.assets = len(self.runner.visible(test_assets.LOOKUP))
+        self.assets = len(self.tables[test_assets.LOOKUP].served())
 
     def rows(self, spl: str) -> List[Dict[str, Any]]:
         return self.runner.run(spl, now=self.now, earliest=0.0, latest=self.now + 1, events=self.store.window).rows
