@@ -564,6 +564,7 @@ def _perform(run: _Run, targets: List[Target], stats: Dict[str, Any]) -> Dict[Tu
         run_size=len(targets),
         keyring=run.deps.keyring(helper) if action.uses_record_key() else None,
         dedup_required=True,
+        **(run.deps.owners(helper, account_id) if action.name == respond.ACTION_INCIDENT else {}),
     )
     try:
         action.preflight(responder, sorted({t.region for t in targets}), options)
