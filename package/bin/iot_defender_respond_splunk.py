@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from iot_defender import APP_ID, assets
 from iot_defender.respond import Keyring
@@ -97,6 +98,7 @@ def record_keyring(session_key: str, server_uri: Optional[str] = None) -> Keyrin
 INVENTORY_COLLECTION = "iot_thing_inventory"
 PRIORITY_LOOKUP = "iot_defender_asset_priority.csv"
 OWNER_TOPICS_LOOKUP = "iot_defender_owner_topics.csv"
+_KV_KEY_RE = re.compile(r"[A-Za-z0-9:_.-]{1,600}")
 KvGet = Callable[[str, str], Optional[Dict[str, Any]]]  # (collection, key) -> the row, None when there is none
 
 
@@ -117,8 +119,12 @@ def owner_fields(
 
 
 def _lookup_rows(name: str) -> List[Dict[str, str]]:
-    """The rows of one of the app's CSV lookups (``lookups/<name>``, where an in-place edit lands too)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lookups", name)
+    """The rows of one of the app's CSV lookups (``$SPLUNK_HOME/etc/apps/<app>/lookups/<name>``, where an in-place
+    edit lands too; next to ``bin`` when SPLUNK_HOME is not set)."""
+    app = os.path.join(os.environ.get("SPLUNK_HOME") or "", "etc", "apps", APP_ID)
+    if not os.environ.get("SPLUNK_HOME") or not os.path.isdir(app):
+        app = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    path = os.path.join(app, "lookups", name)
     with open(path, newline="", encoding="utf-8") as handle:
         return [dict(row) for row in csv.DictReader(handle)]
 
@@ -188,7 +194,11 @@ def kv_get(session_key: str, server_uri: Optional[str] = None) -> KvGet:
     client = SplunkRestClient(session_key, APP_ID, owner="nobody", **_where(server_uri))
 
     def get(collection: str, key: str) -> Optional[Dict[str, Any]]:
-        path = f"storage/collections/data/{quote(collection, safe='')}/{quote(key, safe='')}"
+        # splunklib URL-encodes the path itself (quoting here would encode twice); the key is made of a validated
+        # account id, region and thing name, and anything else is refused rather than sent
+        if not _KV_KEY_RE.fullmatch(key) or not _KV_KEY_RE.fullmatch(collection):
+            raise ValueError("not a KV key of the add-on's collections")
+        path = f"storage/collections/data/{collection}/{key}"
         try:
             body = client.get(path, output_mode="json").body.read()
         except binding.HTTPError as exc:
