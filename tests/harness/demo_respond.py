@@ -65,8 +65,8 @@ def _account(standin: Any, aws: Any) -> str:
 def _record_keys(standin: Any) -> None:
     """The quarantine record key, as an admin enters it on the Response actions tab (the actions never create
     one); a demo key, not a secret of anything."""
-    settings = (standin.get_conf("ta_aws_iot_defender_settings") or {}).get("response")
-    if not settings:
+    settings = (standin.get_conf("ta_aws_iot_defender_settings") or {}).get("response") or {}
+    if not settings.get("record_keys"):  # UCC's settings tab may hold the stanza with its keys still empty
         standin.create_account(
             "response", {}, {"record_keys": "demo-record-key-" + "0" * 32}, conf="ta_aws_iot_defender_settings"
         )
