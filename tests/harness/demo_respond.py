@@ -100,15 +100,19 @@ def _owner_route(aws: Any, home: Any, owner: str) -> str:
     return topic
 
 
+def _attribute(params: Dict[str, Any], name: str) -> Optional[str]:
+    """A message attribute of a Publish request as the query protocol sends it (``MessageAttributes.entry.N.*``)."""
+    for key, value in params.items():
+        if key.startswith("MessageAttributes.entry.") and key.endswith(".Name") and value == name:
+            return params.get(key[: -len("Name")] + "Value.StringValue")
+    return None
+
+
 def _owner_messages(aws: Any, topic: str) -> List[Dict[str, Any]]:
     """The messages published to the owning team's topic (what its subscribers received)."""
     published = [r.params for r in aws.requests.filter(operation="Publish") if r.params.get("TopicArn") == topic]
     return [
-        {
-            "message": json.loads(p.get("Message") or "{}"),
-            "owner_attribute": ((p.get("MessageAttributes") or {}).get("owner") or {}).get("StringValue"),
-        }
-        for p in published
+        {"message": json.loads(p.get("Message") or "{}"), "owner_attribute": _attribute(p, "owner")} for p in published
     ]
 
 
