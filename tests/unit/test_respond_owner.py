@@ -16,22 +16,16 @@ from iot_defender.aws import Account, AwsSession
 from iot_defender.respond import IncidentOptions, MemorySuppressionStore, RateLimiter, Responder
 from iot_defender_respond_splunk import OwnerLookup, owner_fields, owner_topics
 from tests.harness.aws import LoopbackAWS
-from tests.unit.test_respond_concurrency import DownStore
+from tests.unit import test_respond_concurrency as concurrency
 from tests.unit.test_respond_support import run_context
 
+aws = concurrency.aws  # the fixture: a loopback AWS with thing sensor-7
+DownStore = concurrency.DownStore
 VIOLATION = "8a1b0c2d3e4f56789a0b1c2d3e4f5a6b"
-ROW = {"thing_name": "pump-7", "violationId": VIOLATION, "behavior_name": "AuthFailures"}
+ROW = {"thing_name": "sensor-7", "violationId": VIOLATION, "behavior_name": "AuthFailures"}
 OWNER = {"owner": "ot-team-north", "priority": "critical", "bunit": "line-a"}
 # what a device's owner could write into the attributes the owner comes from
 HOSTILE = {"owner": "[click](https://evil.example)\u202e\n# pwned", "priority": "high", "bunit": "`a`|<b>"}
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    with LoopbackAWS() as loopback:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", loopback.endpoint_url)
-        loopback.client("iot").create_thing(thingName="pump-7")
-        yield loopback
 
 
 def responder(aws: LoopbackAWS, calls: List[Tuple[str, str, Dict[str, Any]]], **kw: Any) -> Responder:
@@ -50,7 +44,7 @@ def responder(aws: LoopbackAWS, calls: List[Tuple[str, str, Dict[str, Any]]], **
 def start(aws, options, owner=OWNER, sid="alert-1", **kw):
     calls: List[Tuple[str, str, Dict[str, Any]]] = []
     result = responder(aws, calls, owner_of=lambda region, thing: dict(owner), **kw).start_incident(
-        "pump-7", aws.region, ROW, options, run_context(sid), violation_id=VIOLATION
+        "sensor-7", aws.region, ROW, options, run_context(sid), violation_id=VIOLATION
     )
     return result, calls
 
@@ -135,7 +129,7 @@ def test_a_failing_owner_lookup_never_stops_the_incident(aws):
 
     calls: List[Tuple[str, str, Dict[str, Any]]] = []
     result = responder(aws, calls, owner_of=broken).start_incident(
-        "pump-7", aws.region, ROW, IncidentOptions(destination="opscenter"), run_context(), violation_id=VIOLATION
+        "sensor-7", aws.region, ROW, IncidentOptions(destination="opscenter"), run_context(), violation_id=VIOLATION
     )
     assert result.outcome == "done" and "failed" in result.details["owner_lookup"], result.details
 

@@ -297,12 +297,7 @@ class Incidents:
         name, region, details = incident.thing_name, incident.region, incident.details
         fifo = (incident.options.sns_topic_arn or "").endswith(".fifo")
         claim_key = f"sns.{incident.token}"
-        claimed: Optional[bool] = None
-        if self.store is not None:
-            try:
-                claimed = self.store.claim(claim_key, {"client_token": incident.token})
-            except Exception as exc:
-                details["deduplication"] = f"unavailable ({type(exc).__name__})"
+        claimed = self._claim(claim_key, incident, "deduplication")
         if claimed is False:
             message = f"incident for {name} already published to SNS by an earlier run of this alert"
             return self.outcomes.result(ACTION_INCIDENT, "already-in-state", name, region, message, details=details)
@@ -327,6 +322,17 @@ class Incidents:
         details["message_id"] = reference
         return reference, False
 
+    def _claim(self, key: str, incident: Incident, note: str) -> Optional[bool]:
+        """Claim a publication in the store (insert-only, atomic across runs): True when this run claimed it, False
+        when an earlier run did, None without a usable store (``details[note]`` says why)."""
+        if self.store is None:
+            return None
+        try:
+            return self.store.claim(key, {"client_token": incident.token})
+        except Exception as exc:
+            incident.details[note] = f"unavailable ({type(exc).__name__})"
+            return None
+
     def owner_topic(self, incident: Incident) -> Optional[str]:
         """The owning team's topic, when the lookup routes the thing's owner elsewhere than the alert's own topic."""
         topic = self.owner_topics.get(incident.owner.get("owner") or "")
@@ -341,12 +347,7 @@ class Incidents:
         if topic is None:
             return
         claim_key = f"owner-sns.{incident.token}"
-        claimed: Optional[bool] = None
-        if self.store is not None:
-            try:
-                claimed = self.store.claim(claim_key, {"client_token": incident.token})
-            except Exception as exc:
-                details["owner_notification"] = f"deduplication unavailable ({type(exc).__name__})"
+        claimed = self._claim(claim_key, incident, "owner_deduplication")
         if claimed is False:
             details["owner_notification"] = "already published by an earlier run of this alert"
             return
