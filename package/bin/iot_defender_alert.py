@@ -12,19 +12,9 @@ results back into Splunk:
 3. the account comes from the add-on's configured accounts (secrets never travel in alert parameters); the
    targets run on a bounded thread pool, paced at the API quotas with botocore retries;
 4. one ``aws:iot:defender:action`` event per row (Enterprise Security adaptive-response result with
-   ``orig_sid``/``orig_rid``), a ``sendmodaction`` log line per row, a summary line, and an exit code:
-
-   ==== =====================================================================================
-   0    every row done, already in state, or planned (dry run)
-   3    run refused: a parameter, the account configuration or a protected group is unusable
-        (nothing was done)
-   4    run refused: more things than max_things (nothing was done)
-   5    some rows done with a warning (e.g. the quarantine record could not be stored), none refused
-        or failed; the message says what a human must check
-   6    some rows refused (invalid input or protected thing), none failed
-   7    some rows failed (AWS error after retries); the log names each one and its error code
-   8    run refused: the user who triggered it lacks the capability ``iot_defender_respond``
-   ==== =====================================================================================
+   ``orig_sid``/``orig_rid``), a ``sendmodaction`` log line per row, a summary line, and an exit code
+   (:mod:`iot_defender_alert_exit` has the table: 0 all as asked, 3/4/8 run refused, 5 warning, 6 refused rows,
+   7 failed rows, 9 rows that lost a race with another run).
 
    The summary log line names the same exit code the process ends with. Who may act: the user of the payload's
    session (search owner, or the ES analyst) must hold ``iot_defender_respond`` (``authorize.conf``).
@@ -36,6 +26,20 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from iot_defender_alert_exit import (  # noqa: F401 (re-exported: the codes are part of this adapter's contract)
+    EXIT_CONFIG,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_FORBIDDEN,
+    EXIT_LIMIT,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_WARNING,
+)
+from iot_defender_alert_exit import (
+    exit_code as _exit_code,
+)
 
 from iot_defender import incident as inc
 from iot_defender import respond
@@ -53,14 +57,6 @@ from iot_defender.respond import (
     show,
 )
 from iot_defender_alert_deps import Deps
-
-EXIT_OK = 0
-EXIT_CONFIG = 3
-EXIT_LIMIT = 4
-EXIT_WARNING = 5
-EXIT_REFUSED = 6
-EXIT_FAILED = 7
-EXIT_FORBIDDEN = 8
 
 MAX_THINGS_DEFAULT = 25
 MAX_THINGS_CEILING = 1000
@@ -412,17 +408,6 @@ def _protect_logs(helper: Any, deps: Deps) -> None:
             handler.addFilter(secret_filter)
 
 
-def _exit_code(results: Sequence[ActionResult]) -> int:
-    outcomes = {r.outcome for r in results}
-    if "failed" in outcomes:
-        return EXIT_FAILED
-    if outcomes & {"refused-invalid", "refused-protected"}:
-        return EXIT_REFUSED
-    if "warning" in outcomes:
-        return EXIT_WARNING
-    return EXIT_OK
-
-
 def run(helper: Any, action: AlertAction, deps: Optional[Deps] = None) -> int:
     """Entry point of every ``<action>_action.process_event``: returns the exit code."""
     return execute(helper, action, deps).exit_code
@@ -579,6 +564,7 @@ def _perform(run: _Run, targets: List[Target], stats: Dict[str, Any]) -> Dict[Tu
         run_size=len(targets),
         keyring=run.deps.keyring(helper) if action.uses_record_key() else None,
         dedup_required=True,
+        **(run.deps.owners(helper, account_id) if action.name == respond.ACTION_INCIDENT else {}),
     )
     try:
         action.preflight(responder, sorted({t.region for t in targets}), options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from iot_defender import APP_ID
 from iot_defender.aws import Account, AwsSession, ClientSettings, caller_identity
@@ -138,6 +138,31 @@ class Deps:
                 level=logging.WARNING,
             )
         return keyring
+
+    def owners(self, helper: Any, account_id: str) -> Dict[str, Any]:
+        """What the start-incident action is handed about owners (``Responder``'s ``owner_of``, ``owner_topics``)."""
+        return {"owner_of": self.owner_of(helper, account_id), "owner_topics": self.owner_topics(helper)}
+
+    def owner_of(self, helper: Any, account_id: str) -> Optional[Callable[[str, str], Mapping[str, str]]]:
+        """The thing's owner, priority and business unit for incidents: its asset row, else its inventory row
+        (one KV GET by key each). Unavailable: incidents are started without the owner (a warning)."""
+        from iot_defender_respond_splunk import OwnerLookup, kv_get
+
+        try:
+            return OwnerLookup(kv_get(helper.session_key, (helper.settings or {}).get("server_uri")), account_id)
+        except Exception as exc:
+            helper.message(f"thing owners unavailable ({type(exc).__name__})", level=logging.WARNING)
+            return None
+
+    def owner_topics(self, helper: Any) -> Dict[str, str]:
+        """owner -> SNS topic of the owning team (``lookups/iot_defender_owner_topics.csv``); a refused row is a
+        warning naming the row (never its values)."""
+        from iot_defender_respond_splunk import owner_topic_routes
+
+        routes, problems = owner_topic_routes()
+        for problem in problems:
+            helper.message(problem, level=logging.WARNING)
+        return routes
 
     def caller(self, helper: Any) -> Tuple[str, List[str]]:
         """The user of the alert payload's session and their capabilities (current-context)."""

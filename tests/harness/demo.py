@@ -133,6 +133,20 @@ def run_push(fleet: Fleet) -> Dict[str, Any]:
     return {"events": indexed, "results": dict(results), "records": len(payloads)}
 
 
+def owner_shown(response: Dict[str, Any]) -> bool:
+    """One OpsItem and one SNS message to the owning team, each naming the owner of the thing they are about."""
+    owner, items, messages = response["thing_owner"], response["ops_items"], response["owner_messages"]
+    return (
+        bool(owner)
+        and len(items) == 1
+        and items[0]["owner"].get("iot_owner") == owner
+        and len(messages) == 1
+        and messages[0]["message"].get("owner") == owner
+        and messages[0]["message"].get("thing_name") == response["thing"]
+        and messages[0]["owner_attribute"] == owner
+    )
+
+
 def summarize(pulled, pushed, response, fleet: Fleet) -> List[str]:
     lines = ["", "== TA-aws-iot-defender demo =="]
     by_type = collections.Counter(e["sourcetype"] for e in pulled)
@@ -202,7 +216,7 @@ def main() -> int:
             print(line)
         print(f"\n{len(all_events)} events -> {OUT / 'events.jsonl'}   (secrets found in logs/events: {len(leaks)})")
         print(f"demo finished in {time.time() - started:.1f} s")
-        return 0 if not leaks and response["restored"] and len(response["ops_items"]) == 1 else 1
+        return 0 if not leaks and response["restored"] and owner_shown(response) else 1
     finally:
         stack.stop()
 

@@ -1,8 +1,11 @@
 """The SOC flow at the end of ``make demo``: the simulated compromised thing is quarantined (quarantine group and
 its certificates), an incident is opened (emulated Systems Manager OpsCenter: the account has no Incident Manager
 response plan, so the action's default destination is OpsCenter) - the alert fires twice and still one OpsItem
-exists - and the thing is released again, all through the BUILT alert actions run as splunkd runs them. AWS state
-before / during / after goes to ``<out_dir>/aws-state.json``.
+exists - and the thing is released again, all through the BUILT alert actions run as splunkd runs them. The OpsItem
+carries the thing's owner (its inventory row: the demo does not run the asset searches), and the owner -> topic
+lookup (``lookups/iot_defender_owner_topics.csv``, written into the demo's app as an admin would edit it) sends the
+owning team one SNS message for the incident, not one per alert run. AWS state before / during / after goes to
+``<out_dir>/aws-state.json``.
 
 Called by the demo with the harness it already started (a LoopbackAWS with the fleet installed, the splunkd
 stand-in and the fake ``$SPLUNK_HOME`` with the built app)::
@@ -14,6 +17,7 @@ stand-in and the fake ``$SPLUNK_HOME`` with the built app)::
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -73,6 +77,45 @@ def _notify_topic(aws: Any) -> str:
     return aws.client("sns").create_topic(Name="soc-iot-incidents")["TopicArn"]
 
 
+OWNER_TOPIC = "ot-owner-team"
+OWNER_KEYS = ("iot_owner", "iot_asset_priority", "iot_business_unit")
+
+
+def _owner_route(aws: Any, home: Any, owner: str) -> str:
+    """The owning team's topic, routed in the app's owner -> topic lookup. The demo app's ``lookups`` entry is a
+    symlink into the build: it becomes a directory of links with the edited lookup, the build stays untouched."""
+    topic = aws.client("sns").create_topic(Name=OWNER_TOPIC)["TopicArn"]
+    lookups = Path(home.app_path) / "lookups"
+    if lookups.is_symlink():
+        source = lookups.resolve()
+        lookups.unlink()
+        lookups.mkdir()
+        for entry in source.iterdir():
+            (lookups / entry.name).symlink_to(entry)
+    target = lookups / "iot_defender_owner_topics.csv"
+    if target.is_symlink():
+        target.unlink()
+    with target.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("owner", "sns_topic_arn"), (owner, topic)])
+    return topic
+
+
+def _attribute(params: Dict[str, Any], name: str) -> Optional[str]:
+    """A message attribute of a Publish request as the query protocol sends it (``MessageAttributes.entry.N.*``)."""
+    for key, value in params.items():
+        if key.startswith("MessageAttributes.entry.") and key.endswith(".Name") and value == name:
+            return params.get(key[: -len("Name")] + "Value.StringValue")
+    return None
+
+
+def _owner_messages(aws: Any, topic: str) -> List[Dict[str, Any]]:
+    """The messages published to the owning team's topic (what its subscribers received)."""
+    published = [r.params for r in aws.requests.filter(operation="Publish") if r.params.get("TopicArn") == topic]
+    return [
+        {"message": json.loads(p.get("Message") or "{}"), "owner_attribute": _attribute(p, "owner")} for p in published
+    ]
+
+
 def _certificate_policies(iot: Any, thing: str) -> Dict[str, List[str]]:
     out = {}
     for arn in iot.list_thing_principals(thingName=thing)["principals"]:
@@ -100,7 +143,13 @@ def aws_state(aws: Any, thing: str) -> Dict[str, Any]:
         quarantine = None
     incidents = [{k: r.get(k) for k in ("arn", "title", "impact", "status")} for r in aws.incidents.incident_records()]
     fields = ("OpsItemId", "Title", "Status", "Severity", "Priority", "Category", "Source", "Notifications")
-    ops_items = [{k: item.get(k) for k in fields} for item in aws.opsitems.ops_items()]
+    ops_items = [
+        dict(
+            {k: item.get(k) for k in fields},
+            owner={k: v["Value"] for k, v in (item.get("OperationalData") or {}).items() if k in OWNER_KEYS},
+        )
+        for item in aws.opsitems.ops_items()
+    ]
     return {
         "thing": {
             "name": thing,
@@ -148,6 +197,8 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
     thing = kw.get("thing") or violation["thingName"]
     account = kw.get("account") or _account(standin, aws)
     _record_keys(standin)
+    owner = str((iot.describe_thing(thingName=thing).get("attributes") or {}).get("owner") or "")
+    team_topic = _owner_route(aws, home, owner)
     env = {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"}
     row = {
         "thing_name": thing,
@@ -183,6 +234,7 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
     again = run("iot_start_incident", incident_params, sid.replace("RMD5demo", "RMD5again"))  # the alert fires again
     release = run("iot_release_thing", {})
     after = aws_state(aws, thing)
+    owner_messages = _owner_messages(aws, team_topic)
     restored = before["thing"] == after["thing"]
     runs = {
         "iot_quarantine_thing": quarantine,
@@ -200,6 +252,8 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
         "thing_restored_exactly": restored,
         "ops_items": after["ops_items"],
         "exit_codes": {name: result.exit_code for name, result in runs.items()},
+        "thing_owner": owner,
+        "owner_messages": owner_messages,
     }
     state_file = out / "aws-state.json"
     state_file.write_text(json.dumps(state, indent=2, sort_keys=True, default=str) + "\n")
@@ -224,6 +278,11 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
         + ", ".join(f"{i['OpsItemId']} {i['Status']} severity {i['Severity']} priority {i['Priority']}" for i in items)
     )
     summary.append(
+        f"  owner:       {owner!r} on the OpsItem ({', '.join(str(i['owner']) for i in items)}); "
+        f"{len(owner_messages)} SNS message to the owning team's topic {OWNER_TOPIC}: "
+        + ", ".join(f"owner={m['message'].get('owner')!r} attribute={m['owner_attribute']!r}" for m in owner_messages)
+    )
+    summary.append(
         f"  after:       groups={after['thing']['groups']} certificates={sorted(after['thing']['certificates'].values())}"
         f"  restored exactly: {restored}"
     )
@@ -234,6 +293,8 @@ def demo_response_flow(aws: Any, standin: Any, home: Any, app_dir: Any, out_dir:
         "exit_codes": state["exit_codes"],
         "restored": restored,
         "ops_items": after["ops_items"],
+        "thing_owner": owner,
+        "owner_messages": owner_messages,
         "state_file": str(state_file),
         "summary": summary,
     }

@@ -138,8 +138,10 @@ def test_any_rows_get_one_result_each_and_a_matching_exit_code(action: str, rows
         assert len(run_refused) == len(results) and code == alert.EXIT_CONFIG
     elif "failed" in outcomes:
         assert code == alert.EXIT_FAILED
-    elif outcomes & {"refused-invalid", "refused-protected"}:
+    elif outcomes & {"refused-invalid", "refused-protected", "refused-not-owned"}:
         assert code == alert.EXIT_REFUSED
+    elif "conflict" in outcomes:
+        assert code == alert.EXIT_CONFLICT
     elif "warning" in outcomes:  # e.g. "crowded": quarantined, but its record cannot be stored
         assert code == alert.EXIT_WARNING
     else:

@@ -243,7 +243,7 @@ def test_a_run_overtaken_by_the_other_action_does_not_claim_done(iot, hold_at, h
     first, second = (release, quarantine) if held == "release" else (quarantine, release)
     results = race((hold, lambda: first(slow)), lambda: second(make_responder()))
     assert results["second"].outcome == "done", results["second"].message
-    assert results["first"].outcome == "failed" and results["first"].message.startswith("conflict"), results
+    assert results["first"].outcome == "conflict" and results["first"].message.startswith("conflict"), results
     quarantined = held == "release"  # the run that finished decides
     assert is_quarantined(client, "sensor-002", cert) == quarantined
     assert status_of(client, cert["certificateId"]) == ("INACTIVE" if quarantined else "ACTIVE")

@@ -1,8 +1,8 @@
 """Issue 17, class 1 (ownership): quarantine changes only what the add-on created and can prove it did.
 
 Each test names an existing customer resource as the action's group or policy and checks that AWS ends exactly as
-it was: no new policy version, no attachment, no membership, no deleted version, and an honest ``failed`` (code
-NotOwnedByAddOn) instead of ``done``. Seen failing on the code before the fix: it rewrote, attached, versioned and
+it was: no new policy version, no attachment, no membership, no deleted version, and an honest ``refused-not-owned``
+(issue 17; before, ``failed`` with code NotOwnedByAddOn) instead of ``done``. Seen failing on the code before the fix: it rewrote, attached, versioned and
 used whatever the names pointed at, and reported ``done``."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.unit.test_respond_support import (
 )
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
-NOT_OWNED = getattr(respond, "NOT_OWNED", "NotOwnedByAddOn")
+NOT_OWNED = ("refused-not-owned", None)  # outcome, error code (issue 17: an outcome of its own, not a failure)
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_a_customer_policy_with_the_configured_name_is_never_rewritten_attached_
     before = versions(client, name)
     options = QuarantineOptions(policy_name=name, manage_policy=manage_policy, deactivate_certificates=True)
     result = make_responder().quarantine("sensor-001", REGION, options, run_context())
-    assert (result.outcome, result.error_code) == ("failed", NOT_OWNED), result.message
+    assert (result.outcome, result.error_code) == NOT_OWNED, result.message
     assert versions(client, name) == before
     assert json.loads(client.get_policy(policyName=name)["policyDocument"]) == ALLOW_ALL
     assert not client.list_targets_for_policy(policyName=name)["targets"]
@@ -78,7 +78,7 @@ def test_the_add_ons_own_document_without_the_add_ons_tag_proves_nothing(iot, al
     client, _certs = iot
     client.create_policy(policyName="TA-IoTDefender-Quarantine", policyDocument=own_document(allow_remediation))
     result = make_responder().quarantine("sensor-002", REGION, QuarantineOptions(manage_policy=False), run_context())
-    assert (result.outcome, result.error_code) == ("failed", NOT_OWNED), result.message
+    assert (result.outcome, result.error_code) == NOT_OWNED, result.message
     assert not client.list_targets_for_policy(policyName="TA-IoTDefender-Quarantine")["targets"]
     assert "QUARANTINED" not in groups_of(client, "sensor-002")
 
@@ -93,7 +93,7 @@ def test_an_existing_site_group_is_never_used_as_the_quarantine_group(iot, group
     client.add_thing_to_thing_group(thingGroupName=group, thingName="site-member")
     group_arn = client.describe_thing_group(thingGroupName=group)["thingGroupArn"]
     result = make_responder().quarantine("sensor-002", REGION, QuarantineOptions(group=group), run_context())
-    assert (result.outcome, result.error_code) == ("failed", NOT_OWNED), result.message
+    assert (result.outcome, result.error_code) == NOT_OWNED, result.message
     assert policies_on(client, group_arn) == []
     assert group not in groups_of(client, "sensor-002")
 
@@ -104,7 +104,7 @@ def test_a_tagged_group_under_a_protected_parent_is_refused(iot):
     client.create_thing_group(thingGroupName="QUARANTINED", parentGroupName="critical-infra", tags=OWN_TAGS)
     options = QuarantineOptions(protected_groups=("critical-infra",))
     result = make_responder().quarantine("sensor-002", REGION, options, run_context())
-    assert (result.outcome, result.error_code) == ("failed", NOT_OWNED), result.message
+    assert (result.outcome, result.error_code) == NOT_OWNED, result.message
     assert "QUARANTINED" not in groups_of(client, "sensor-002")
 
 

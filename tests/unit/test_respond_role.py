@@ -49,7 +49,7 @@ WITHOUT_A_CALL = {
 class Role:
     """The template's statements with its parameters and conditions resolved for one deployment."""
 
-    def __init__(self, topic: str, plan: str):
+    def __init__(self, topic: str, plan: str, owner_topics: Tuple[str, ...] = ()):
         self.template = iam_policy.load_template()
         self.values = {
             "AWS::Partition": "aws",
@@ -60,6 +60,7 @@ class Role:
             "ResponsePlanArn": plan,
             "NotifyTopicArn": topic,
             "NotifyTopicKmsKeyArn": "",
+            "OwnerTopicArns": list(owner_topics),
             "Regions": [],
         }
         self.conditions = {
@@ -68,6 +69,7 @@ class Role:
             "RespondWithIncidents": True,
             "RespondWithNotifications": True,
             "RespondWithEncryptedNotifications": False,
+            "RespondToOwners": bool(owner_topics),
         }
         self.statements: List[Tuple[str, Dict[str, Any]]] = [
             (policy, self.resolve(statement))
@@ -253,8 +255,17 @@ def _scenario(aws: LoopbackAWS) -> Tuple[Recorder, Role]:
             "dev-a", REGION, row, options, ctx, violation_id="v-1"
         )
         assert started.outcome == "done", started.message
+    team = aws.client("sns").create_topic(Name="ot-team-north")["TopicArn"]  # the owning team's topic (issue 18)
+    told = _responder(
+        aws,
+        recorder,
+        store=MemorySuppressionStore(),
+        owner_of=lambda region, thing: {"owner": "ot-north", "priority": "high", "bunit": "line-a"},
+        owner_topics={"ot-north": team},
+    ).start_incident("dev-b", REGION, {"thing_name": "dev-b"}, IncidentOptions(destination="opscenter"), ctx)
+    assert told.details.get("owner_notification") == f"published to {team}", told.details
     _responder(aws, recorder).set_verification_state("v-1", REGION, "TRUE_POSITIVE", thing_name="dev-a")
-    return recorder, Role(topic, plan)
+    return recorder, Role(topic, plan, (team,))
 
 
 # ------------------------------------------------------------------ the checks

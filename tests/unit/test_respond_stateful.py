@@ -236,9 +236,7 @@ class Responses(RuleBasedStateMachine):
         elif second.outcome in ok:
             self.apply_quarantine(thing, True, before)
         if second.outcome == "done":  # it wrote: the held run read a state that no longer holds
-            assert first_result.outcome == "failed" and first_result.error_code == respond.CONFLICT, (
-                first_result.message
-            )
+            assert first_result.outcome == "conflict" and first_result.error_code is None, first_result.message
         elif first_result.outcome in ok:  # the second changed nothing: the first is simply later
             if quarantine_first:
                 self.apply_quarantine(thing, True, self.statuses_before_first)

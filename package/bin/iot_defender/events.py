@@ -536,6 +536,12 @@ ACTION_OUTCOMES = (
     "refused-limit",
     # the user who triggered the run lacks the capability iot_defender_respond
     "refused-unauthorized",
+    # the group or policy the action would change is not the add-on's (no tag, or not its own deny document):
+    # refused before any write
+    "refused-not-owned",
+    # another run holds the thing (a quarantine or release in progress, or it wrote the thing first): this run
+    # wrote nothing; the other run's event says how the thing ended
+    "conflict",
     "failed",
 )
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import quote, urlparse
 
@@ -107,6 +107,8 @@ class Subject:
     sid: str
     results_link: Optional[str]
     row: Mapping[str, Any]
+    # the thing's owner, asset priority and business unit (see iot_defender.assets.response_fields), already plain
+    owner: Mapping[str, str] = field(default_factory=dict)
 
 
 def operational_data(subject: Subject, dedup: str) -> Dict[str, Dict[str, str]]:
@@ -128,8 +130,35 @@ def operational_data(subject: Subject, dedup: str) -> Dict[str, Dict[str, str]]:
         "splunk_results_link": inc.safe_link(s.results_link) or "",
     }
     data.update({k: _searchable(v) for k, v in optional.items() if v})
+    data.update({k: _searchable(v) for k, v in owner_data(s.owner).items()})
     data["splunk_result"] = {"Value": _fit(inc.raw_data(s.row)), "Type": "String"}
     return data
+
+
+OWNER_KEYS = (("owner", "iot_owner"), ("priority", "iot_asset_priority"), ("bunit", "iot_business_unit"))
+
+
+def owner_data(owner: Mapping[str, str]) -> Dict[str, str]:
+    """The owner's OperationalData keys (only those known: an ``unknown`` priority says nothing)."""
+    values = {key: plain_text(owner.get(name) or "", 200) for name, key in OWNER_KEYS}
+    return {k: v for k, v in values.items() if v and v != "unknown"}
+
+
+def owner_line(owner: Mapping[str, str]) -> Optional[str]:
+    """The description's owner line (markdown-escaped: owner text comes from device-settable attributes)."""
+    known = owner_data(owner)
+    if not known:
+        return None
+    parts = [
+        f"{label} {markdown_text(known[key], 200)}"
+        for label, key in (
+            ("owner", "iot_owner"),
+            ("asset priority", "iot_asset_priority"),
+            ("business unit", "iot_business_unit"),
+        )
+        if key in known
+    ]
+    return "- Owner: " + ", ".join(parts)
 
 
 def description(subject: Subject, title: str) -> str:
@@ -140,6 +169,9 @@ def description(subject: Subject, title: str) -> str:
         "",
         f"- IoT thing: `{s.thing_name}` (account {s.account_id}, region {s.region})",
     ]
+    line = owner_line(s.owner)
+    if line:
+        lines.append(line)
     if s.violation_id:
         lines.append(f"- Device Defender violation: `{s.violation_id}`")
     if s.search_name:

@@ -103,13 +103,18 @@ def lambda_handler(event: Any, context: Any) -> Dict[str, Any]:
         already_quarantined=[r.thing_name for r in results if r.outcome == "already-in-state"],
         refused=[r.thing_name for r in results if r.outcome.startswith("refused")],
         failed=[r.thing_name for r in results if r.outcome == "failed"],
+        # another run (e.g. an analyst's release) held the thing: this invocation wrote nothing for it
+        conflict=[r.thing_name for r in results if r.outcome == "conflict"],
         dry_run=any(r.outcome == "dry-run" for r in results),
     )
     for body in report["events"]:
         LOG.info(json.dumps(body, sort_keys=True))
-    failed = [r for r in results if r.outcome == "failed"]
+    # a conflict is retried like a failure (Lambda's asynchronous retries): once the other run ends, the retry
+    # finds the thing quarantined (already-in-state) or quarantines it
+    failed = [r for r in results if r.outcome in ("failed", "conflict")]
     if failed:
-        raise RuntimeError("containment failed for " + ", ".join(f"{r.thing_name} ({r.error_code})" for r in failed))
+        names = ", ".join(f"{r.thing_name} ({r.error_code or r.outcome})" for r in failed)
+        raise RuntimeError("containment failed for " + names)
     return report
 
 

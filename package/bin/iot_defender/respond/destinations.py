@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from botocore.exceptions import ClientError
@@ -32,6 +32,20 @@ class Incident:
     impact: Optional[int]
     token: str
     details: Dict[str, Any]
+    # the thing's owner, priority and business unit (OwnerOf), plain text; empty when unknown
+    owner: Dict[str, str] = field(default_factory=dict)
+
+    def owner_fields(self) -> Dict[str, str]:
+        """``owner`` / ``asset_priority`` / ``business_unit``: what the SNS message and the incident carry."""
+        known = opscenter.owner_data(self.owner)
+        return {name: known[key] for name, key in OWNER_FIELDS if key in known}
+
+
+OWNER_FIELDS = (
+    ("owner", "iot_owner"),
+    ("asset_priority", "iot_asset_priority"),
+    ("business_unit", "iot_business_unit"),
+)
 
 
 class Destinations:
@@ -58,6 +72,7 @@ class Destinations:
             sid=context.sid,
             results_link=context.results_link,
             row=incident.row,
+            owner=incident.owner,
         )
         request = opscenter.create_request(
             subject,
@@ -98,7 +113,7 @@ class Destinations:
             "responsePlanArn": options.response_plan_arn,
             "title": incident.title,
             "relatedItems": items,
-            "triggerDetails": {"source": options.source, "timestamp": when, "rawData": inc.raw_data(incident.row)},
+            "triggerDetails": {"source": options.source, "timestamp": when, "rawData": self._raw_data(incident)},
         }
         if incident.impact is not None:
             request["impact"] = incident.impact
@@ -107,9 +122,17 @@ class Destinations:
         incident.details["incident_record_arn"] = reference
         return reference
 
-    def publish(self, incident: Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> str:
+    @staticmethod
+    def _raw_data(incident: Incident) -> str:
+        """The row as JSON, the owner's keys (``iot_owner``, ``iot_asset_priority``, ``iot_business_unit``) first."""
+        return inc.raw_data({**opscenter.owner_data(incident.owner), **incident.row})
+
+    def publish(
+        self, incident: Incident, items: List[Dict[str, Any]], when: _dt.datetime, topic: Optional[str] = None
+    ) -> str:
+        """Publish the incident to the alert's topic (or ``topic``: the owning team's)."""
         options, thing_name, region = incident.options, incident.thing_name, incident.region
-        topic = options.sns_topic_arn or ""
+        topic = topic or options.sns_topic_arn or ""
         topic_region = parse_arn(topic).get("region") or region
         message = {
             "type": "iot-defender-incident",
@@ -124,6 +147,7 @@ class Destinations:
             "trigger": {"source": options.source, "timestamp": to_iso(when)},
             "dedupe_key": incident.token,
             "raw_data": json.loads(inc.raw_data(incident.row)),
+            **incident.owner_fields(),
         }
         params: Dict[str, Any] = {
             "TopicArn": topic,
@@ -133,6 +157,9 @@ class Destinations:
                 "thing_name": {"DataType": "String", "StringValue": thing_name},
             },
         }
+        owner = incident.owner_fields().get("owner")
+        if owner:  # a subscription filter policy can route by owner
+            params["MessageAttributes"]["owner"] = {"DataType": "String", "StringValue": owner}
         if incident.impact is not None:
             params["MessageAttributes"]["impact"] = {"DataType": "Number", "StringValue": str(incident.impact)}
         if topic.endswith(".fifo"):

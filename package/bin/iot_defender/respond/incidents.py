@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import incident as inc
-from ..events import ActionResult, to_epoch
+from ..aws import error_code
+from ..events import ActionResult, plain_text, to_epoch
 from .calls import AwsCalls
 from .common import (
     ACTION_INCIDENT,
@@ -31,6 +32,9 @@ from .destinations import Destinations, Incident
 from .options import DEFAULT_TITLE, DESTINATIONS, IncidentOptions
 from .outcomes import Outcomes
 from .registry import Registry
+
+# (region, thing name) -> {"owner", "priority", "bunit"} (iot_defender.assets.response_fields)
+OwnerOf = Callable[[str, str], Mapping[str, str]]
 
 __all__ = [
     "DEFAULT_TITLE",
@@ -110,6 +114,8 @@ class Incidents:
         dry_run: bool = False,
         store: Optional[SuppressionStore] = None,
         dedup_required: bool = False,
+        owner_of: Optional[OwnerOf] = None,
+        owner_topics: Optional[Mapping[str, str]] = None,
     ):
         self.calls = calls
         self.outcomes = outcomes
@@ -120,6 +126,11 @@ class Incidents:
         # True in Splunk: a destination that cannot deduplicate (an SNS standard topic) refuses when the KV store
         # is unavailable rather than publish a replayed alert twice.
         self.dedup_required = dedup_required
+        # (region, thing name) -> the thing's owner, priority and business unit (iot_defender.assets.response_fields);
+        # the adapter reads them (Splunk: the asset row, else the inventory row), none here
+        self.owner_of = owner_of
+        # owner -> SNS topic ARN of the owning team (validated by the adapter): told of each incident this run starts
+        self.owner_topics = dict(owner_topics or {})
 
     def start_incident(
         self,
@@ -180,7 +191,22 @@ class Incidents:
             details["impact"] = impact
         if violation_id:
             details["violation_id"] = violation_id
-        return Incident(thing_name, region, row, options, title, impact, token, details)
+        owner = self._owner(thing_name, region, details)
+        return Incident(thing_name, region, row, options, title, impact, token, details, owner)
+
+    def _owner(self, thing_name: str, region: str, details: Dict[str, Any]) -> Dict[str, str]:
+        """The thing's owner fields, neutralised (device-settable attributes); a failed look-up is noted."""
+        if self.owner_of is None:
+            return {}
+        try:
+            found = self.owner_of(region, thing_name) or {}
+        except Exception as exc:  # the owner is an extra: the incident is started without it
+            details["owner_lookup"] = f"failed ({type(exc).__name__}): sent without the owner"
+            return {}
+        owner = {k: plain_text(found.get(k) or "", 200) for k in ("owner", "priority", "bunit")}
+        if any(v and v != "unknown" for v in owner.values()):
+            details["owner"] = owner
+        return owner
 
     def _open_incident(
         self, incident: Incident, context: RunContext, trigger_time: Any, verify_thing: bool
@@ -210,6 +236,8 @@ class Incidents:
         )
         if self.dry_run:
             details["related_items"] = items
+            if self.owner_topic(incident):
+                details["owner_notification"] = f"would publish to {self.owner_topic(incident)}"
             return self.outcomes.result(
                 action, "dry-run", name, region, f"dry run, would start incident {incident.title!r}", details=details
             )
@@ -217,6 +245,8 @@ class Incidents:
         if isinstance(started, ActionResult):
             return started
         reference, repeat = started
+        if not repeat:  # one message per incident: only for an incident this very run started
+            self._notify_owner(incident, items, when)
         self._store_put(key, {"client_token": incident.token, "reference": reference, "time": now.timestamp()}, details)
         details["throttled_retries"] = self.calls.stats.thread_throttled()
         if repeat:
@@ -267,12 +297,7 @@ class Incidents:
         name, region, details = incident.thing_name, incident.region, incident.details
         fifo = (incident.options.sns_topic_arn or "").endswith(".fifo")
         claim_key = f"sns.{incident.token}"
-        claimed: Optional[bool] = None
-        if self.store is not None:
-            try:
-                claimed = self.store.claim(claim_key, {"client_token": incident.token})
-            except Exception as exc:
-                details["deduplication"] = f"unavailable ({type(exc).__name__})"
+        claimed = self._claim(claim_key, incident, "deduplication")
         if claimed is False:
             message = f"incident for {name} already published to SNS by an earlier run of this alert"
             return self.outcomes.result(ACTION_INCIDENT, "already-in-state", name, region, message, details=details)
@@ -296,6 +321,46 @@ class Incidents:
             raise
         details["message_id"] = reference
         return reference, False
+
+    def _claim(self, key: str, incident: Incident, note: str) -> Optional[bool]:
+        """Claim a publication in the store (insert-only, atomic across runs): True when this run claimed it, False
+        when an earlier run did, None without a usable store (``details[note]`` says why)."""
+        if self.store is None:
+            return None
+        try:
+            return self.store.claim(key, {"client_token": incident.token})
+        except Exception as exc:
+            incident.details[note] = f"unavailable ({type(exc).__name__})"
+            return None
+
+    def owner_topic(self, incident: Incident) -> Optional[str]:
+        """The owning team's topic, when the lookup routes the thing's owner elsewhere than the alert's own topic."""
+        topic = self.owner_topics.get(incident.owner.get("owner") or "")
+        same = incident.options.destination == "sns" and topic == incident.options.sns_topic_arn
+        return None if not topic or same else topic
+
+    def _notify_owner(self, incident: Incident, items: List[Dict[str, Any]], when: _dt.datetime) -> None:
+        """Publish the incident to the owning team's topic, deduplicated like the SNS destination (a claim in the
+        store first; without the store a standard topic is not published to). Best effort: the incident is
+        started whatever happens here, and ``details['owner_notification']`` says what did."""
+        topic, details = self.owner_topic(incident), incident.details
+        if topic is None:
+            return
+        claim_key = f"owner-sns.{incident.token}"
+        claimed = self._claim(claim_key, incident, "owner_deduplication")
+        if claimed is False:
+            details["owner_notification"] = "already published by an earlier run of this alert"
+            return
+        if claimed is None and self.dedup_required and not topic.endswith(".fifo"):
+            details["owner_notification"] = "not published: the KV store that deduplicates it is unavailable"
+            return
+        try:
+            details["owner_message_id"] = self.destinations.publish(incident, items, when, topic=topic)
+            details["owner_notification"] = f"published to {topic}"
+        except Exception as exc:
+            if claimed:
+                self._store_forget(claim_key, details)
+            details["owner_notification"] = f"failed: {error_code(exc)}"
 
     def _suppressed(
         self, incident: Incident, previous: Optional[Dict[str, Any]], now: _dt.datetime

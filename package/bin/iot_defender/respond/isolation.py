@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..aws import error_code, error_message
 from .calls import AwsCalls
 from .options import QuarantineOptions
-from .outcomes import NOT_OWNED
+from .outcomes import NOT_OWNED_CODE
 from .ownership import MANAGED_BY, Ownership, isolation_policy, tag_list
 from .registry import Registry
 
@@ -118,7 +118,7 @@ class Isolation:
             return None
         problem = self.ownership.group_problem(region, answer)
         if problem:
-            raise SetupError(f"refused before any write: {problem}", NOT_OWNED)
+            raise SetupError(f"refused before any write: {problem}", NOT_OWNED_CODE)
         return str(answer["thingGroupArn"])
 
     def _own_policy(self, region: str, options: QuarantineOptions) -> List[str]:
@@ -135,7 +135,7 @@ class Isolation:
             return self._create_policy(region, options, document)
         problem = self.ownership.policy_problem(region, current, account, self.calls.partition)
         if problem:
-            raise SetupError(f"refused before any write: {problem}", NOT_OWNED)
+            raise SetupError(f"refused before any write: {problem}", NOT_OWNED_CODE)
         if not options.manage_policy or json.loads(current.get("policyDocument") or "{}") == document:
             return []
         if not self.dry_run:

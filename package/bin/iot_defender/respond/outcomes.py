@@ -8,11 +8,12 @@ from ..aws import error_code, error_message
 from ..events import ActionResult
 from .common import show, valid_thing_name
 
-# The event model's outcome vocabulary has no "conflict" (yet): the loser of a race on one thing reports
-# ``failed`` with this error code and a message that starts with "conflict:"; nothing was written by it.
-CONFLICT = "Conflict"
-# A resource the add-on did not create (or whose document is not its own deny document): refused before any write.
-NOT_OWNED = "NotOwnedByAddOn"
+# The loser of a race on one thing reports this outcome (message "conflict: ..."); nothing was written by it.
+CONFLICT = "conflict"
+# A resource the add-on did not create (or whose document is not its own deny document): refused before any write
+# with this outcome (``SetupError.code`` is NOT_OWNED_CODE).
+NOT_OWNED = "refused-not-owned"
+NOT_OWNED_CODE = "NotOwnedByAddOn"
 
 
 class Outcomes:
@@ -47,7 +48,14 @@ class Outcomes:
         return self.result(action, "failed", thing, region, text, error_code=code, details={"changes": changes})
 
     def conflict(self, action: str, thing: str, region: str, why: str, **kw: Any) -> ActionResult:
-        return self.result(action, "failed", thing, region, f"conflict: {why}", error_code=CONFLICT, **kw)
+        return self.result(action, CONFLICT, thing, region, f"conflict: {why}", **kw)
+
+    def setup_refused(self, action: str, thing: str, region: str, message: str, code: str) -> ActionResult:
+        """The result when the quarantine group or policy cannot be used: ``refused-not-owned`` for a resource
+        the add-on does not own (nothing written), ``failed`` with the AWS error code otherwise."""
+        if code == NOT_OWNED_CODE:
+            return self.result(action, NOT_OWNED, thing, region, message)
+        return self.result(action, "failed", thing, region, message, error_code=code)
 
     def refuse_invalid_name(self, action: str, thing_name: str, region: str) -> Optional[ActionResult]:
         """The refusal for a thing name AWS would reject, before any call; None when the name is valid."""

@@ -73,9 +73,7 @@ class Quarantine:
             try:  # only now that this thing will be quarantined: group and policy, proven the add-on's
                 setup = self.s.isolation.setup(region, options)
             except SetupError as exc:
-                return self.s.outcomes.result(
-                    ACTION_QUARANTINE, "failed", thing_name, region, str(exc), error_code=exc.code
-                )
+                return self.s.outcomes.setup_refused(ACTION_QUARANTINE, thing_name, region, str(exc), exc.code)
             if setup.changes:
                 found.details["setup_changes"] = setup.changes
             return self._apply(thing_name, region, options, context, found, changes)
@@ -204,9 +202,7 @@ class Quarantine:
         try:
             setup_plan = self.s.isolation.setup(region, options).plan  # a dry run only reads
         except SetupError as exc:
-            return self.s.outcomes.result(
-                ACTION_QUARANTINE, "failed", thing_name, region, str(exc), error_code=exc.code
-            )
+            return self.s.outcomes.setup_refused(ACTION_QUARANTINE, thing_name, region, str(exc), exc.code)
         plan = list(setup_plan)
         if not found.in_group:
             plan.append(f"add to thing group {options.group}")

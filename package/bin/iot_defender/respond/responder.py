@@ -7,13 +7,13 @@ store, the results) are built once here and handed to each action object (:class
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ..aws import AwsSession
 from ..events import ActionResult
 from .calls import AwsCalls
 from .common import OptionError
-from .incidents import Incidents, SuppressionStore
+from .incidents import Incidents, OwnerOf, SuppressionStore
 from .isolation import Isolation
 from .keys import Keyring
 from .options import QuarantineOptions
@@ -45,13 +45,17 @@ class Responder:
         keyring: Optional[Keyring] = None,
         keyless_recovery: Optional[str] = None,
         dedup_required: bool = False,
+        owner_of: Optional[OwnerOf] = None,
+        owner_topics: Optional[Mapping[str, str]] = None,
     ):
         """``keyring``: the record keys (:mod:`.keys`); without a usable key, records are written unauthenticated
         and release will not undo certificate changes from them, so a quarantine that changed certificates ends
         as ``warning`` - unless ``keyless_recovery`` names what undoes them instead (the response stack's
         runbook, for its containment Lambda). ``run_size``: how many targets the caller is about to act on (big
         runs read the quarantine group's members once). ``dedup_required``: refuse an SNS standard-topic
-        publication that the store cannot deduplicate (Splunk)."""
+        publication that the store cannot deduplicate (Splunk). ``owner_of``: (region, thing name) -> the thing's
+        owner, priority and business unit, carried by every incident destination (:mod:`.incidents`);
+        ``owner_topics``: owner -> the owning team's SNS topic, told of each incident a run starts."""
         self.calls = AwsCalls(session, account_id=account_id, partition=partition, limiter=limiter, stats=stats)
         self.session = session
         self.dry_run = dry_run
@@ -71,7 +75,14 @@ class Responder:
         self.quarantine = Quarantine(self.services)
         self.release = Release(self.services)
         self.incidents = Incidents(
-            self.calls, self.outcomes, registry, dry_run=dry_run, store=store, dedup_required=dedup_required
+            self.calls,
+            self.outcomes,
+            registry,
+            dry_run=dry_run,
+            store=store,
+            dedup_required=dedup_required,
+            owner_of=owner_of,
+            owner_topics=owner_topics,
         )
         self.verification = Verification(self.calls, self.outcomes, registry, dry_run=dry_run)
         self.start_incident = self.incidents.start_incident
