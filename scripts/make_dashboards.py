@@ -828,7 +828,8 @@ def health_board() -> Board:
         "viz_action_outcomes",
         "Alert action outcomes (sourcetype aws:iot:defender:action)",
         "ds_action_outcomes",
-        description="What the alert actions did: done, already in state, dry run, refused or failed, per action.",
+        description="What the alert actions did: done, already in state, dry run, refused (invalid, protected, not owned), "
+        "conflict (another run held the thing) or failed, per action.",
     )
     b.single("viz_action_failures", "Failed alert actions", "ds_action_failures")
     b.row(
