@@ -1,6 +1,11 @@
-"""The quarantine action repairs an isolation policy someone changed: its deny document becomes the default version
-again, and when the policy already holds AWS's five versions the oldest non-default one makes room. Run as splunkd
-runs the BUILT action, against moto's IoT policy store (which enforces the five-version limit)."""
+"""The isolation policy at AWS's five-version limit, run as splunkd runs the BUILT action against moto's IoT policy
+store (which enforces the limit):
+
+- the add-on's own policy (tagged, one of its deny documents) moving to its other deny document (``allow_remediation``
+  changed) gets a new default version, the oldest non-default one making room;
+- a policy whose document someone changed is no longer the add-on's deny document: quarantine refuses it before any
+  write (``refused-not-owned``, issue 17 class 1), where it used to overwrite it and delete the customer's versions.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ import json
 
 import pytest
 
-from tests.harness.aws import LoopbackAWS
+from iot_defender.respond import ownership
+from tests.harness.aws import DEFAULT_ACCOUNT_ID, LoopbackAWS
 from tests.harness.fleet import Fleet
 from tests.harness.splunkd import SplunkdStandIn, SplunkHome
-from tests.integration.test_alert_actions import APP_DIR, POLICY, Env, outcomes, plain_thing
+from tests.integration.test_alert_actions import APP_DIR, POLICY, RECORD_KEYS, Env, outcomes, plain_thing
 
 pytestmark = pytest.mark.skipif(
     not (APP_DIR / "bin" / "iot_quarantine_thing.py").is_file(), reason="add-on not built (run `make build`)"
@@ -29,6 +35,7 @@ def env(tmp_path):
         splunkd.create_account(
             "prod", {**account, "default_region": aws.region}, {"aws_secret_access_key": aws.secret_key}
         )
+        splunkd.create_account("response", {}, {"record_keys": RECORD_KEYS}, conf="ta_aws_iot_defender_settings")
         yield Env(aws, splunkd, home, fleet)
 
 
@@ -36,22 +43,48 @@ def versions(env: Env):
     return sorted(env.iot.list_policy_versions(policyName=POLICY)["policyVersions"], key=lambda v: int(v["versionId"]))
 
 
-def test_quarantine_restores_a_changed_isolation_policy_at_the_version_limit(env):
-    env.iot.create_policy(policyName=POLICY, policyDocument=json.dumps(DRIFTED))
-    for n in range(4):  # AWS keeps at most five versions of a policy
-        drifted = {**DRIFTED, "Statement": [{**DRIFTED["Statement"][0], "Resource": f"arn:aws:iot:*:*:client/{n}"}]}
-        env.iot.create_policy_version(policyName=POLICY, policyDocument=json.dumps(drifted), setAsDefault=True)
+def _own_document(env: Env, allow_remediation: bool) -> str:
+    document = ownership.isolation_policy("aws", env.aws.region, DEFAULT_ACCOUNT_ID, allow_remediation)
+    return json.dumps(document, separators=(",", ":"))
+
+
+def test_quarantine_moves_its_own_policy_to_its_other_document_at_the_version_limit(env):
+    env.iot.create_policy(policyName=POLICY, policyDocument=_own_document(env, False), tags=ownership.tag_list())
+    for n in range(4):  # AWS keeps at most five versions of a policy; the default stays the no-remediation document
+        document = _own_document(env, n % 2 == 0) if n < 3 else _own_document(env, False)
+        env.iot.create_policy_version(policyName=POLICY, policyDocument=document, setAsDefault=True)
     assert [v["versionId"] for v in versions(env)] == ["1", "2", "3", "4", "5"]
     thing = plain_thing(env.fleet)
 
-    result = env.run("iot_quarantine_thing", {}, [{"thing_name": thing}])
+    result = env.run("iot_quarantine_thing", {"allow_remediation": "1"}, [{"thing_name": thing}])
 
     assert result.exit_code == 0, result.stderr + result.log_lines
     assert outcomes(result) == ["done"]
     after = versions(env)
     assert [v["versionId"] for v in after] == ["2", "3", "4", "5", "6"]  # the oldest made room
     assert [v["versionId"] for v in after if v["isDefaultVersion"]] == ["6"]
-    document = json.loads(env.iot.get_policy(policyName=POLICY)["policyDocument"])
-    assert {s["Effect"] for s in document["Statement"]} == {"Deny"}
+    assert env.iot.get_policy(policyName=POLICY)["policyDocument"] == _own_document(env, True)
     assert "CreatePolicyVersion" in result.aws_writes and "DeletePolicyVersion" in result.aws_writes
     assert "QUARANTINED" in env.state(thing)["groups"]
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_a_changed_isolation_policy_is_refused_and_left_as_it_is(env, tagged):
+    env.iot.create_policy(
+        policyName=POLICY, policyDocument=json.dumps(DRIFTED), tags=ownership.tag_list() if tagged else []
+    )
+    for n in range(4):
+        drifted = {**DRIFTED, "Statement": [{**DRIFTED["Statement"][0], "Resource": f"arn:aws:iot:*:*:client/{n}"}]}
+        env.iot.create_policy_version(policyName=POLICY, policyDocument=json.dumps(drifted), setAsDefault=True)
+    before = versions(env)
+    thing = plain_thing(env.fleet)
+
+    result = env.run("iot_quarantine_thing", {}, [{"thing_name": thing}])
+
+    assert outcomes(result) == ["refused-not-owned"]
+    assert result.exit_code == 6, result.log_lines
+    assert versions(env) == before
+    assert not {"CreatePolicyVersion", "DeletePolicyVersion", "AttachPolicy", "AddThingToThingGroup"} & set(
+        result.aws_writes
+    )
+    assert "QUARANTINED" not in env.state(thing)["groups"]
