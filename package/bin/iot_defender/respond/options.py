@@ -48,6 +48,16 @@ DESTINATIONS = ("opscenter", "incident_manager", "sns")
 DEFAULT_TITLE = "IoT Device Defender: {thing_name} {behavior_name|behavior.name}"
 
 
+def _check_topic(arn: Optional[str], partition: Optional[str]) -> None:
+    check_arn(
+        arn,
+        SNS_TOPIC_ARN_RE,
+        partition,
+        what="SNS topic",
+        expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
+    )
+
+
 @dataclass(frozen=True)
 class IncidentOptions:
     destination: str = "incident_manager"
@@ -67,13 +77,7 @@ class IncidentOptions:
             if problem:
                 raise OptionError(problem)
             if self.sns_topic_arn:  # optional: the topic OpsCenter notifies of the OpsItem
-                check_arn(
-                    self.sns_topic_arn,
-                    SNS_TOPIC_ARN_RE,
-                    partition,
-                    what="SNS topic",
-                    expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
-                )
+                _check_topic(self.sns_topic_arn, partition)
         elif self.destination == "incident_manager":
             check_arn(
                 self.response_plan_arn,
@@ -84,13 +88,7 @@ class IncidentOptions:
                 "response-plan/<name>)",
             )
         else:
-            check_arn(
-                self.sns_topic_arn,
-                SNS_TOPIC_ARN_RE,
-                partition,
-                what="SNS topic",
-                expected="an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<topic>)",
-            )
+            _check_topic(self.sns_topic_arn, partition)
         if not self.title or not self.title.strip():
             raise OptionError("the incident title template is empty")
         if self.impact.strip() and not inc.template_fields(self.impact):
